@@ -1,0 +1,379 @@
+"""How a message field's annotation checks values going out and converts values coming in.
+
+Theory of operation
+-------------------
+Message classes (``messages.py``) are plain frozen dataclasses; their annotations *are*
+the wire schema. This module turns each annotation, once per class, into two small
+closures:
+
+* an **encoder** that validates an outgoing Python value and returns what msgpack
+  should write. It raises :class:`LocalProtocolError` for anything the real
+  supervisor would refuse (naive datetimes, non-string map keys, bytes in a JSON
+  value, a ``Literal`` outside its set), because the supervisor drops such a request
+  without replying (protocol.md §3.4, §12 rows 7-8);
+* a **decoder** that checks an incoming wire value and returns the Python value. It
+  raises :class:`RemoteProtocolError` naming the field path. Unknown keys in incoming
+  maps are ignored (the forward-compatibility rule, §4 and §12 row 43).
+
+Supported annotations: ``str``, ``int``, ``float``, ``bool``, ``None``,
+``datetime.datetime``, :data:`JsonValue`, ``list[X]``, ``dict[str, X]``,
+``Literal[...]``, unions of these with ``None``, and nested :class:`Model` classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, Union
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = ["JsonValue", "Model", "Encoder", "Decoder", "MISSING_REQUIRED"]
+
+
+class _JsonMarker:
+    """Annotation marker: any JSON-compatible value (nil, bool, int, float, str, list, map)."""
+
+
+#: Any JSON value, as pydantic's ``JsonValue`` accepts it on the supervisor side.
+JsonValue: TypeAlias = Annotated[Any, _JsonMarker]
+
+Encoder = Callable[[Any, str], Any]
+Decoder = Callable[[Any, str], Any]
+
+MISSING_REQUIRED: Final = object()
+
+_UTC = datetime.timezone.utc
+
+
+class Model:
+    """Base of every wire model: frozen keyword-only dataclasses whose annotations are the schema.
+
+    Subclasses are decorated with ``@dataclass(frozen=True, slots=True, kw_only=True)``.
+    Tagged models (every top-level message) carry ``TYPE``; nested ones (``TaskInstance``,
+    ``DagRun``...) do not.
+    """
+
+    __slots__ = ()
+
+    #: The value of the ``"type"`` key on the wire, or None for untagged nested models.
+    TYPE: ClassVar[str | None] = None
+    #: Compiled (name, required, encoder, decoder) rows, built on first use.
+    _schema: ClassVar[tuple[tuple[str, bool, Encoder, Decoder], ...] | None] = None
+
+    def to_map(self) -> dict[str, Any]:
+        """The wire map of this model, validated; ``type`` comes last as the supervisor writes it.
+
+        Raises:
+            LocalProtocolError: a field holds a value the supervisor would not accept.
+        """
+        return _encode_model(self, type(self).__name__)
+
+    @classmethod
+    def from_map(cls, data: Any, path: str | None = None) -> Any:
+        """Build the model from a decoded wire map.
+
+        Raises:
+            RemoteProtocolError: a required key is missing or a value has the wrong type;
+                the message names the field.
+        """
+        return _decode_model(cls, data, path or cls.__name__)
+
+
+def _schema_of(cls: type[Model]) -> tuple[tuple[str, bool, Encoder, Decoder], ...]:
+    schema = cls.__dict__.get("_schema")
+    if schema is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        rows = []
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            required = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            enc, dec = _compile(hints[f.name])
+            rows.append((f.name, required, enc, dec))
+        schema = tuple(rows)
+        cls._schema = schema
+    return schema  # type: ignore[no-any-return]
+
+
+def _encode_model(obj: Model, path: str) -> dict[str, Any]:
+    cls = type(obj)
+    out: dict[str, Any] = {}
+    for name, _required, enc, _dec in _schema_of(cls):
+        out[name] = enc(getattr(obj, name), f"{path}.{name}")
+    if cls.TYPE is not None:
+        out["type"] = cls.TYPE
+    return out
+
+
+def _decode_model(cls: type[Model], data: Any, path: str) -> Any:
+    if type(data) is not dict:
+        raise RemoteProtocolError(f"{path}: expected a map, got {_kind(data)}")
+    kwargs: dict[str, Any] = {}
+    for name, required, _enc, dec in _schema_of(cls):
+        if name in data:
+            kwargs[name] = dec(data[name], f"{path}.{name}")
+        elif required:
+            raise RemoteProtocolError(f"{path}: required key {name!r} is missing")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a model's own __post_init__ check
+        raise RemoteProtocolError(f"{path}: {exc}") from None
+
+
+def _kind(value: Any) -> str:
+    return "nil" if value is None else type(value).__name__
+
+
+# -- compiling annotations -------------------------------------------------------------
+
+
+def _compile(tp: Any) -> tuple[Encoder, Decoder]:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        if _JsonMarker in extras:
+            return _enc_json, _dec_json
+        return _compile(base)
+    if tp is type(None) or tp is None:
+        return _scalar(type(None), "nil")
+    if tp is str:
+        return _scalar(str, "str")
+    if tp is bool:
+        return _scalar(bool, "bool")
+    if tp is int:
+        return _enc_int, _dec_int
+    if tp is float:
+        return _enc_float, _dec_float
+    if tp is datetime.datetime:
+        return _enc_datetime, _dec_datetime
+    if tp is Any:
+        return _enc_json, _dec_json
+    if isinstance(tp, type) and issubclass(tp, Model):
+        return _nested(tp)
+    if origin is Literal:
+        return _literal(typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return _list(*_compile(item))
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        if key is not str:
+            raise TypeError(f"map keys must be str in {tp!r}")
+        return _map(*_compile(value))
+    if origin is Union or origin is types.UnionType:
+        return _union(typing.get_args(tp))
+    raise TypeError(f"unsupported field annotation {tp!r}")
+
+
+def _scalar(kind: type, name: str) -> tuple[Encoder, Decoder]:
+    def enc(value: Any, path: str) -> Any:
+        if type(value) is not kind:
+            raise LocalProtocolError(f"{path}: expected {name}, got {_kind(value)}")
+        return value
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not kind:
+            raise RemoteProtocolError(f"{path}: expected {name}, got {_kind(value)}")
+        return value
+
+    return enc, dec
+
+
+_INT_MIN: Final = -(2**63)
+_UINT_MAX: Final = 2**64 - 1
+
+
+def _enc_int(value: Any, path: str) -> Any:
+    if type(value) is not int:
+        raise LocalProtocolError(f"{path}: expected int, got {_kind(value)}")
+    if not _INT_MIN <= value <= _UINT_MAX:
+        raise LocalProtocolError(f"{path}: integer {value} does not fit in 64 bits")
+    return value
+
+
+def _dec_int(value: Any, path: str) -> Any:
+    if type(value) is not int:
+        raise RemoteProtocolError(f"{path}: expected int, got {_kind(value)}")
+    return value
+
+
+def _enc_float(value: Any, path: str) -> Any:
+    if type(value) is int:
+        return _enc_int(value, path)
+    if type(value) is not float:
+        raise LocalProtocolError(f"{path}: expected a number, got {_kind(value)}")
+    return value
+
+
+def _dec_float(value: Any, path: str) -> Any:
+    if type(value) is int:
+        return float(value)
+    if type(value) is not float:
+        raise RemoteProtocolError(f"{path}: expected a number, got {_kind(value)}")
+    return value
+
+
+def _enc_datetime(value: Any, path: str) -> Any:
+    if not isinstance(value, datetime.datetime):
+        raise LocalProtocolError(f"{path}: expected an aware datetime, got {_kind(value)}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # protocol.md §3.4: AwareDatetime fields reject naive values and no reply is sent.
+        raise LocalProtocolError(f"{path}: naive datetime {value.isoformat()}; make it aware")
+    return value
+
+
+def _dec_datetime(value: Any, path: str) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value
+    if type(value) is str:
+        # §3.4: RFC 3339 strings are accepted too (JSON-mode dumps, naive values).
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise RemoteProtocolError(f"{path}: {value!r} is not an RFC 3339 date-time") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
+    raise RemoteProtocolError(f"{path}: expected a date-time, got {_kind(value)}")
+
+
+def _nested(model: type[Model]) -> tuple[Encoder, Decoder]:
+    def enc(value: Any, path: str) -> Any:
+        if not isinstance(value, model):
+            raise LocalProtocolError(f"{path}: expected {model.__name__}, got {_kind(value)}")
+        return _encode_model(value, path)
+
+    def dec(value: Any, path: str) -> Any:
+        return _decode_model(model, value, path)
+
+    return enc, dec
+
+
+def _literal(allowed: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
+    choices = frozenset(allowed)
+
+    def enc(value: Any, path: str) -> Any:
+        if type(value) is not str or value not in choices:
+            raise LocalProtocolError(f"{path}: {value!r} is not one of {sorted(choices)}")
+        return value
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not str or value not in choices:
+            raise RemoteProtocolError(f"{path}: {value!r} is not one of {sorted(choices)}")
+        return value
+
+    return enc, dec
+
+
+def _list(item_enc: Encoder, item_dec: Decoder) -> tuple[Encoder, Decoder]:
+    def enc(value: Any, path: str) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise LocalProtocolError(f"{path}: expected a list, got {_kind(value)}")
+        return [item_enc(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not list:
+            raise RemoteProtocolError(f"{path}: expected a list, got {_kind(value)}")
+        return [item_dec(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    return enc, dec
+
+
+def _map(value_enc: Encoder, value_dec: Decoder) -> tuple[Encoder, Decoder]:
+    def enc(value: Any, path: str) -> Any:
+        if not isinstance(value, dict):
+            raise LocalProtocolError(f"{path}: expected a map, got {_kind(value)}")
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise LocalProtocolError(f"{path}: map key {k!r} is not a string")
+            out[k] = value_enc(v, f"{path}.{k}")
+        return out
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not dict:
+            raise RemoteProtocolError(f"{path}: expected a map, got {_kind(value)}")
+        return {k: value_dec(v, f"{path}.{k}") for k, v in value.items()}
+
+    return enc, dec
+
+
+def _union(members: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
+    nullable = type(None) in members
+    rest = [m for m in members if m is not type(None)]
+    compiled = [_compile(m) for m in rest]
+    if len(compiled) == 1:
+        inner_enc, inner_dec = compiled[0]
+
+        def enc1(value: Any, path: str) -> Any:
+            return None if value is None and nullable else inner_enc(value, path)
+
+        def dec1(value: Any, path: str) -> Any:
+            return None if value is None and nullable else inner_dec(value, path)
+
+        return enc1, dec1
+
+    def enc(value: Any, path: str) -> Any:
+        if value is None and nullable:
+            return None
+        errors = []
+        for e, _d in compiled:
+            try:
+                return e(value, path)
+            except LocalProtocolError as exc:
+                errors.append(str(exc))
+        raise LocalProtocolError("; ".join(errors))
+
+    def dec(value: Any, path: str) -> Any:
+        if value is None and nullable:
+            return None
+        errors = []
+        for _e, d in compiled:
+            try:
+                return d(value, path)
+            except RemoteProtocolError as exc:
+                errors.append(str(exc))
+        raise RemoteProtocolError("; ".join(errors))
+
+    return enc, dec
+
+
+# -- JSON values -------------------------------------------------------------------------
+
+_JSON_LEAVES: Final = (str, int, bool, type(None))
+
+
+def _enc_json(value: Any, path: str) -> Any:
+    """Check a JSON value iteratively (deep user values must not hit the recursion limit)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        v, p = stack.pop()
+        t = type(v)
+        if t in _JSON_LEAVES:
+            continue
+        if t is float:
+            if not math.isfinite(v):
+                raise LocalProtocolError(f"{p}: {v!r} is not a JSON number")
+            continue
+        if t is list or t is tuple:
+            stack.extend((item, p) for item in v if type(item) not in _JSON_LEAVES)
+            continue
+        if t is dict:
+            for k, item in v.items():
+                if type(k) is not str:
+                    raise LocalProtocolError(f"{p}: map key {k!r} is not a string")
+                if type(item) not in _JSON_LEAVES:
+                    stack.append((item, f"{p}.{k}"))
+            continue
+        raise LocalProtocolError(f"{p}: a {t.__name__} is not a JSON value")
+    return value
+
+
+def _dec_json(value: Any, path: str) -> Any:
+    # The codec already guarantees string keys and no extension types but timestamps;
+    # bytes and datetimes are left as they are (pydantic would have refused them on the
+    # supervisor's side, so they do not reach us from a conforming peer).
+    return value
