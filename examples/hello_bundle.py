@@ -1,0 +1,45 @@
+"""An example trio-coord bundle (the one the README runs): two DAGs, sync and async tasks.
+
+Airflow: this file is also importable by Airflow's DAG processor (see docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import trio_coord
+
+bundle = trio_coord.Bundle("hello", version="1.0.0", description="trio-coord example bundle")
+
+hello = bundle.dag(
+    "hello",
+    schedule="@daily",
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    tags=["example", "trio-coord"],
+    retries=1,
+)
+
+
+@hello.task
+async def greet(client, log, run_id):
+    """Read a variable (with a fallback), log, and return a value that becomes an XCom."""
+    name = await client.get_variable("greeting_name", default="world")
+    log.info("hello, %s (run %s)", name, run_id)
+    return {"greeting": f"hello, {name}", "run_id": run_id}
+
+
+@hello.task(depends_on=[greet])
+def shout(client, log):
+    """A synchronous task: pulls the upstream XCom with the blocking client."""
+    upstream = client.get_xcom(task_id="greet")
+    text = (upstream or {}).get("greeting", "nothing to shout")
+    log.info("shouting %r", text)
+    return text.upper()
+
+
+@hello.task
+def fail_sometimes(context, log):
+    """Fails on its first try, succeeds on the retry: shows RetryTask."""
+    if context.try_number < 2:
+        raise RuntimeError("first try always fails")
+    log.info("second try succeeded")
