@@ -69,8 +69,9 @@ def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
 class Config:
     """The runtime's settings; ``from_env`` reads the optional overrides once."""
 
-    comm: Address
-    logs: Address
+    #: Where to dial; None when the runtime is handed ready-made streams (tests, the model).
+    comm: Address | None = None
+    logs: Address | None = None
     dial_timeout: float = DEFAULT_DIAL_TIMEOUT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     terminal_timeout: float = DEFAULT_TERMINAL_TIMEOUT
