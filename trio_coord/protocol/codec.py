@@ -86,7 +86,10 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, uuid.UUID):
         return str(obj)
     if isinstance(obj, datetime.datetime):
-        # msgpack's own datetime support handles aware values before this hook runs.
+        # msgpack converts exact aware datetimes itself, before this hook runs; an aware
+        # *subclass* (pendulum's DateTime, which Airflow code hands around) arrives here.
+        if obj.utcoffset() is not None:
+            return msgpack.Timestamp.from_datetime(obj)
         raise LocalProtocolError(f"naive datetime {obj.isoformat()} cannot be sent; make it aware")
     raise LocalProtocolError(f"cannot encode a {type(obj).__name__} value")
 
@@ -99,8 +102,9 @@ def packb(obj: Any) -> bytes:
             integer outside 64 bits).
     """
     try:
-        return msgpack.packb(obj, use_bin_type=True, datetime=True, default=_default)
+        data: bytes = msgpack.packb(obj, use_bin_type=True, datetime=True, default=_default)
     except LocalProtocolError:
         raise
     except (ValueError, OverflowError, TypeError) as exc:
         raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
+    return data

@@ -73,7 +73,7 @@ class FrameDecoder:
     stream is known to be broken, every later call raises the same error.
     """
 
-    __slots__ = ("_buf", "_pos", "_need", "_eof", "_error", "max_frame_size")
+    __slots__ = ("_buf", "_eof", "_error", "_need", "_pos", "_scan", "max_frame_size")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if not 1 <= max_frame_size <= WIRE_MAX_FRAME_SIZE:
@@ -81,6 +81,7 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self._buf = bytearray()
         self._pos = 0  # consumed prefix of _buf; compacted lazily to keep appends O(1)
+        self._scan = 0  # offset in _buf of the first length prefix not yet checked
         self._need = -1  # body length of the frame in progress, -1 while reading a prefix
         self._eof = False
         self._error: RemoteProtocolError | None = None
@@ -100,6 +101,15 @@ class FrameDecoder:
             self._eof = True
             return
         self._buf += data
+        # Check every prefix as soon as its 4 bytes are here, before any body behind it is
+        # kept: after a zero or oversize length, nothing past the prefix is ever buffered,
+        # however the caller interleaves receive_data() and next_frame().
+        while self._scan + PREFIX_SIZE <= len(self._buf):
+            size = int.from_bytes(self._buf[self._scan : self._scan + PREFIX_SIZE], "big")
+            if size == 0 or size > self.max_frame_size:
+                del self._buf[self._scan + PREFIX_SIZE :]  # next_frame() raises on reaching it
+                break
+            self._scan += PREFIX_SIZE + size
 
     def next_frame(self) -> bytes | NeedData | None:
         """Return the next complete payload, ``NEED_DATA``, or ``None`` at a clean EOF.
@@ -133,9 +143,11 @@ class FrameDecoder:
         self._need = -1
         if self._pos == len(self._buf):
             self._buf.clear()
+            self._scan -= self._pos
             self._pos = 0
         elif self._pos > 65536 and self._pos * 2 > len(self._buf):
             del self._buf[: self._pos]
+            self._scan -= self._pos
             self._pos = 0
         return payload
 

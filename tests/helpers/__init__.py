@@ -1,0 +1,7 @@
+"""Shared test helpers: raw comm-channel frames (:mod:`tests.helpers.frames`)."""
+
+from __future__ import annotations
+
+from .frames import MAX_MSGPACK_DEPTH, FrameFactory, chunked, supervisor_encode
+
+__all__ = ["MAX_MSGPACK_DEPTH", "FrameFactory", "chunked", "supervisor_encode"]
