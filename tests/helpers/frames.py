@@ -54,6 +54,14 @@ def chunked(data: bytes, cuts: Iterable[int]) -> Iterator[bytes]:
         yield data[start:]
 
 
+def _sized_head(n: int, code8: int) -> bytes:
+    """The header of a str/bin of ``n`` bytes: ``code8``, +1 and +2 are its 8/16/32-bit forms."""
+    for offset, fmt in enumerate((">B", ">H", ">I")):
+        if n < 2 ** (8 << offset):
+            return bytes([code8 + offset]) + struct.pack(fmt, n)
+    raise ValueError(f"{n} bytes do not fit a msgpack length")
+
+
 class FrameFactory:
     """Builds the bytes a supervisor, or a broken peer, could put on the comm socket.
 
@@ -211,28 +219,14 @@ class FrameFactory:
     @staticmethod
     def raw_str(data: bytes) -> bytes:
         """A msgpack ``str`` holding arbitrary bytes (they need not be UTF-8)."""
-        n = len(data)
-        if n < 32:
-            head = bytes([0xA0 | n])
-        elif n < 2**8:
-            head = b"\xd9" + struct.pack(">B", n)
-        elif n < 2**16:
-            head = b"\xda" + struct.pack(">H", n)
-        else:
-            head = b"\xdb" + struct.pack(">I", n)
-        return head + data
+        if len(data) < 32:
+            return bytes([0xA0 | len(data)]) + data
+        return _sized_head(len(data), 0xD9) + data
 
     @staticmethod
     def raw_bin(data: bytes) -> bytes:
         """A msgpack ``bin`` holding ``data``."""
-        n = len(data)
-        if n < 2**8:
-            head = b"\xc4" + struct.pack(">B", n)
-        elif n < 2**16:
-            head = b"\xc5" + struct.pack(">H", n)
-        else:
-            head = b"\xc6" + struct.pack(">I", n)
-        return head + data
+        return _sized_head(len(data), 0xC4) + data
 
     @staticmethod
     def raw_array(*items: bytes) -> bytes:
