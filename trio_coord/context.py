@@ -73,4 +73,4 @@ class TaskContext:
 
     @property
     def should_retry(self) -> bool:
-        return self.details.ti_context.should_retry
+        return bool(self.details.ti_context.should_retry)

@@ -1,0 +1,373 @@
+"""The task's way to the supervisor: variables, connections, XComs, and any other request.
+
+Two faces, one implementation: :class:`Client` is async and runs in the Trio task
+(requests from concurrent callers are pipelined over the one comm channel);
+:class:`SyncClient` offers the same methods, blocking, to tasks that run in a worker
+thread, by calling back into Trio (``trio.from_thread.run``). Never call the
+supervisor synchronously from the Trio thread: it would block the loop that reads
+the reply.
+
+Errors are typed: :class:`~trio_coord.errors.NotFound` when the thing does not exist,
+:class:`~trio_coord.errors.PermissionDenied` when the API refused,
+:class:`~trio_coord.errors.SupervisorError` for anything else the supervisor reported,
+:class:`~trio_coord.errors.RequestTimeout` / :class:`~trio_coord.errors.SupervisorGone`
+when no answer can come.
+
+Environment fast paths (protocol.md §9.8): ``AIRFLOW_VAR_<KEY>`` and
+``AIRFLOW_CONN_<CONN_ID>`` are consulted before the supervisor, as Airflow's own
+secrets chain does, and any secret found there is registered with the supervisor's
+masker (``MaskSecret``) because the supervisor never saw it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import trio
+
+from .errors import NotFound, RemoteProtocolError
+from .protocol.messages import (
+    ConnectionResult,
+    DeleteVariable,
+    DeleteXCom,
+    GetConnection,
+    GetVariable,
+    GetXCom,
+    Inbound,
+    MaskSecret,
+    PutVariable,
+    Request,
+    SetXCom,
+    StartupDetails,
+    VariableResult,
+    XComResult,
+)
+from .runtime.masking import Masker
+
+__all__ = ["Client", "SyncClient", "Connection", "MISSING", "is_sensitive_name"]
+
+T = TypeVar("T")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Default of ``default=`` arguments: "raise NotFound rather than return a default".
+MISSING: Final = _Missing()
+
+#: Substrings that make a variable or field name sensitive (Airflow's default list).
+SENSITIVE_NAMES: Final = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "passphrase",
+        "passwd",
+        "password",
+        "private_key",
+        "secret",
+        "token",
+        "keyfile_dict",
+        "service_account",
+    }
+)
+
+
+def is_sensitive_name(name: str) -> bool:
+    """True when a key's name says its value is a secret."""
+    lowered = name.lower()
+    return any(s in lowered for s in SENSITIVE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """An Airflow connection, as the task sees it; ``extra`` is parsed from its JSON."""
+
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = None
+    port: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, r: ConnectionResult) -> Connection:
+        return cls(
+            conn_id=r.conn_id,
+            conn_type=r.conn_type,
+            host=r.host,
+            schema=r.schema,
+            login=r.login,
+            password=r.password,
+            port=r.port,
+            extra=_parse_extra(r.extra, r.conn_id),
+        )
+
+    @classmethod
+    def from_env_value(cls, conn_id: str, value: str) -> Connection:
+        """Parse ``AIRFLOW_CONN_*``: a JSON object when it starts with ``{``, else a URI."""
+        if value.lstrip().startswith("{"):
+            try:
+                data = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"AIRFLOW_CONN_{conn_id.upper()} is not valid JSON: {exc}"
+                ) from None
+            extra = data.get("extra") or {}
+            return cls(
+                conn_id=conn_id,
+                conn_type=str(data.get("conn_type") or ""),
+                host=data.get("host"),
+                schema=data.get("schema"),
+                login=data.get("login"),
+                password=data.get("password"),
+                port=int(data["port"]) if data.get("port") is not None else None,
+                extra=extra if isinstance(extra, dict) else _parse_extra(str(extra), conn_id),
+            )
+        parts = urlsplit(value)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if "__extra__" in query:
+            extra = _parse_extra(query.pop("__extra__"), conn_id)
+        else:
+            extra = dict(query)
+        return cls(
+            conn_id=conn_id,
+            conn_type=parts.scheme.replace("-", "_"),
+            host=unquote(parts.hostname) if parts.hostname else None,
+            schema=unquote(parts.path[1:])
+            if parts.path.startswith("/") and len(parts.path) > 1
+            else None,
+            login=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            port=parts.port,
+            extra=extra,
+        )
+
+
+def _parse_extra(extra: str | None, conn_id: str) -> dict[str, Any]:
+    if not extra:
+        return {}
+    try:
+        value = json.loads(extra)
+    except ValueError:
+        raise RemoteProtocolError(f"connection {conn_id!r}: extra is not valid JSON") from None
+    return value if isinstance(value, dict) else {"__extra__": value}
+
+
+RequestFn = Callable[[Request], Awaitable[Inbound | None]]
+
+
+class Client:
+    """Async access to the supervisor for one task try.
+
+    Args:
+        send: performs one request and returns its reply body (the runtime binds it to
+            the comm channel with its timeout).
+        details: the try's ``StartupDetails``, for the default dag/run/task ids.
+        masker: the log masker; secrets the task obtains are registered with it.
+        environ: where the ``AIRFLOW_VAR_*`` / ``AIRFLOW_CONN_*`` fast paths look.
+    """
+
+    def __init__(
+        self,
+        send: RequestFn,
+        details: StartupDetails,
+        masker: Masker,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self._send = send
+        self._details = details
+        self._masker = masker
+        self._environ = environ
+        self.requests_made = 0
+
+    async def request(self, msg: Request) -> Inbound | None:
+        """Send any request of the protocol and return its reply body (None when empty)."""
+        self.requests_made += 1
+        return await self._send(msg)
+
+    # -- variables -------------------------------------------------------------------------
+
+    async def get_variable(
+        self, key: str, default: Any = MISSING, *, deserialize_json: bool = False
+    ) -> Any:
+        """The variable's value; ``default`` (if given) when it does not exist.
+
+        Raises:
+            NotFound: no such variable and no default.
+            PermissionDenied: the API refused access (never treated as not found).
+        """
+        env = self._environ.get(f"AIRFLOW_VAR_{key.upper()}")
+        if env is not None:
+            # The supervisor never saw this value, so it cannot mask it unless told.
+            await self.mask_secret(env, name=key)
+            return json.loads(env) if deserialize_json else env
+        try:
+            reply = await self.request(GetVariable(key=key))
+        except NotFound:
+            if default is MISSING:
+                raise
+            return default
+        value = cast(VariableResult, reply).value
+        if value is not None and is_sensitive_name(key):
+            self._masker.add(value, key)
+        if deserialize_json and value is not None:
+            return json.loads(value)
+        return value
+
+    async def set_variable(self, key: str, value: Any, *, description: str | None = None) -> None:
+        """Create or replace a variable; non-string values are stored as JSON."""
+        text = value if isinstance(value, str) or value is None else json.dumps(value)
+        await self.request(PutVariable(key=key, value=text, description=description))
+
+    async def delete_variable(self, key: str) -> None:
+        """Delete a variable (deleting one that does not exist is not an error)."""
+        await self.request(DeleteVariable(key=key))
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def get_connection(self, conn_id: str) -> Connection:
+        """The connection, from ``AIRFLOW_CONN_<ID>`` or the supervisor.
+
+        Raises:
+            NotFound: no such connection.
+            PermissionDenied: the API refused access.
+        """
+        env = self._environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+        if env is not None:
+            conn = Connection.from_env_value(conn_id, env)
+            if conn.password:
+                await self.mask_secret(conn.password, name="password")
+            if conn.extra:
+                await self.mask_secret(conn.extra, name="extra")
+            return conn
+        reply = await self.request(GetConnection(conn_id=conn_id))
+        conn = Connection.from_result(cast(ConnectionResult, reply))
+        # The supervisor masks password and extra itself; mask them locally too so
+        # that nothing depends on the order in which it registers them.
+        if conn.password:
+            self._masker.add(conn.password)
+        if conn.extra:
+            self._masker.add(conn.extra)
+        return conn
+
+    # -- XComs ------------------------------------------------------------------------------
+
+    async def get_xcom(
+        self,
+        key: str = "return_value",
+        *,
+        task_id: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        map_index: int | None = None,
+        include_prior_dates: bool = False,
+        default: Any = None,
+    ) -> Any:
+        """An XCom value (of this task unless ``task_id`` says otherwise), or ``default``."""
+        ti = self._details.ti
+        reply = await self.request(
+            GetXCom(
+                key=key,
+                dag_id=dag_id or ti.dag_id,
+                run_id=run_id or ti.run_id,
+                task_id=task_id or ti.task_id,
+                map_index=map_index,
+                include_prior_dates=include_prior_dates,
+            )
+        )
+        value = cast(XComResult, reply).value
+        return default if value is None else value
+
+    async def set_xcom(self, key: str, value: Any) -> None:
+        """Push an XCom for this task try; the value must be JSON-compatible."""
+        ti = self._details.ti
+        await self.request(
+            SetXCom(
+                key=key,
+                value=value,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                map_index=_own_map_index(ti.map_index),
+            )
+        )
+
+    async def delete_xcom(self, key: str) -> None:
+        """Delete one of this task try's XComs."""
+        ti = self._details.ti
+        await self.request(
+            DeleteXCom(
+                key=key,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                map_index=_own_map_index(ti.map_index),
+            )
+        )
+
+    # -- masking --------------------------------------------------------------------------
+
+    async def mask_secret(self, value: Any, name: str | None = None) -> None:
+        """Hide ``value`` in every task log line, here and in the supervisor."""
+        self._masker.add(value, name)
+        await self.request(MaskSecret(value=value, name=name))
+
+
+def _own_map_index(map_index: int | None) -> int | None:
+    # §9.2: an unmapped task omits map_index (the API then uses -1).
+    return None if map_index is None or map_index < 0 else map_index
+
+
+class SyncClient:
+    """The same methods as :class:`Client`, blocking, for tasks in a worker thread."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        async def call() -> T:
+            return await fn(*args, **kwargs)
+
+        return trio.from_thread.run(call)
+
+    def request(self, msg: Request) -> Inbound | None:
+        return self._call(self._client.request, msg)
+
+    def get_variable(
+        self, key: str, default: Any = MISSING, *, deserialize_json: bool = False
+    ) -> Any:
+        return self._call(
+            self._client.get_variable, key, default, deserialize_json=deserialize_json
+        )
+
+    def set_variable(self, key: str, value: Any, *, description: str | None = None) -> None:
+        return self._call(self._client.set_variable, key, value, description=description)
+
+    def delete_variable(self, key: str) -> None:
+        return self._call(self._client.delete_variable, key)
+
+    def get_connection(self, conn_id: str) -> Connection:
+        return self._call(self._client.get_connection, conn_id)
+
+    def get_xcom(self, key: str = "return_value", **kwargs: Any) -> Any:
+        return self._call(self._client.get_xcom, key, **kwargs)
+
+    def set_xcom(self, key: str, value: Any) -> None:
+        return self._call(self._client.set_xcom, key, value)
+
+    def delete_xcom(self, key: str) -> None:
+        return self._call(self._client.delete_xcom, key)
+
+    def mask_secret(self, value: Any, name: str | None = None) -> None:
+        return self._call(self._client.mask_secret, value, name)

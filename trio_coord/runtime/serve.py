@@ -1,0 +1,316 @@
+"""One task try, from the dial to the exit code (protocol.md §2.6, §6, §9).
+
+Theory of operation
+-------------------
+``run_coordinator`` is what ``trio-coord serve`` and a packed bundle call. It installs
+the log handler first (records from the very start are buffered, §2.6 step 3), then
+runs Trio: a signal watcher, the two dials under one deadline, and :meth:`Run.serve`.
+
+:meth:`Run.serve` owns one nursery with the log pump, the comm channel's idle reader
+and the conversation:
+
+1. wait (bounded) for the supervisor's first frame; anything but ``StartupDetails``
+   fails closed: a clear log line, nothing sent, exit 1 (§4);
+2. run the task under a cancel scope that SIGTERM/SIGINT and a broken comm channel
+   cancel, each with a reason (§9.6, §10);
+3. send the terminal message with a fresh id and wait for its reply, bounded
+   (§6.1); on SIGTERM the bound shrinks to the shutdown grace, because the
+   supervisor SIGKILLs 5 s after its SIGTERM;
+4. drain the logs (bounded), close both sockets, return the exit code of §9.9.
+
+Exit codes: 0 once a terminal message was delivered (whatever the state: a failure is
+reported, not signalled, §7.2); 1 when the runtime itself failed (no first frame,
+broken channel, an undeliverable failure); 2 on a second signal (§9.9). A non-zero
+code is never returned after a delivered ``SucceedTask`` (§12 row 44).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from typing import Final
+
+import trio
+
+from ..authoring import Bundle
+from ..client import Client
+from ..config import Config
+from ..context import TaskContext
+from ..errors import ConnectTimeout, CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
+from ..protocol import CommConnection, ParseRequest
+from ..protocol.messages import Inbound, Request, RetryTask, TaskState
+from ..protocol.states import State
+from .comm import CommChannel
+from .dial import dial_both
+from .logs import LevelFilter, LogPipeline
+from .masking import Masker
+from .task_runner import run_task
+
+__all__ = [
+    "Run",
+    "serve_streams",
+    "run_coordinator",
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_SECOND_SIGNAL",
+]
+
+log = logging.getLogger("trio_coord.runtime")
+
+#: A terminal message was delivered (§9.9).
+EXIT_OK: Final = 0
+#: The runtime failed: no first frame, broken channel, undeliverable failure (§9.9).
+EXIT_FAILURE: Final = 1
+#: A second SIGTERM/SIGINT: stop now (§9.6).
+EXIT_SECOND_SIGNAL: Final = 2
+
+
+class Run:
+    """One task try over two connected streams; :meth:`terminate` may be called any time."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        config: Config,
+        pipeline: LogPipeline,
+        masker: Masker,
+        *,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self._bundle = bundle
+        self._config = config
+        self._pipeline = pipeline
+        self._masker = masker
+        self._environ = environ
+        self._task_scope = trio.CancelScope()
+        self._cancel_reason: str | None = None
+        self.terminating = False
+        self.outcome_summary: str | None = None
+        self.requests_made = 0
+
+    # -- control -------------------------------------------------------------------------
+
+    def terminate(self, reason: str) -> None:
+        """Cancel the task (SIGTERM/SIGINT): it ends as failed or up for retry."""
+        self.terminating = True
+        self._cancel(reason)
+
+    def _cancel(self, reason: str) -> None:
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        self._task_scope.cancel(reason)
+
+    def _on_broken(self, error: CoordError) -> None:
+        self._cancel(f"lost the supervisor: {error}")
+
+    # -- the try -------------------------------------------------------------------------
+
+    async def serve(self, comm: trio.abc.Stream, logs: trio.abc.Stream) -> int:
+        """Run the try over connected streams and return the process exit code."""
+        pump_done = trio.Event()
+
+        async def pump(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await self._pipeline.pump(logs, task_status=task_status)
+            finally:
+                pump_done.set()
+
+        code = EXIT_FAILURE
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pump)
+            channel = CommChannel(
+                comm,
+                CommConnection(max_frame_size=self._config.max_frame_size),
+                on_broken=self._on_broken,
+                write_timeout=self._config.request_timeout,
+            )
+            try:
+                code = await self._converse(channel, nursery)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await channel.aclose()
+                    self._pipeline.close()
+                    with trio.move_on_after(self._config.shutdown_grace):
+                        await pump_done.wait()
+                    await trio.aclose_forcefully(logs)
+                nursery.cancel_scope.cancel("the try is over")
+        return code
+
+    async def _converse(self, channel: CommChannel, nursery: trio.Nursery) -> int:
+        config = self._config
+        try:
+            with trio.fail_after(config.request_timeout):
+                first = await channel.receive_first()
+        except trio.TooSlowError:
+            log.error(
+                "the supervisor sent no first frame within %g s; exiting", config.request_timeout
+            )
+            return EXIT_FAILURE
+        except (RemoteProtocolError, SupervisorGone) as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILURE
+        if isinstance(first, ParseRequest):
+            log.error(
+                "received a DagFileParseRequest for %r, but this runtime only runs tasks; exiting",
+                first.request.file,
+            )
+            return EXIT_FAILURE
+
+        details = first.details
+        ti = details.ti
+        self._pipeline.bind(
+            ti_id=ti.id,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            try_number=ti.try_number,
+            map_index=-1 if ti.map_index is None else ti.map_index,
+        )
+        nursery.start_soon(channel.watch)
+        ctx = TaskContext(details)
+
+        async def send(msg: Request) -> Inbound | None:
+            return await channel.request(msg, timeout=config.request_timeout)
+
+        client = Client(send, details, self._masker, self._environ)
+        task = self._bundle.find_task(ti.dag_id, ti.task_id)
+        log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
+        try:
+            with self._task_scope:
+                outcome = await run_task(
+                    task, ctx, client, cancel_reason=lambda: self._cancel_reason
+                )
+        except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
+            log.error("the task could not finish: %s", exc)
+            return EXIT_FAILURE
+        finally:
+            self.requests_made = client.requests_made
+        if channel.broken is not None:
+            log.error("cannot report the outcome (%s): %s", outcome.summary, channel.broken)
+            return EXIT_FAILURE
+        self.outcome_summary = outcome.summary
+        log.info("task finished: %s", outcome.summary)
+        return await self._deliver(channel, outcome.terminal)
+
+    async def _deliver(self, channel: CommChannel, terminal: Request) -> int:
+        """Send the terminal message and wait for its reply, bounded (§6.1)."""
+        config = self._config
+        timeout = config.terminal_timeout
+        if self.terminating:
+            timeout = min(timeout, config.shutdown_grace)
+        failure = isinstance(terminal, RetryTask) or (
+            isinstance(terminal, TaskState) and terminal.state == "failed"
+        )
+        problem: str
+        with trio.CancelScope(shield=self.terminating) as scope:
+            scope.deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
+            try:
+                reply = await channel.exchange(terminal, timeout=math.inf)
+            except CoordError as exc:
+                problem = str(exc)
+            else:
+                if reply.error is not None:
+                    # §6.1: the API call failed; the supervisor replays it once at exit.
+                    log.warning(
+                        "the supervisor reported %s for %s: %s (it retries at exit)",
+                        reply.error.error,
+                        terminal.TYPE,
+                        reply.error.detail,
+                    )
+                elif reply.problem is not None:
+                    log.warning("odd reply to %s: %s", terminal.TYPE, reply.problem)
+                return EXIT_OK
+        if scope.cancelled_caught:
+            problem = f"no reply within {timeout:g} s"
+        written = channel.conn.state is not State.RUNNING
+        log.error("could not deliver %s: %s", terminal.TYPE, problem)
+        # §6.1 / §9.9: fail closed when a failure could not be reported or nothing
+        # was written; a written success stays exit 0 (the supervisor may have
+        # recorded it, and a non-zero exit would then conflict, §12 row 44).
+        return EXIT_FAILURE if failure or not written else EXIT_OK
+
+
+async def serve_streams(
+    bundle: Bundle,
+    comm: trio.abc.Stream,
+    logs: trio.abc.Stream,
+    config: Config | None = None,
+    *,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """Run one try over already-connected streams; return the exit code (tests, the model).
+
+    Installs a log handler on the root logger for the duration of the call.
+    """
+    masker = Masker()
+    pipeline = LogPipeline(level_filter=LevelFilter.from_env(environ), masker=masker)
+    root = logging.getLogger()
+    old_level = root.level
+    pipeline.install(root)
+    try:
+        run = Run(bundle, config or Config(), pipeline, masker, environ=environ)
+        return await run.serve(comm, logs)
+    finally:
+        pipeline.uninstall(root)
+        root.setLevel(old_level)
+
+
+# -- the process entry point -------------------------------------------------------------
+
+
+def run_coordinator(bundle: Bundle, config: Config) -> int:
+    """Dial ``config.comm``/``config.logs``, run one try, return the exit code.
+
+    The log handler is installed before anything else, so even a failed dial leaves
+    its reason on stderr (which the supervisor turns into task-log lines).
+    """
+    masker = Masker()
+    pipeline = LogPipeline(level_filter=LevelFilter.from_env(), masker=masker)
+    pipeline.install()
+    try:
+        return trio.run(_main, bundle, config, pipeline, masker)
+    finally:
+        # Records the pump never sent (a failed dial) go to stderr here.
+        pipeline.close()
+        pipeline.uninstall()
+
+
+async def _main(bundle: Bundle, config: Config, pipeline: LogPipeline, masker: Masker) -> int:
+    run = Run(bundle, config, pipeline, masker)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_watch_signals, run)
+        code = await _dial_and_serve(run, config)
+        nursery.cancel_scope.cancel("the try is over")
+    return code
+
+
+async def _dial_and_serve(run: Run, config: Config) -> int:
+    if config.comm is None or config.logs is None:
+        log.error("both --comm and --logs are needed to reach the supervisor")
+        return EXIT_FAILURE
+    try:
+        comm, logs = await dial_both(config.comm, config.logs, timeout=config.dial_timeout)
+    except (ConnectTimeout, SupervisorGone) as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    return await run.serve(comm, logs)
+
+
+async def _watch_signals(
+    run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """First SIGTERM/SIGINT cancels the task with its reason; a second exits at once (§9.6)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if run.terminating:
+                sys.stderr.write(f"trio-coord: second {name}; exiting now\n")
+                sys.stderr.flush()
+                os._exit(EXIT_SECOND_SIGNAL)
+            log.warning("received %s; cancelling the task", name)
+            run.terminate(f"received {name}")

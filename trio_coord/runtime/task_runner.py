@@ -1,0 +1,227 @@
+"""Running the one user task of a try, and choosing its terminal message.
+
+The rules are protocol.md §6.2 and §9, mirrored from Airflow's native runner where
+that is right for a foreign runtime:
+
+============================================  =============================================
+outcome                                       terminal message
+============================================  =============================================
+task not in the bundle                        ``TaskState(removed)``, no XCom touched (§9.1)
+returned (value pushed as ``return_value``)   ``SucceedTask`` with ``[]`` outlets (§5.7)
+raised :class:`~trio_coord.SkipTask`          ``TaskState(skipped)``
+raised :class:`~trio_coord.FailTask`          ``TaskState(failed)``, whatever the retries
+raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``, else
+                                              ``TaskState(failed)`` (§9.3)
+============================================  =============================================
+
+``should_retry`` is the server's decision (§9.3); we never second-guess it. User
+exceptions are caught *here*, in the task's own frame, so they never reach a nursery
+and never become ExceptionGroups (STYLE.md practice 11).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from ..authoring import FailTask, SkipTask, Task
+from ..client import Client, SyncClient
+from ..context import TaskContext
+from ..errors import LocalProtocolError, SupervisorGone
+from ..protocol.messages import (
+    DeleteXCom,
+    Request,
+    RetryTask,
+    SetXCom,
+    SucceedTask,
+    TaskState,
+)
+
+__all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
+
+#: Logger name of the ``log`` a task receives (filterable with NAMESPACE_LEVELS).
+TASK_LOGGER = "task"
+
+log = logging.getLogger("trio_coord.runtime")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What the try ended with: the terminal message and a one-line reason for humans."""
+
+    terminal: Request
+    summary: str
+
+
+def _failure(ctx: TaskContext, reason: str, *, retryable: bool = True) -> TaskOutcome:
+    if retryable and ctx.should_retry:
+        return TaskOutcome(
+            RetryTask(end_date=_now(), retry_reason=reason), f"up_for_retry: {reason}"
+        )
+    return TaskOutcome(TaskState(state="failed", end_date=_now()), f"failed: {reason}")
+
+
+async def run_task(
+    task: Task | None,
+    ctx: TaskContext,
+    client: Client,
+    *,
+    cancel_reason: Callable[[], str | None],
+) -> TaskOutcome:
+    """Run the task to an outcome; never raises for anything the user's code did.
+
+    Args:
+        task: the task, or None when the bundle has no such task.
+        ctx: the try's context.
+        client: the async client (a blocking twin is made for sync tasks).
+        cancel_reason: why the task was cancelled, when it was (SIGTERM, lost supervisor).
+
+    Raises:
+        SupervisorGone: the comm channel broke; no terminal message can be sent.
+    """
+    if task is None:
+        log.error(
+            "task %s.%s is not in this bundle; reporting it as removed", ctx.dag_id, ctx.task_id
+        )
+        return TaskOutcome(
+            TaskState(state="removed", end_date=_now()), "removed: task not in bundle"
+        )
+
+    # §9.2: stale XComs go before the body runs; if that fails, the body does not run.
+    for key in ctx.ti_context.xcom_keys_to_clear or ():
+        try:
+            await client.request(
+                DeleteXCom(
+                    key=key,
+                    dag_id=ctx.dag_id,
+                    run_id=ctx.run_id,
+                    task_id=ctx.task_id,
+                    map_index=ctx.map_index if ctx.map_index >= 0 else None,
+                )
+            )
+        except SupervisorGone:
+            raise
+        except Exception as exc:
+            log.error("could not clear XCom %r before running: %s", key, exc)
+            return _failure(ctx, f"could not clear XCom {key!r}: {exc}")
+
+    next_method = ctx.ti_context.next_method
+    if next_method is not None:
+        return _resume_failure(ctx, next_method)
+
+    task_log = logging.getLogger(TASK_LOGGER)
+    try:
+        with trio.CancelScope() as scope:
+            value = await _call(task, ctx, client, task_log)
+        if scope.cancelled_caught:
+            reason = cancel_reason() or "the task was cancelled"
+            log.error("task cancelled: %s", reason)
+            return _failure(ctx, reason)
+    except SkipTask as exc:
+        log.info("task skipped%s", f": {exc}" if str(exc) else "")
+        return TaskOutcome(TaskState(state="skipped", end_date=_now()), "skipped")
+    except FailTask as exc:
+        log.error("task failed without retry: %s", exc, exc_info=True)
+        return _failure(ctx, str(exc) or "FailTask", retryable=False)
+    except SupervisorGone:
+        raise
+    except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
+        log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return _failure(ctx, f"{type(exc).__name__}: {exc}")
+
+    try:
+        await _push_result(task, ctx, client, value)
+    except SupervisorGone:
+        raise
+    except LocalProtocolError as exc:
+        log.error("the return value cannot be stored as an XCom: %s", exc)
+        return _failure(ctx, f"return value is not JSON-serialisable: {exc}")
+    except Exception as exc:
+        log.error("pushing the return value failed: %s", exc, exc_info=exc)
+        return _failure(ctx, f"pushing the return value failed: {exc}")
+    return TaskOutcome(SucceedTask(end_date=_now()), "success")
+
+
+async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
+    sync_client = None if task.is_async else SyncClient(client)
+    kwargs = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    if task.is_async:
+        return await task.fn(**kwargs)
+    # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
+    # failure and exit while it is still running (worker threads are daemons).
+    return await trio.to_thread.run_sync(
+        functools.partial(task.fn, **kwargs), abandon_on_cancel=True
+    )
+
+
+def _inject(task: Task, ctx: TaskContext, client: Any, task_log: logging.Logger) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in task.inject:
+        if name in ("context", "ctx"):
+            values[name] = ctx
+        elif name == "client":
+            values[name] = client
+        elif name in ("log", "logger"):
+            values[name] = task_log
+        else:
+            values[name] = getattr(ctx, name)
+    return values
+
+
+async def _push_result(task: Task, ctx: TaskContext, client: Client, value: Any) -> None:
+    if value is None:
+        return
+    own = ctx.map_index if ctx.map_index >= 0 else None
+    if task.multiple_outputs:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise LocalProtocolError(
+                "multiple_outputs needs a dict with string keys as the return value"
+            )
+        for key, item in value.items():
+            await client.request(
+                SetXCom(
+                    key=key,
+                    value=item,
+                    dag_id=ctx.dag_id,
+                    run_id=ctx.run_id,
+                    task_id=ctx.task_id,
+                    map_index=own,
+                )
+            )
+    await client.request(
+        SetXCom(
+            key="return_value",
+            value=value,
+            dag_id=ctx.dag_id,
+            run_id=ctx.run_id,
+            task_id=ctx.task_id,
+            map_index=own,
+        )
+    )
+
+
+def _resume_failure(ctx: TaskContext, next_method: str) -> TaskOutcome:
+    kwargs = ctx.ti_context.next_kwargs
+    if next_method == "__fail__":
+        # §9.7: the trigger failed; its reason and traceback come in next_kwargs.
+        detail = kwargs if isinstance(kwargs, dict) else {}
+        error = detail.get("error") or "the trigger failed"
+        for line in detail.get("traceback") or ():
+            log.error("trigger traceback: %s", line)
+        log.error("resumed after a failed trigger: %s", error)
+        return _failure(ctx, f"trigger failed: {error}", retryable=False)
+    log.error(
+        "resumed with next_method=%r, but trio-coord tasks cannot defer; failing the try",
+        next_method,
+    )
+    return _failure(ctx, f"cannot resume {next_method!r}: deferral is not supported")
