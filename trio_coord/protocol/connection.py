@@ -33,6 +33,7 @@ A reply whose id is not pending (a request we stopped waiting for) is a
 from __future__ import annotations
 
 import itertools
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -192,13 +193,13 @@ class CommConnection:
             LocalProtocolError: the message is invalid or may not be sent now; the
                 connection state is unchanged and nothing must be written.
         """
+        body = encode_body(msg)  # first: it refuses anything that is not a Request
         if msg.TYPE == "DagFileParsingResult":
             event = Input.SEND_PARSE_RESULT
         elif msg.TERMINAL:
             event = Input.SEND_TERMINAL
         else:
             event = Input.SEND_REQUEST
-        body = encode_body(msg)
         frame: list[Any] = [0, body]
         if carrier is not None:
             if not isinstance(carrier, dict) or not all(
@@ -238,6 +239,9 @@ class CommConnection:
             RemoteProtocolError: the supervisor broke the protocol; the connection is
                 now in state ERROR and every later call raises the same error.
         """
+        if self._conv.error is not None:
+            # Frames behind a broken one are never delivered: the stream is not trusted.
+            raise self._conv.error
         try:
             payload = self._decoder.next_frame()
         except RemoteProtocolError as exc:
@@ -270,7 +274,9 @@ class CommConnection:
         request = self._pending.pop(request_id, None)
         if request is None:
             if self._conv.state is State.DONE:
-                self._conv.process(Input.RECV_REPLY, f"frame id {request_id} after the terminal reply")
+                self._conv.process(
+                    Input.RECV_REPLY, f"frame id {request_id} after the terminal reply"
+                )
             return StrayReply(request_id)
         if request_id == self._terminal_id:
             self._conv.process(Input.RECV_TERMINAL_REPLY)
@@ -317,6 +323,11 @@ def _reply(request_id: int, request: Request, body: Any, error: Any) -> Reply:
         return Reply(request_id, request, None, problem=exc)
 
 
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    # reprlib bounds depth and size: a hostile frame may nest ~1000 deep or hold 256 MiB.
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

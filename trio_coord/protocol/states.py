@@ -10,7 +10,8 @@ A runtime's comm connection lives through a short, fixed story:
    answered after ``StartupDetails`` and make ids ambiguous.
 2. Running a task, the runtime sends any number of ordinary requests and receives
    their replies, then sends **exactly one** terminal request (§6.1) as its last.
-   Parsing a file, it sends exactly one ``DagFileParsingResult``, which plays the
+   Parsing a file, it may send ordinary requests too (parse-time variable reads,
+   dag-parsing.md §2.1), then exactly one ``DagFileParsingResult``, which plays the
    same role.
 3. After the terminal request, only replies may arrive: late ones to earlier requests,
    then the one to the terminal request itself. After that, the conversation is done;
@@ -43,7 +44,7 @@ class State(enum.Enum):
     AWAIT_FIRST = "AWAIT_FIRST"
     #: StartupDetails received: requests and replies flow.
     RUNNING = "RUNNING"
-    #: DagFileParseRequest received: one DagFileParsingResult may be sent.
+    #: DagFileParseRequest received: requests may flow, then one DagFileParsingResult.
     PARSING = "PARSING"
     #: The terminal request is sent: nothing more may be sent, replies may arrive.
     TERMINAL_SENT = "TERMINAL_SENT"
@@ -79,7 +80,7 @@ class Input(enum.Enum):
         return self.name.startswith("SEND_")
 
 
-S, I = State, Input
+S, I = State, Input  # noqa: E741 - the table reads better with one-letter names
 
 #: (state, input) -> next state. Anything not here is a protocol violation.
 TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
@@ -92,7 +93,10 @@ TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
     (S.RUNNING, I.RECV_REPLY): S.RUNNING,
     (S.RUNNING, I.SEND_TERMINAL): S.TERMINAL_SENT,
     (S.RUNNING, I.RECV_EOF): S.CLOSED,
-    # Parsing a file: one result, which ends the conversation (dag-parsing.md §2).
+    # Parsing a file: variable/connection reads are legal, then one result, which ends
+    # the conversation (dag-parsing.md §2.1).
+    (S.PARSING, I.SEND_REQUEST): S.PARSING,
+    (S.PARSING, I.RECV_REPLY): S.PARSING,
     (S.PARSING, I.SEND_PARSE_RESULT): S.TERMINAL_SENT,
     (S.PARSING, I.RECV_EOF): S.CLOSED,
     # After the terminal request: late replies, then the terminal reply.
@@ -108,7 +112,7 @@ TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
 _LOCAL_REASONS: Final[dict[State, str]] = {
     S.AWAIT_FIRST: "nothing may be sent before the supervisor's first frame (protocol.md §2.6)",
     S.RUNNING: "that message is only sent when answering a DagFileParseRequest",
-    S.PARSING: "only a DagFileParsingResult may answer a DagFileParseRequest",
+    S.PARSING: "a DagFileParseRequest is answered by a DagFileParsingResult, not a task's terminal message",
     S.TERMINAL_SENT: "the terminal message was already sent; nothing may follow it (§6.1)",
     S.DONE: "the conversation is over; nothing may be sent (§6.1)",
     S.CLOSED: "the supervisor closed the comm channel",
@@ -119,11 +123,16 @@ _LOCAL_REASONS: Final[dict[State, str]] = {
 class ConversationState:
     """The current state, moved only through :data:`TRANSITIONS`."""
 
-    __slots__ = ("state", "_error")
+    __slots__ = ("_error", "state")
 
     def __init__(self) -> None:
         self.state = State.AWAIT_FIRST
         self._error: RemoteProtocolError | None = None
+
+    @property
+    def error(self) -> RemoteProtocolError | None:
+        """The violation that moved the conversation to ERROR, if any."""
+        return self._error
 
     def process(self, event: Input, what: str = "") -> State:
         """Apply one input; return the new state or raise the error the table implies."""
@@ -134,8 +143,12 @@ class ConversationState:
         nxt = TRANSITIONS.get((self.state, event))
         if nxt is None:
             if event.is_local:
-                raise LocalProtocolError(f"cannot send {what or event.name}: " + _LOCAL_REASONS[self.state])
-            self.fail(RemoteProtocolError(f"unexpected {what or event.name} in state {self.state.name}"))
+                raise LocalProtocolError(
+                    f"cannot send {what or event.name}: " + _LOCAL_REASONS[self.state]
+                )
+            self.fail(
+                RemoteProtocolError(f"unexpected {what or event.name} in state {self.state.name}")
+            )
         else:
             self.state = nxt
         return self.state
