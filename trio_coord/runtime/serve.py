@@ -180,10 +180,9 @@ class Run:
         task = self._bundle.find_task(ti.dag_id, ti.task_id)
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
         try:
-            with self._task_scope:
-                outcome = await run_task(
-                    task, ctx, client, cancel_reason=lambda: self._cancel_reason
-                )
+            outcome = await run_task(
+                task, ctx, client, scope=self._task_scope, cancel_reason=lambda: self._cancel_reason
+            )
         except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
             log.error("the task could not finish: %s", exc)
             return EXIT_FAILURE

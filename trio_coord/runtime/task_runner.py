@@ -76,6 +76,7 @@ async def run_task(
     ctx: TaskContext,
     client: Client,
     *,
+    scope: trio.CancelScope,
     cancel_reason: Callable[[], str | None],
 ) -> TaskOutcome:
     """Run the task to an outcome; never raises for anything the user's code did.
@@ -84,6 +85,8 @@ async def run_task(
         task: the task, or None when the bundle has no such task.
         ctx: the try's context.
         client: the async client (a blocking twin is made for sync tasks).
+        scope: the cancel scope the user's code runs in; SIGTERM and a lost supervisor
+            cancel it (possibly before it is entered).
         cancel_reason: why the task was cancelled, when it was (SIGTERM, lost supervisor).
 
     Raises:
@@ -121,7 +124,7 @@ async def run_task(
 
     task_log = logging.getLogger(TASK_LOGGER)
     try:
-        with trio.CancelScope() as scope:
+        with scope:
             value = await _call(task, ctx, client, task_log)
         if scope.cancelled_caught:
             reason = cancel_reason() or "the task was cancelled"

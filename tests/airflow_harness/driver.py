@@ -1,0 +1,191 @@
+"""Run one task try under the REAL apache-airflow-task-sdk 1.3.2 supervisor; print a JSON report.
+
+Each supervised run happens in a fresh interpreter (this script), because the
+supervisor configures process-global state (structlog, the secrets masker, signal
+handlers). Only the Execution API's HTTP transport is replaced, with an
+``httpx.MockTransport`` that answers from the scenario and records every call.
+
+The task goes through ``supervise_task`` -> ``CoordinatorManager`` -> the
+``[sdk] coordinators`` entry (trio-coord's ``TrioCoordinator``, or Airflow's own
+``ExecutableCoordinator`` for a packed bundle) -> ``_PopenActivitySubprocess``, with
+the task log written by the supervisor's own ``_configure_logging`` (JSON lines,
+secrets masked), exactly as on a worker.
+
+Usage: python driver.py '<scenario json>'   (see tests/airflow_harness/harness.py)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+scenario: dict[str, Any] = json.loads(sys.argv[1])
+workdir = Path(scenario.get("workdir") or tempfile.mkdtemp(prefix="trio-coord-sup-"))
+os.environ.setdefault("AIRFLOW_HOME", str(workdir / "airflow_home"))
+os.environ.update(scenario.get("env", {}))
+coordinator = scenario.get("coordinator") or {
+    "classpath": "trio_coord.airflow_coordinator.TrioCoordinator",
+    "kwargs": {"bundle": scenario["bundle"]},
+}
+os.environ["AIRFLOW__SDK__COORDINATORS"] = json.dumps({"trio": coordinator})
+os.environ["AIRFLOW__SDK__QUEUE_TO_COORDINATOR"] = json.dumps({"trio-coord": "trio"})
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from airflow.sdk.api.client import Client  # noqa: E402
+from airflow.sdk.api.datamodels._generated import BundleInfo, TaskInstance  # noqa: E402
+from airflow.sdk.coordinators import _subprocess  # noqa: E402
+from airflow.sdk.execution_time.supervisor import supervise_task  # noqa: E402
+
+DAG_ID = scenario.get("dag_id", "d1")
+TASK_ID = scenario.get("task_id", "t1")
+RUN_ID = scenario.get("run_id", "r1")
+TI_ID = "019a0000-0000-7000-8000-000000000001"
+variables: dict[str, str] = dict(scenario.get("variables", {}))
+connections: dict[str, dict[str, Any]] = dict(scenario.get("connections", {}))
+xcoms: dict[str, Any] = dict(scenario.get("xcoms", {}))
+calls: list[dict[str, Any]] = []
+not_found = {"detail": {"reason": "not_found", "message": "not found"}}
+
+
+def handler(request: httpx.Request) -> httpx.Response:
+    path = request.url.path
+    body: Any = None
+    if request.content:
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            body = request.content.decode(errors="replace")
+    calls.append({"method": request.method, "path": path, "params": dict(request.url.params), "body": body})
+    parts = path.strip("/").split("/")
+    if path.endswith("/run"):
+        return httpx.Response(
+            200,
+            json={
+                "dag_run": {
+                    "dag_id": DAG_ID, "run_id": RUN_ID, "logical_date": "2026-01-01T00:00:00Z",
+                    "data_interval_start": "2026-01-01T00:00:00Z", "data_interval_end": "2026-01-02T00:00:00Z",
+                    "start_date": "2026-01-02T00:00:00Z", "end_date": None, "run_type": "manual",
+                    "state": "running", "run_after": "2026-01-02T00:00:00Z", "conf": scenario.get("conf"),
+                    "consumed_asset_events": [], "partition_key": None,
+                },
+                "max_tries": 2, "should_retry": bool(scenario.get("should_retry")),
+                "variables": [], "connections": [],
+                "xcom_keys_to_clear": scenario.get("xcom_keys_to_clear", []),
+            },
+        )
+    if parts[0] == "variables":
+        key = parts[1]
+        if request.method == "GET":
+            if key in variables:
+                return httpx.Response(200, json={"key": key, "value": variables[key]})
+            return httpx.Response(404, json=not_found)
+        if request.method == "PUT":
+            variables[key] = body.get("val") if isinstance(body, dict) else body
+            return httpx.Response(201, json={})
+        if request.method == "DELETE":
+            variables.pop(key, None)
+            return httpx.Response(204)
+    if parts[0] == "connections" and request.method == "GET":
+        conn = connections.get(parts[1])
+        if conn is None:
+            return httpx.Response(404, json=not_found)
+        return httpx.Response(200, json={"conn_id": parts[1], **conn})
+    if parts[0] == "xcoms" and len(parts) >= 5:
+        key = "/".join(parts[1:5])
+        if request.method == "GET":
+            if key in xcoms:
+                return httpx.Response(200, json={"key": parts[4], "value": xcoms[key]})
+            return httpx.Response(404, json={"detail": {"reason": "not_found", "message": "XCom not found"}})
+        if request.method == "POST":
+            xcoms[key] = body
+            return httpx.Response(201, json={})
+        if request.method == "DELETE":
+            xcoms.pop(key, None)
+            return httpx.Response(204)
+    if request.method in ("PATCH", "PUT", "POST", "DELETE"):
+        return httpx.Response(204)
+    return httpx.Response(200, json={})
+
+
+# Keep the supervisor's process object, to read final_state and reach the comm socket.
+instances: list[Any] = []
+_orig_start = _subprocess._PopenActivitySubprocess.start.__func__
+
+
+def _start(cls: Any, **kwargs: Any) -> Any:
+    proc = _orig_start(cls, **kwargs)
+    instances.append(proc)
+    return proc
+
+
+_subprocess._PopenActivitySubprocess.start = classmethod(_start)  # type: ignore[method-assign]
+
+
+def runtime_pid() -> int | None:
+    kids = psutil.Process().children()
+    return kids[0].pid if kids else None
+
+
+def after(delay: float, action: Any) -> None:
+    def run() -> None:
+        deadline = time.monotonic() + 30
+        while not instances and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        action()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+if scenario.get("sigterm_after") is not None:
+    def sigterm() -> None:
+        pid = instances[0].pid if instances else runtime_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+
+    after(float(scenario["sigterm_after"]), sigterm)
+
+if scenario.get("close_comm_after") is not None:
+    def close_comm() -> None:
+        import socket
+
+        if instances:
+            instances[0].stdin.shutdown(socket.SHUT_RDWR)
+
+    after(float(scenario["close_comm_after"]), close_comm)
+
+client = Client(base_url="http://mock-execution-api/", token="tok", transport=httpx.MockTransport(handler))
+ti = TaskInstance(
+    id=uuid.UUID(TI_ID), task_id=TASK_ID, dag_id=DAG_ID, run_id=RUN_ID,
+    try_number=int(scenario.get("try_number", 1)),
+    dag_version_id=uuid.UUID("019a0000-0000-7000-8000-000000000002"),
+    map_index=int(scenario.get("map_index", -1)), queue="trio-coord",
+)
+task_log = workdir / "task.log"
+report: dict[str, Any] = {"workdir": str(workdir)}
+t0 = time.monotonic()
+try:
+    report["exit_code"] = supervise_task(
+        ti=ti, bundle_info=BundleInfo(name="b", version=None), dag_rel_path="dags/x.py",
+        token="tok", client=client, log_path=str(task_log),
+    )
+except BaseException as exc:  # the point is to report what escapes the supervisor
+    report["raised"] = f"{type(exc).__name__}: {exc}"
+report["elapsed"] = time.monotonic() - t0
+fs = instances[0].final_state if instances else None
+report["final_state"] = None if fs is None else str(getattr(fs, "value", fs))
+report["calls"] = calls
+report["xcoms"] = xcoms
+report["variables"] = variables
+lines = task_log.read_text(errors="replace").splitlines() if task_log.exists() else []
+report["task_log"] = [json.loads(line) for line in lines if line.strip()]
+print("@@REPORT@@" + json.dumps(report, default=str))

@@ -1,0 +1,168 @@
+"""trio-coord serve under the REAL apache-airflow-task-sdk 1.3.2 supervisor.
+
+Each test runs one task try through ``supervise_task`` with only the Execution API's
+HTTP transport replaced (``tests/airflow_harness/driver.py``) and asserts on what the
+supervisor recorded: the final state, the API calls it made, the task log it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_harness.harness import TI_ID, supervise
+
+pytestmark = pytest.mark.supervisor
+
+XCOM_PREFIX = "d1/r1"
+
+
+def test_success_pushes_return_value_then_succeeds() -> None:
+    """A returning task pushes its value as return_value, then SucceedTask with [] outlets; exit 0."""
+    r = supervise("ok")
+    assert (r.exit_code, r.final_state, r.raised) == (0, "success", None)
+    assert r.xcoms[f"{XCOM_PREFIX}/ok/return_value"] == {"answer": 42, "run_id": "r1", "items": [1, "two", None]}
+    posts = [c["path"] for c in r.calls if c["method"] == "POST"]
+    assert posts == [f"/xcoms/{XCOM_PREFIX}/ok/return_value"]
+    (patch,) = r.state_patches
+    assert patch["state"] == "success"
+    assert patch["task_outlets"] == [] and patch["outlet_events"] == []
+    # The XCom went to the API before the state change.
+    order = [c["path"] for c in r.calls]
+    assert order.index(f"/xcoms/{XCOM_PREFIX}/ok/return_value") < order.index(f"/task-instances/{TI_ID}/state")
+    assert "ok running in r1" in r.events("task")
+
+
+def test_failure_without_retry_ends_failed() -> None:
+    """An exception with should_retry false sends TaskState(failed); the supervisor PATCHes failed at exit."""
+    r = supervise("boom")
+    assert (r.exit_code, r.final_state) == (0, "failed")
+    assert [p["state"] for p in r.state_patches] == ["failed"]
+    errors = [rec for rec in r.task_log if rec.get("level") == "error" and "boom on purpose" in str(rec.get("event"))]
+    assert errors, r.events()
+    # The traceback reaches the task log as structured error detail.
+    assert any("error_detail" in rec or "exception" in rec for rec in errors)
+
+
+def test_failure_with_should_retry_is_up_for_retry_and_api_told() -> None:
+    """With should_retry the failure becomes RetryTask: final up_for_retry, PATCHed immediately with the reason."""
+    r = supervise("boom_sync", should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "up_for_retry")
+    (patch,) = r.state_patches
+    assert patch["state"] == "up_for_retry"
+    assert "sync boom on purpose" in (patch.get("retry_reason") or "")
+
+
+def test_unknown_task_is_removed_without_touching_xcoms() -> None:
+    """A task id not in the bundle ends as removed (TaskState), with no XCom call."""
+    r = supervise("no_such_task", xcom_keys_to_clear=["return_value"])
+    assert (r.exit_code, r.final_state) == (0, "removed")
+    assert not [c for c in r.calls if "/xcoms/" in c["path"]]
+    assert [p["state"] for p in r.state_patches] == ["removed"]
+
+
+def test_skip_ends_skipped() -> None:
+    """SkipTask ends the try as skipped."""
+    r = supervise("skip_me")
+    assert (r.exit_code, r.final_state) == (0, "skipped")
+
+
+def test_xcom_keys_to_clear_are_deleted_before_running() -> None:
+    """Every key in xcom_keys_to_clear is deleted, in order, before the body runs."""
+    r = supervise("ok", xcom_keys_to_clear=["a", "b"])
+    deletes = [c["path"] for c in r.calls if c["method"] == "DELETE"]
+    assert deletes == [f"/xcoms/{XCOM_PREFIX}/ok/a", f"/xcoms/{XCOM_PREFIX}/ok/b"]
+    order = [c["path"] for c in r.calls]
+    assert order.index(deletes[-1]) < order.index(f"/xcoms/{XCOM_PREFIX}/ok/return_value")
+    assert r.final_state == "success"
+
+
+def test_variables_connections_and_masking() -> None:
+    """Variables, connections and env fast paths round-trip, and every secret is masked in the task log."""
+    r = supervise(
+        "secrets",
+        variables={"db_password": "hunter2-variable-secret"},
+        connections={
+            "warehouse": {
+                "conn_type": "postgres", "host": "db.internal", "login": "etl",
+                "password": "conn-password-secret", "port": 5432, "schema": "dw", "extra": '{"sslmode": "require"}',
+            }
+        },
+        env={"AIRFLOW_VAR_API_TOKEN": "env-token-secret-value"},
+    )
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    text = r.log_text
+    for secret in ("hunter2-variable-secret", "conn-password-secret", "env-token-secret-value"):
+        assert secret not in text
+    assert "variable secret is ***" in r.events("task")
+    assert "connection password is *** and host db.internal" in r.events("task")
+    assert "env token is ***" in r.events("task")
+    assert "missing variable gave fallback-value" in r.events("task")
+    assert r.api("GET", "/variables/db_password") and r.api("GET", "/connections/warehouse")
+    # The env value never went to the API; the missing one did and came back not found.
+    assert not r.api("GET", "/variables/api_token")
+    assert r.api("GET", "/variables/does_not_exist")
+    assert r.xcoms[f"{XCOM_PREFIX}/secrets/return_value"] == {"host": "db.internal", "login": "etl"}
+
+
+def test_sync_task_client_reads_and_writes_variables() -> None:
+    """A sync task's blocking client reads and writes variables through the supervisor."""
+    r = supervise("secrets_sync", variables={"db_password": "sync-secret-value"})
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    assert r.variables["written_by_task"] == "fresh-value"
+    assert "sync variable secret is ***" in r.events("task")
+    assert r.xcoms[f"{XCOM_PREFIX}/secrets_sync/return_value"] == len("sync-secret-value")
+
+
+def test_thousand_log_lines_arrive_complete_and_in_order() -> None:
+    """1,000 log lines from the task reach the supervisor's task log, all of them, in order."""
+    r = supervise("many_logs")
+    assert r.final_state == "success"
+    lines = [e for e in r.events("task") if e.startswith("line ")]
+    assert lines == [f"line {i:04d}" for i in range(1000)]
+    assert all(rec.get("ti_id") == TI_ID for rec in r.task_log if rec.get("logger") == "task")
+
+
+def test_xcom_pull_and_push() -> None:
+    """GetXCom returns an upstream value or the default when missing; SetXCom stores a new key."""
+    r = supervise("xcom_roundtrip", xcoms={f"{XCOM_PREFIX}/ok/return_value": {"x": 1}})
+    assert r.final_state == "success", r.events()
+    assert r.xcoms[f"{XCOM_PREFIX}/xcom_roundtrip/extra_key"] == {"seen": {"x": 1}}
+    assert "upstream={'x': 1} missing=absent" in r.events("task")
+
+
+@pytest.mark.parametrize("task_id", ["long_async", "long_sync"])
+def test_sigterm_cancels_the_task_and_reports_failure(task_id: str) -> None:
+    """SIGTERM mid-task cancels it with a reason, reports failure (exit 0) and does not wait for the task."""
+    r = supervise(task_id, sigterm_after=2.0)
+    assert (r.exit_code, r.final_state) == (0, "failed"), (r.raw, r.events())
+    assert [p["state"] for p in r.state_patches] == ["failed"]
+    assert any("received SIGTERM" in e for e in r.events())
+    assert r.raw["elapsed"] < 60  # the 120 s task was cut short
+
+
+def test_sigterm_with_should_retry_reports_retry() -> None:
+    """SIGTERM with should_retry ends the try as up_for_retry through RetryTask."""
+    r = supervise("long_async", sigterm_after=2.0, should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "up_for_retry")
+    (patch,) = r.state_patches
+    assert "SIGTERM" in patch["retry_reason"]
+
+
+def test_supervisor_closing_comm_mid_task_fails_closed() -> None:
+    """When the supervisor closes the comm socket mid-task the runtime cancels the task and exits 1."""
+    r = supervise("long_async", close_comm_after=2.0)
+    assert r.exit_code == 1 and r.final_state == "failed", (r.raw, r.events())
+    assert any("lost the supervisor" in e or "closed the comm channel" in e for e in r.events())
+    assert r.raw["elapsed"] < 60
+
+
+def test_task_log_records_are_json_objects_with_levels() -> None:
+    """Every record the runtime sent was parsed by the supervisor: lower-case level, event, logger."""
+    r = supervise("ok")
+    runtime_records = [rec for rec in r.task_log if rec.get("logger", "").startswith(("trio_coord", "task"))]
+    assert runtime_records
+    for rec in runtime_records:
+        assert rec["level"] in {"debug", "info", "warning", "error", "critical"}
+        json.dumps(rec)
