@@ -51,7 +51,7 @@ WIRE_MAX_FRAME_SIZE: Final = 2**32 - 1
 #: database rows are far below 256 MiB, while a 64 MiB value (the benchmark's largest)
 #: still fits four times over. Memory held for one frame is therefore bounded by a
 #: figure a worker can always afford. It is a keyword argument everywhere, and
-#: ``--max-frame-size`` / ``TRIO_COORD_MAX_FRAME_SIZE`` change it.
+#: ``TRIO_COORD_MAX_FRAME_SIZE`` (``Config.max_frame_size``) changes it; see docs/protocol.md.
 DEFAULT_MAX_FRAME_SIZE: Final = 256 * 1024 * 1024
 
 
