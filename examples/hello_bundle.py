@@ -14,7 +14,7 @@ bundle = trio_coord.Bundle("hello", version="1.0.0", description="trio-coord exa
 hello = bundle.dag(
     "hello",
     schedule="@daily",
-    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
     tags=["example", "trio-coord"],
     retries=1,
 )
@@ -43,3 +43,11 @@ def fail_sometimes(context, log):
     if context.try_number < 2:
         raise RuntimeError("first try always fails")
     log.info("second try succeeded")
+
+
+# Airflow's DAG processor imports this same file: there the bundle's DAGs become real
+# Airflow DAGs whose tasks are @task.stub placeholders on the "trio-coord" queue. Anywhere
+# else (the packed bundle, trio-coord serve) this line does nothing.
+from trio_coord.airflow import export_dags  # noqa: E402
+
+export_dags(bundle, globals())

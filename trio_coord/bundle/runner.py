@@ -1,0 +1,45 @@
+"""The packed bundle's command line: :func:`trio_coord.cli.bundle_main` over the payload.
+
+Imported from the payload by ``_tc/boot.py`` after the importer is installed. The
+bundle's identity (``--bundle-metadata``) comes from the packed ``bundle.json`` without
+importing user code; every other mode imports the entry module from the payload.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..authoring import Bundle
+from ..cli import BundleLoadError, BundleSource, bundle_main
+
+__all__ = ["run_packed"]
+
+
+def run_packed(
+    info: dict[str, Any], bundle_path: str, argv: list[str], launch_error: str | None
+) -> int:
+    """Run the bundle CLI for a packed bundle described by its ``bundle.json``."""
+    module_name, _, attr = str(info["entry"]).partition(":")
+    ident = info["bundle"]
+
+    def load(_spec: str | None) -> Bundle:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise BundleLoadError(
+                f"importing {module_name} from {bundle_path} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        obj = getattr(module, attr, None)
+        if not isinstance(obj, Bundle):
+            raise BundleLoadError(f"{module_name}.{attr} is no longer a trio_coord.Bundle")
+        return obj
+
+    source = BundleSource(
+        prog=os.path.basename(bundle_path),
+        load=load,
+        identity=lambda: (str(ident["name"]), ident.get("version")),
+        launch_error=launch_error,
+    )
+    return bundle_main(argv, source)

@@ -1,0 +1,46 @@
+"""A stand-in bundle whose every task fails with the reason the real one cannot run.
+
+In coordinator mode, a bundle that cannot be imported (or a launcher that could not find
+the configured interpreter) would otherwise exit before connecting, and the released
+supervisor discards what such a child printed: the task would fail with only
+``process exited with 4 before connecting`` in the worker log. Running this stand-in
+instead connects normally, and the runtime reports the raised error, with the original
+traceback as its cause, in the task log.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from ..authoring import Bundle, Dag, Task
+from ..errors import CoordError, UsageError
+
+__all__ = ["BundleUnusable", "UnusableBundle"]
+
+
+class BundleUnusable(CoordError):
+    """The bundle cannot run on this worker; the message says why."""
+
+
+class UnusableBundle(Bundle):
+    """Answers every ``(dag_id, task_id)`` with a task that raises :class:`BundleUnusable`."""
+
+    def __init__(self, name: str, reason: str, *, cause: BaseException | None = None) -> None:
+        try:
+            super().__init__(name, "0")
+        except UsageError:
+            super().__init__("bundle", "0")
+        self.reason = reason
+        self.cause = cause
+
+    def find_task(self, dag_id: str, task_id: str) -> Task:
+        dag = self.dags.get(dag_id) or Dag(bundle=self, dag_id=dag_id)
+        self.dags[dag_id] = dag
+        reason, cause = self.reason, self.cause
+
+        def unusable() -> NoReturn:
+            raise BundleUnusable(reason) from cause
+
+        task = Task(dag=dag, task_id=task_id, fn=unusable, retries=0)
+        dag.tasks[task_id] = task
+        return task
