@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from airflow_harness.harness import TI_ID, supervise
 
 pytestmark = pytest.mark.supervisor
@@ -22,7 +21,11 @@ def test_success_pushes_return_value_then_succeeds() -> None:
     """A returning task pushes its value as return_value, then SucceedTask with [] outlets; exit 0."""
     r = supervise("ok")
     assert (r.exit_code, r.final_state, r.raised) == (0, "success", None)
-    assert r.xcoms[f"{XCOM_PREFIX}/ok/return_value"] == {"answer": 42, "run_id": "r1", "items": [1, "two", None]}
+    assert r.xcoms[f"{XCOM_PREFIX}/ok/return_value"] == {
+        "answer": 42,
+        "run_id": "r1",
+        "items": [1, "two", None],
+    }
     posts = [c["path"] for c in r.calls if c["method"] == "POST"]
     assert posts == [f"/xcoms/{XCOM_PREFIX}/ok/return_value"]
     (patch,) = r.state_patches
@@ -30,7 +33,9 @@ def test_success_pushes_return_value_then_succeeds() -> None:
     assert patch["task_outlets"] == [] and patch["outlet_events"] == []
     # The XCom went to the API before the state change.
     order = [c["path"] for c in r.calls]
-    assert order.index(f"/xcoms/{XCOM_PREFIX}/ok/return_value") < order.index(f"/task-instances/{TI_ID}/state")
+    assert order.index(f"/xcoms/{XCOM_PREFIX}/ok/return_value") < order.index(
+        f"/task-instances/{TI_ID}/state"
+    )
     assert "ok running in r1" in r.events("task")
 
 
@@ -39,7 +44,11 @@ def test_failure_without_retry_ends_failed() -> None:
     r = supervise("boom")
     assert (r.exit_code, r.final_state) == (0, "failed")
     assert [p["state"] for p in r.state_patches] == ["failed"]
-    errors = [rec for rec in r.task_log if rec.get("level") == "error" and "boom on purpose" in str(rec.get("event"))]
+    errors = [
+        rec
+        for rec in r.task_log
+        if rec.get("level") == "error" and "boom on purpose" in str(rec.get("event"))
+    ]
     assert errors, r.events()
     # The traceback reaches the task log as structured error detail.
     assert any("error_detail" in rec or "exception" in rec for rec in errors)
@@ -85,8 +94,13 @@ def test_variables_connections_and_masking() -> None:
         variables={"db_password": "hunter2-variable-secret"},
         connections={
             "warehouse": {
-                "conn_type": "postgres", "host": "db.internal", "login": "etl",
-                "password": "conn-password-secret", "port": 5432, "schema": "dw", "extra": '{"sslmode": "require"}',
+                "conn_type": "postgres",
+                "host": "db.internal",
+                "login": "etl",
+                "password": "conn-password-secret",
+                "port": 5432,
+                "schema": "dw",
+                "extra": '{"sslmode": "require"}',
             }
         },
         env={"AIRFLOW_VAR_API_TOKEN": "env-token-secret-value"},
@@ -161,7 +175,9 @@ def test_supervisor_closing_comm_mid_task_fails_closed() -> None:
 def test_task_log_records_are_json_objects_with_levels() -> None:
     """Every record the runtime sent was parsed by the supervisor: lower-case level, event, logger."""
     r = supervise("ok")
-    runtime_records = [rec for rec in r.task_log if rec.get("logger", "").startswith(("trio_coord", "task"))]
+    runtime_records = [
+        rec for rec in r.task_log if rec.get("logger", "").startswith(("trio_coord", "task"))
+    ]
     assert runtime_records
     for rec in runtime_records:
         assert rec["level"] in {"debug", "info", "warning", "error", "critical"}

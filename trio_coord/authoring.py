@@ -130,9 +130,7 @@ class Task:
 
     def set_upstream(self, other: Task) -> None:
         if other.dag is not self.dag:
-            raise UsageError(
-                f"{other.task_id!r} and {self.task_id!r} belong to different DAGs"
-            )
+            raise UsageError(f"{other.task_id!r} and {self.task_id!r} belong to different DAGs")
         if other is self:
             raise UsageError(f"task {self.task_id!r} cannot depend on itself")
         if other.task_id not in self.upstream:

@@ -43,7 +43,9 @@ def load_bundle(spec: str | None) -> Bundle:
     unique = list({id(b): b for b in found}.values())
     if len(unique) != 1:
         what = "no" if not unique else f"{len(unique)}"
-        raise UsageError(f"{spec}: {what} trio_coord.Bundle objects found; name one as {target}:ATTR")
+        raise UsageError(
+            f"{spec}: {what} trio_coord.Bundle objects found; name one as {target}:ATTR"
+        )
     return unique[0]
 
 

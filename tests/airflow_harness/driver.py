@@ -64,21 +64,33 @@ def handler(request: httpx.Request) -> httpx.Response:
             body = json.loads(request.content)
         except ValueError:
             body = request.content.decode(errors="replace")
-    calls.append({"method": request.method, "path": path, "params": dict(request.url.params), "body": body})
+    calls.append(
+        {"method": request.method, "path": path, "params": dict(request.url.params), "body": body}
+    )
     parts = path.strip("/").split("/")
     if path.endswith("/run"):
         return httpx.Response(
             200,
             json={
                 "dag_run": {
-                    "dag_id": DAG_ID, "run_id": RUN_ID, "logical_date": "2026-01-01T00:00:00Z",
-                    "data_interval_start": "2026-01-01T00:00:00Z", "data_interval_end": "2026-01-02T00:00:00Z",
-                    "start_date": "2026-01-02T00:00:00Z", "end_date": None, "run_type": "manual",
-                    "state": "running", "run_after": "2026-01-02T00:00:00Z", "conf": scenario.get("conf"),
-                    "consumed_asset_events": [], "partition_key": None,
+                    "dag_id": DAG_ID,
+                    "run_id": RUN_ID,
+                    "logical_date": "2026-01-01T00:00:00Z",
+                    "data_interval_start": "2026-01-01T00:00:00Z",
+                    "data_interval_end": "2026-01-02T00:00:00Z",
+                    "start_date": "2026-01-02T00:00:00Z",
+                    "end_date": None,
+                    "run_type": "manual",
+                    "state": "running",
+                    "run_after": "2026-01-02T00:00:00Z",
+                    "conf": scenario.get("conf"),
+                    "consumed_asset_events": [],
+                    "partition_key": None,
                 },
-                "max_tries": 2, "should_retry": bool(scenario.get("should_retry")),
-                "variables": [], "connections": [],
+                "max_tries": 2,
+                "should_retry": bool(scenario.get("should_retry")),
+                "variables": [],
+                "connections": [],
                 "xcom_keys_to_clear": scenario.get("xcom_keys_to_clear", []),
             },
         )
@@ -104,7 +116,9 @@ def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
             if key in xcoms:
                 return httpx.Response(200, json={"key": parts[4], "value": xcoms[key]})
-            return httpx.Response(404, json={"detail": {"reason": "not_found", "message": "XCom not found"}})
+            return httpx.Response(
+                404, json={"detail": {"reason": "not_found", "message": "XCom not found"}}
+            )
         if request.method == "POST":
             xcoms[key] = body
             return httpx.Response(201, json={})
@@ -147,6 +161,7 @@ def after(delay: float, action: Any) -> None:
 
 
 if scenario.get("sigterm_after") is not None:
+
     def sigterm() -> None:
         pid = instances[0].pid if instances else runtime_pid()
         if pid:
@@ -155,6 +170,7 @@ if scenario.get("sigterm_after") is not None:
     after(float(scenario["sigterm_after"]), sigterm)
 
 if scenario.get("close_comm_after") is not None:
+
     def close_comm() -> None:
         import socket
 
@@ -163,20 +179,30 @@ if scenario.get("close_comm_after") is not None:
 
     after(float(scenario["close_comm_after"]), close_comm)
 
-client = Client(base_url="http://mock-execution-api/", token="tok", transport=httpx.MockTransport(handler))
+client = Client(
+    base_url="http://mock-execution-api/", token="tok", transport=httpx.MockTransport(handler)
+)
 ti = TaskInstance(
-    id=uuid.UUID(TI_ID), task_id=TASK_ID, dag_id=DAG_ID, run_id=RUN_ID,
+    id=uuid.UUID(TI_ID),
+    task_id=TASK_ID,
+    dag_id=DAG_ID,
+    run_id=RUN_ID,
     try_number=int(scenario.get("try_number", 1)),
     dag_version_id=uuid.UUID("019a0000-0000-7000-8000-000000000002"),
-    map_index=int(scenario.get("map_index", -1)), queue="trio-coord",
+    map_index=int(scenario.get("map_index", -1)),
+    queue="trio-coord",
 )
 task_log = workdir / "task.log"
 report: dict[str, Any] = {"workdir": str(workdir)}
 t0 = time.monotonic()
 try:
     report["exit_code"] = supervise_task(
-        ti=ti, bundle_info=BundleInfo(name="b", version=None), dag_rel_path="dags/x.py",
-        token="tok", client=client, log_path=str(task_log),
+        ti=ti,
+        bundle_info=BundleInfo(name="b", version=None),
+        dag_rel_path="dags/x.py",
+        token="tok",
+        client=client,
+        log_path=str(task_log),
     )
 except BaseException as exc:  # the point is to report what escapes the supervisor
     report["raised"] = f"{type(exc).__name__}: {exc}"

@@ -49,7 +49,9 @@ class Report:
         return "\n".join(json.dumps(r) for r in self.task_log)
 
 
-def supervise(task_id: str, *, bundle: str = TEST_BUNDLE, timeout: float = 120, **scenario: Any) -> Report:
+def supervise(
+    task_id: str, *, bundle: str = TEST_BUNDLE, timeout: float = 120, **scenario: Any
+) -> Report:
     """Run ``task_id`` of ``bundle`` under the real supervisor and return what it recorded."""
     scenario = {"bundle": bundle, "dag_id": "d1", "task_id": task_id, **scenario}
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -62,7 +64,9 @@ def supervise(task_id: str, *, bundle: str = TEST_BUNDLE, timeout: float = 120, 
     )
     out = proc.stdout
     if "@@REPORT@@" not in out:
-        raise AssertionError(f"driver failed (rc {proc.returncode}):\n{out[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"driver failed (rc {proc.returncode}):\n{out[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     raw = json.loads(out.split("@@REPORT@@", 1)[1])
     return Report(
         exit_code=raw.get("exit_code"),

@@ -63,7 +63,7 @@ RECEIVE_SIZE: Final = 1024 * 1024
 class _Waiter:
     """One pending request: its outcome, and the event its caller sleeps on."""
 
-    __slots__ = ("reply", "error", "wake")
+    __slots__ = ("error", "reply", "wake")
 
     def __init__(self) -> None:
         self.reply: Reply | None = None

@@ -52,7 +52,7 @@ log = logging.getLogger("trio_coord.runtime")
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True, slots=True)
