@@ -1,0 +1,333 @@
+"""Hypothesis strategies: what the model may choose, and the broken bytes the fuzzer feeds.
+
+Two families:
+
+* **conversation choices** (keys, values, log lines, answers, first frames, clock steps)
+  used by the machines in ``model/machines.py``;
+* **frames and mutations** (:func:`valid_frames`, :func:`garbage_frames`,
+  :func:`mutated_streams`, :func:`chunkings`) used by the decoder fuzzer: valid
+  supervisor frames encoded with msgspec, then broken on purpose - bad length prefixes,
+  truncations, oversize claims, garbage msgpack, wrong shapes, duplicate keys, unknown
+  extension types, out-of-range timestamps, deep nesting, huge strings, invalid UTF-8.
+
+Every *garbage* frame is complete (its prefix matches its body), so a runtime that reads
+it must notice at once; a truncated frame is only garbage once the stream ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any, Final
+
+import msgspec
+from hypothesis import strategies as st
+
+from .fake_supervisor import Wire, encode, frame
+from .protocol_model import (
+    BODY_ERRORS,
+    CLIENT_CALLS,
+    SUCCESS_BODY,
+    TERMINAL_TYPES,
+    Answer,
+    AnswerKind,
+    FirstFrame,
+    RaiseKind,
+)
+
+__all__ = [
+    "LOG_LEVELS",
+    "CLOCK_STEPS",
+    "keys",
+    "json_values",
+    "log_texts",
+    "secrets",
+    "first_frames",
+    "answers_for",
+    "client_calls",
+    "raise_kinds",
+    "valid_frames",
+    "garbage_frames",
+    "garbage_payloads",
+    "mutated_streams",
+    "chunkings",
+    "msgpack_str",
+    "msgpack_map_header",
+]
+
+#: Log levels a task uses, by name (the supervisor's lower-case names, §8.4).
+LOG_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+#: Virtual seconds a clock step may take. All are multiples of 1/8, and the machines'
+#: timeouts are not, so no sum of steps ever lands *on* a deadline (where "expired" would
+#: depend on the comparison the implementation happens to use).
+CLOCK_STEPS: Final = (0.25, 3.5, 40.125, 101.0)
+
+# -- conversation choices -----------------------------------------------------------------
+
+#: Names no AIRFLOW_VAR_/AIRFLOW_CONN_ fast path can shadow (the machines pass environ={}).
+keys = st.from_regex(r"[a-z][a-z0-9_]{0,14}", fullmatch=True)
+
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+#: Log message text; never contains "!" (every secret does, so no secret masks a token).
+log_texts = st.text(st.characters(exclude_characters="!", exclude_categories=["Cs"]), max_size=40)
+
+#: Values the task registers with MaskSecret: long enough to be masked, all contain "!".
+secrets = st.text(st.sampled_from("abcdefghijklmnop"), min_size=5, max_size=12).map(
+    lambda s: f"{s}!secret"
+)
+
+first_frames = st.sampled_from(
+    [FirstFrame.STARTUP] * 12
+    + [
+        FirstFrame.UNKNOWN_TASK,
+        FirstFrame.INVALID_STARTUP,
+        FirstFrame.OTHER_TYPE,
+        FirstFrame.ERROR_ELEMENT,
+        FirstFrame.EOF,
+    ]
+)
+
+raise_kinds = st.sampled_from(list(RaiseKind))
+
+
+def answers_for(request_type: str) -> st.SearchStrategy[Answer]:
+    """The answers a supervisor (real or broken) may give ``request_type``."""
+    if request_type in TERMINAL_TYPES:
+        # §5.7: the empty reply after the PATCH, or the error element if it failed.
+        return st.sampled_from([Answer(AnswerKind.EMPTY)] * 3 + [Answer(AnswerKind.ERROR_ELEMENT)])
+    options = [Answer(AnswerKind.RESULT)] * 4 + [
+        Answer(AnswerKind.ERROR_ELEMENT, "API_SERVER_ERROR"),
+        Answer(AnswerKind.ERROR_ELEMENT, "GENERIC_ERROR"),
+    ]
+    if SUCCESS_BODY[request_type] is not None:
+        # protocol.md pins what a nil or foreign body means only where a typed result is
+        # expected (§12 row 34); a body where the empty reply is due is left open, so the
+        # model does not generate it.
+        options += [Answer(AnswerKind.EMPTY), Answer(AnswerKind.WRONG_BODY)]
+    options += [Answer(AnswerKind.ERROR_BODY, e) for e in BODY_ERRORS.get(request_type, ())]
+    return st.sampled_from(options)
+
+
+@st.composite
+def client_calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], bool]:
+    """A client call: ``(method, args, has_default)``."""
+    method = draw(st.sampled_from(sorted(CLIENT_CALLS)))
+    key = draw(keys)
+    if method == "get_variable":
+        if draw(st.booleans()):
+            return method, (key, draw(json_values)), True
+        return method, (key,), False
+    if method in ("set_variable", "set_xcom"):
+        return method, (key, draw(json_values)), False
+    if method == "mask_secret":
+        return method, (draw(secrets),), False
+    return method, (key,), False
+
+
+# -- frames and mutations ------------------------------------------------------------------
+
+
+def msgpack_str(data: bytes) -> bytes:
+    """A msgpack str header + ``data`` (which need not be UTF-8)."""
+    n = len(data)
+    if n < 32:
+        return bytes([0xA0 | n]) + data
+    if n < 2**8:
+        return b"\xd9" + struct.pack(">B", n) + data
+    if n < 2**16:
+        return b"\xda" + struct.pack(">H", n) + data
+    return b"\xdb" + struct.pack(">I", n) + data
+
+
+def msgpack_map_header(n: int) -> bytes:
+    return bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+
+
+_WIRE = Wire()
+
+
+@st.composite
+def valid_frames(draw: st.DrawFn) -> bytes:
+    """A frame the real supervisor could send: a startup or a reply, 2 or 3 elements."""
+    kind = draw(
+        st.sampled_from(["startup", "empty", "variable", "error_body", "error_element", "ok"])
+    )
+    rid = draw(st.integers(0, 2**63 - 1))
+    msg: list[Any]
+    if kind == "startup":
+        msg = [0, _WIRE.startup_body(), None]
+    elif kind == "empty":
+        msg = [rid, None, None]
+    elif kind == "variable":
+        msg = [
+            rid,
+            {
+                "key": draw(keys),
+                "value": draw(st.none() | st.text(max_size=30)),
+                "type": "VariableResult",
+            },
+            None,
+        ]
+    elif kind == "ok":
+        msg = [rid, {"ok": True, "type": "OKResponse"}, None]
+    else:
+        err = {
+            "error": draw(st.sampled_from(["VARIABLE_NOT_FOUND", "API_SERVER_ERROR"])),
+            "detail": None,
+            "type": "ErrorResponse",
+        }
+        msg = [rid, err, None] if kind == "error_body" else [rid, None, err]
+    if draw(st.booleans()) and msg[2] is None:
+        msg = msg[:2]  # §3.2: a 2-element response must be accepted too
+    return frame(encode(msg))
+
+
+def _ext(code: int, data: bytes) -> bytes:
+    return b"\xc7" + struct.pack(">Bb", len(data), code) + data
+
+
+@st.composite
+def garbage_payloads(draw: st.DrawFn) -> bytes:
+    """A complete frame body that no strict decoder accepts as a supervisor frame."""
+    choice = draw(
+        st.sampled_from(
+            [
+                "random",
+                "trailing",
+                "bad_utf8",
+                "dup_keys",
+                "int_key",
+                "unknown_ext",
+                "bad_timestamp",
+                "deep",
+                "not_array",
+                "short_array",
+                "bad_id",
+                "truncated_doc",
+                "huge_claim",
+            ]
+        )
+    )
+    rid = encode(draw(st.integers(1, 1000)))
+    if choice == "random":
+        data = draw(st.binary(min_size=1, max_size=64))
+        try:
+            msgspec.msgpack.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises both
+            return data
+        return b"\xc1" + data  # 0xc1 is never valid msgpack
+    if choice == "trailing":
+        return encode([1, None, None]) + draw(st.binary(min_size=1, max_size=8))
+    if choice == "bad_utf8":
+        bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"a\x80b"]))
+        return (
+            b"\x93"
+            + rid
+            + msgpack_map_header(1)
+            + msgpack_str(b"type")
+            + msgpack_str(bad)
+            + b"\xc0"
+        )
+    if choice == "dup_keys":
+        return (
+            b"\x93"
+            + rid
+            + msgpack_map_header(2)
+            + msgpack_str(b"type")
+            + msgpack_str(b"OKResponse")
+            + msgpack_str(b"type")
+            + msgpack_str(b"XComResult")
+            + b"\xc0"
+        )
+    if choice == "int_key":
+        return b"\x93" + rid + msgpack_map_header(1) + b"\x01\x02\xc0"
+    if choice == "unknown_ext":
+        code = draw(st.integers(-128, 127).filter(lambda c: c != -1))
+        return b"\x93" + rid + _ext(code, draw(st.binary(max_size=8))) + b"\xc0"
+    if choice == "bad_timestamp":
+        # Timestamp extension of a wrong size, or with nanoseconds >= 10**9, or beyond year 9999.
+        body = draw(
+            st.sampled_from(
+                [
+                    b"\xd5\xff\x00\x01",  # 2-byte payload: no such timestamp form
+                    b"\xd7\xff" + struct.pack(">Q", (10**9 + 5) << 34),
+                    b"\xc7\x0c\xff" + struct.pack(">Iq", 0, 2**62),
+                    b"\xc7\x0c\xff" + struct.pack(">Iq", 0, -(2**62)),
+                ]
+            )
+        )
+        return b"\x93" + rid + msgpack_map_header(1) + msgpack_str(b"end_date") + body + b"\xc0"
+    if choice == "deep":
+        # Nested in the id position: too deep for msgpack, or at best a list where the id goes.
+        depth = draw(st.integers(1, 5000))
+        return b"\x93" + b"\x91" * depth + b"\x01" + b"\xc0\xc0"
+    if choice == "not_array":
+        return encode(draw(st.sampled_from([{"type": "OKResponse"}, "frame", 7, None, True])))
+    if choice == "short_array":
+        return encode(draw(st.sampled_from([[], [1]])))
+    if choice == "bad_id":
+        return encode([draw(st.sampled_from(["1", None, 1.5, [1], {"a": 1}])), None, None])
+    if choice == "truncated_doc":
+        whole = encode([1, {"key": "k", "value": "v" * 20, "type": "VariableResult"}, None])
+        return whole[: draw(st.integers(1, len(whole) - 1))]
+    # A str header claiming far more bytes than the frame holds.
+    return b"\x93" + rid + b"\xdb" + struct.pack(">I", 2**31) + b"abc"
+
+
+@st.composite
+def garbage_frames(draw: st.DrawFn, max_frame_size: int = 1 << 20) -> bytes:
+    """Bytes that break the comm stream at once: a bad prefix or a complete bad frame."""
+    choice = draw(st.sampled_from(["zero", "oversize", "payload", "payload", "payload"]))
+    if choice == "zero":
+        return b"\x00\x00\x00\x00"
+    if choice == "oversize":
+        return struct.pack(">I", draw(st.integers(max_frame_size + 1, 2**32 - 1)))
+    return frame(draw(garbage_payloads()))
+
+
+@st.composite
+def mutated_streams(draw: st.DrawFn, max_frame_size: int = 1 << 20) -> bytes:
+    """A byte stream of valid frames, garbage frames, and raw byte-level mutations."""
+    parts = draw(
+        st.lists(st.one_of(valid_frames(), garbage_frames(max_frame_size)), min_size=1, max_size=4)
+    )
+    data = bytearray(b"".join(parts))
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["flip", "cut", "insert", "prefix"]))
+        if not data:
+            break
+        at = draw(st.integers(0, len(data) - 1))
+        if op == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut":
+            del data[at:]
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            data[at:at] = struct.pack(">I", draw(st.integers(0, 2**32 - 1)))
+    return bytes(data)
+
+
+def chunkings(data_len: int) -> st.SearchStrategy[list[int]]:
+    """Cut points for feeding ``data_len`` bytes in pieces (sorted, unique, inside)."""
+    if data_len < 2:
+        return st.just([])
+    return st.lists(st.integers(1, data_len - 1), max_size=8, unique=True).map(sorted)
