@@ -16,8 +16,9 @@ closures:
   maps are ignored (the forward-compatibility rule, §4 and §12 row 43).
 
 Supported annotations: ``str``, ``int``, ``float``, ``bool``, ``None``,
-``datetime.datetime``, :data:`JsonValue`, ``list[X]``, ``dict[str, X]``,
-``Literal[...]``, unions of these with ``None``, and nested :class:`Model` classes.
+``datetime.datetime``, :data:`JsonValue`, :data:`UUIDStr`, :data:`Seconds`,
+``list[X]``, ``dict[str, X]``, fixed ``tuple[X, Y]`` (sent as an array),
+``Literal[...]``, unions of these, and nested :class:`Model` classes.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ import datetime
 import math
 import types
 import typing
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, Union
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["JsonValue", "Model", "Encoder", "Decoder", "MISSING_REQUIRED"]
+__all__ = ["JsonValue", "UUIDStr", "Seconds", "Model", "Encoder", "Decoder", "MISSING_REQUIRED"]
 
 
 class _JsonMarker:
@@ -42,12 +44,30 @@ class _JsonMarker:
 #: Any JSON value, as pydantic's ``JsonValue`` accepts it on the supervisor side.
 JsonValue: TypeAlias = Annotated[Any, _JsonMarker]
 
+
+class _UuidMarker:
+    """Annotation marker: a UUID, carried as its canonical string (protocol.md §3.4)."""
+
+
+#: A UUID field (``ti_id``...): sent canonical, so a malformed id fails here and not
+#: silently in the supervisor; a ``uuid.UUID`` is accepted too. Received as ``str``.
+UUIDStr: TypeAlias = Annotated[str, _UuidMarker]
+
+
+class _SecondsMarker:
+    """Annotation marker: a duration, carried as a number of seconds (protocol.md §3.4)."""
+
+
+#: A duration field whose real type is ``timedelta``: sent as seconds; a ``timedelta``
+#: is accepted too. Out of ``timedelta``'s range the supervisor would drop the request.
+Seconds: TypeAlias = Annotated[float, _SecondsMarker]
+
 Encoder = Callable[[Any, str], Any]
 Decoder = Callable[[Any, str], Any]
 
 MISSING_REQUIRED: Final = object()
 
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 
 
 class Model:
@@ -62,6 +82,8 @@ class Model:
 
     #: The value of the ``"type"`` key on the wire, or None for untagged nested models.
     TYPE: ClassVar[str | None] = None
+    #: Other wire keys accepted for a field when decoding: {wire key: field name}.
+    WIRE_ALIASES: ClassVar[dict[str, str]] = {}
     #: Compiled (name, required, encoder, decoder) rows, built on first use.
     _schema: ClassVar[tuple[tuple[str, bool, Encoder, Decoder], ...] | None] = None
 
@@ -90,14 +112,12 @@ def _schema_of(cls: type[Model]) -> tuple[tuple[str, bool, Encoder, Decoder], ..
         hints = typing.get_type_hints(cls, include_extras=True)
         rows = []
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            required = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             enc, dec = _compile(hints[f.name])
             rows.append((f.name, required, enc, dec))
         schema = tuple(rows)
         cls._schema = schema
-    return schema  # type: ignore[no-any-return]
+    return schema
 
 
 def _encode_model(obj: Model, path: str) -> dict[str, Any]:
@@ -114,6 +134,9 @@ def _decode_model(cls: type[Model], data: Any, path: str) -> Any:
     if type(data) is not dict:
         raise RemoteProtocolError(f"{path}: expected a map, got {_kind(data)}")
     kwargs: dict[str, Any] = {}
+    for alias, name in cls.WIRE_ALIASES.items():
+        if name not in data and alias in data:
+            data = {**data, name: data[alias]}
     for name, required, _enc, dec in _schema_of(cls):
         if name in data:
             kwargs[name] = dec(data[name], f"{path}.{name}")
@@ -121,7 +144,7 @@ def _decode_model(cls: type[Model], data: Any, path: str) -> Any:
             raise RemoteProtocolError(f"{path}: required key {name!r} is missing")
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # a model's own __post_init__ check
+    except (TypeError, ValueError, LocalProtocolError) as exc:  # a model's own __post_init__ check
         raise RemoteProtocolError(f"{path}: {exc}") from None
 
 
@@ -138,6 +161,10 @@ def _compile(tp: Any) -> tuple[Encoder, Decoder]:
         base, *extras = typing.get_args(tp)
         if _JsonMarker in extras:
             return _enc_json, _dec_json
+        if _UuidMarker in extras:
+            return _enc_uuid, _scalar(str, "str")[1]
+        if _SecondsMarker in extras:
+            return _enc_seconds, _dec_float
         return _compile(base)
     if tp is type(None) or tp is None:
         return _scalar(type(None), "nil")
@@ -160,6 +187,8 @@ def _compile(tp: Any) -> tuple[Encoder, Decoder]:
     if origin is list:
         (item,) = typing.get_args(tp)
         return _list(*_compile(item))
+    if origin is tuple and Ellipsis not in typing.get_args(tp):
+        return _tuple([_compile(item) for item in typing.get_args(tp)])
     if origin is dict:
         key, value = typing.get_args(tp)
         if key is not str:
@@ -207,7 +236,34 @@ def _enc_float(value: Any, path: str) -> Any:
         return _enc_int(value, path)
     if type(value) is not float:
         raise LocalProtocolError(f"{path}: expected a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        # The supervisor forwards numbers to the API as JSON, which has no NaN or infinity.
+        raise LocalProtocolError(f"{path}: {value!r} is not a finite number")
     return value
+
+
+def _enc_uuid(value: Any, path: str) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if type(value) is not str:
+        raise LocalProtocolError(f"{path}: expected a UUID, got {_kind(value)}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise LocalProtocolError(f"{path}: {value!r} is not a UUID") from None
+
+
+# timedelta's range in seconds; 10**9 days (just above timedelta.max) is refused.
+_MIN_SECONDS: Final = datetime.timedelta.min.total_seconds()
+_END_SECONDS: Final = 86_400.0 * 10**9
+
+
+def _enc_seconds(value: Any, path: str) -> Any:
+    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else value
+    seconds = _enc_float(seconds, path)
+    if not _MIN_SECONDS <= seconds < _END_SECONDS:
+        raise LocalProtocolError(f"{path}: {seconds!r} seconds is out of a timedelta's range")
+    return seconds
 
 
 def _dec_float(value: Any, path: str) -> Any:
@@ -278,6 +334,26 @@ def _list(item_enc: Encoder, item_dec: Decoder) -> tuple[Encoder, Decoder]:
         if type(value) is not list:
             raise RemoteProtocolError(f"{path}: expected a list, got {_kind(value)}")
         return [item_dec(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    return enc, dec
+
+
+def _tuple(items: list[tuple[Encoder, Decoder]]) -> tuple[Encoder, Decoder]:
+    size = len(items)
+
+    def enc(value: Any, path: str) -> Any:
+        if not isinstance(value, (list, tuple)) or len(value) != size:
+            raise LocalProtocolError(f"{path}: expected an array of {size}, got {_kind(value)}")
+        return [
+            e(v, f"{path}[{i}]") for i, ((e, _d), v) in enumerate(zip(items, value, strict=True))
+        ]
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not list or len(value) != size:
+            raise RemoteProtocolError(f"{path}: expected an array of {size}, got {_kind(value)}")
+        return tuple(
+            d(v, f"{path}[{i}]") for i, ((_e, d), v) in enumerate(zip(items, value, strict=True))
+        )
 
     return enc, dec
 

@@ -28,52 +28,33 @@ supervisor requires. Date-times are aware ``datetime`` values; UUIDs are strings
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeAlias
+from dataclasses import field
+from typing import Any, ClassVar, Literal
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .fields import JsonValue, Model
+from .fields import JsonValue, Model, Seconds, UUIDStr
 
-# -- enumerations (Appendix A) -----------------------------------------------------------
-
-TaskInstanceState: TypeAlias = Literal[
-    "removed",
-    "scheduled",
-    "queued",
-    "running",
-    "success",
-    "restarting",
-    "failed",
-    "up_for_retry",
-    "up_for_reschedule",
-    "upstream_failed",
-    "skipped",
-    "deferred",
-    "awaiting_input",
-]
-DagRunState: TypeAlias = Literal["queued", "running", "success", "failed"]
-DagRunType: TypeAlias = Literal[
-    "backfill",
-    "scheduled",
-    "manual",
-    "operator_triggered",
-    "asset_triggered",
-    "asset_materialization",
-]
-ErrorType: TypeAlias = Literal[
-    "CONNECTION_NOT_FOUND",
-    "VARIABLE_NOT_FOUND",
-    "XCOM_NOT_FOUND",
-    "ASSET_NOT_FOUND",
-    "TASK_STORE_NOT_FOUND",
-    "ASSET_STORE_NOT_FOUND",
-    "DAGRUN_ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "GENERIC_ERROR",
-    "API_SERVER_ERROR",
-]
-
-_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+# Every nested model is public here too: the star import re-exports models.__all__.
+from .models import *  # noqa: F403
+from .models import (
+    AssetEventResponse,
+    AssetProfile,
+    AssetResponse,
+    BundleInfo,
+    ConnectionEntry,
+    DagRun,
+    DagRunState,
+    DagWarning,
+    ErrorType,
+    HITLDetailRequest,
+    PreviousTIResponse,
+    SerializedDag,
+    TaskInstance,
+    TaskInstanceState,
+    TIRunContext,
+    VariableEntry,
+    _frozen,
+)
 
 
 class Inbound(Model):
@@ -93,116 +74,11 @@ class Request(Model):
     TERMINAL: ClassVar[bool] = False
 
 
-# -- nested models ----------------------------------------------------------------------
+# == supervisor -> runtime ===============================================================
+# Reply bodies are listed before the requests so each request can name its RESULT.
+# Where the real class extends an API model, ours extends the same nested model.
 
-
-@_frozen
-class TaskInstance(Model):
-    id: str
-    task_id: str
-    dag_id: str
-    run_id: str
-    try_number: int
-    dag_version_id: str
-    map_index: int | None = -1
-    hostname: str | None = None
-    context_carrier: dict[str, JsonValue] | None = None
-    queue: str = "default"
-
-
-@_frozen
-class BundleInfo(Model):
-    name: str
-    version: str | None = None
-
-
-@_frozen
-class AssetReference(Model):
-    name: str
-    uri: str
-    extra: dict[str, JsonValue] | None = None
-
-
-@_frozen
-class AssetAliasReference(Model):
-    name: str
-
-
-@_frozen
-class ConsumedAssetEvent(Model):
-    asset: AssetReference
-    extra: dict[str, JsonValue] | None = None
-    source_task_id: str | None = None
-    source_dag_id: str | None = None
-    source_run_id: str | None = None
-    source_map_index: int | None = None
-    source_aliases: list[AssetAliasReference] = field(default_factory=list)
-    timestamp: datetime.datetime | None = None
-    partition_key: str | None = None
-
-
-@_frozen
-class DagRun(Model):
-    dag_id: str
-    run_id: str
-    logical_date: datetime.datetime | None = None
-    data_interval_start: datetime.datetime | None = None
-    data_interval_end: datetime.datetime | None = None
-    run_after: datetime.datetime | None = None
-    start_date: datetime.datetime | None = None
-    end_date: datetime.datetime | None = None
-    clear_number: int = 0
-    run_type: DagRunType = "manual"
-    state: DagRunState = "running"
-    conf: dict[str, JsonValue] | None = None
-    triggering_user_name: str | None = None
-    consumed_asset_events: list[ConsumedAssetEvent] = field(default_factory=list)
-    partition_key: str | None = None
-    partition_date: datetime.datetime | None = None
-    note: str | None = None
-    team_name: str | None = None
-
-
-@_frozen
-class VariableEntry(Model):
-    key: str
-    value: str | None = None
-
-
-@_frozen
-class ConnectionEntry(Model):
-    conn_id: str
-    conn_type: str
-    host: str | None = None
-    schema: str | None = None
-    login: str | None = None
-    password: str | None = None
-    port: int | None = None
-    extra: str | None = None
-
-
-@_frozen
-class TIRunContext(Model):
-    dag_run: DagRun
-    task_reschedule_count: int = 0
-    max_tries: int = 0
-    variables: list[VariableEntry] | None = None
-    connections: list[ConnectionEntry] | None = None
-    next_method: str | None = None
-    next_kwargs: JsonValue = None
-    xcom_keys_to_clear: list[str] | None = None
-    should_retry: bool = False
-    start_date: datetime.datetime | None = None
-
-
-@_frozen
-class AssetProfile(Model):
-    name: str | None = None
-    uri: str | None = None
-    type: Literal["Asset", "AssetNameRef", "AssetUriRef", "AssetAlias"]
-
-
-# -- supervisor -> runtime: first frames -------------------------------------------------
+# -- first frames (§4) -------------------------------------------------------------------
 
 
 @_frozen
@@ -213,7 +89,7 @@ class StartupDetails(Inbound):
     bundle_info: BundleInfo
     start_date: datetime.datetime
     ti_context: TIRunContext
-    sentry_integration: str = ""
+    sentry_integration: str
 
     def __post_init__(self) -> None:
         # §4.1: Go rejects a first frame that cannot name a task try; so do we.
@@ -231,17 +107,18 @@ class DagFileParseRequest(Inbound):
     file: str
     bundle_path: str
     bundle_name: str
-    callback_requests: list[JsonValue] = field(default_factory=list)
+    # DagCallbackRequest / TaskCallbackRequest / EmailRequest maps, tagged by "type".
+    callback_requests: list[dict[str, JsonValue]] = field(default_factory=list)
 
 
-# -- supervisor -> runtime: reply bodies -------------------------------------------------
+# -- generic replies (§3.7) --------------------------------------------------------------
 
 
 @_frozen
 class ErrorResponse(Inbound):
     TYPE = "ErrorResponse"
     error: ErrorType = "GENERIC_ERROR"
-    detail: JsonValue = None
+    detail: dict[str, JsonValue] | None = None
 
 
 @_frozen
@@ -251,33 +128,190 @@ class OKResponse(Inbound):
 
 
 @_frozen
-class ConnectionResult(Inbound):
-    TYPE = "ConnectionResult"
-    conn_id: str
-    conn_type: str
-    host: str | None = None
-    schema: str | None = None
-    login: str | None = None
-    password: str | None = None
-    port: int | None = None
-    extra: str | None = None
+class SentFDs(Inbound):
+    TYPE = "SentFDs"
+    fds: list[int]
+
+
+# -- connections, variables (§5.1) -------------------------------------------------------
 
 
 @_frozen
-class VariableResult(Inbound):
+class ConnectionResult(ConnectionEntry, Inbound):
+    TYPE = "ConnectionResult"
+
+
+@_frozen
+class VariableResult(VariableEntry, Inbound):
     TYPE = "VariableResult"
-    key: str
-    value: str | None = None
+
+
+@_frozen
+class VariableKeysResult(Inbound):
+    TYPE = "VariableKeysResult"
+    keys: list[str]
+    total_entries: int
+
+
+# -- XCom (§5.2) -------------------------------------------------------------------------
 
 
 @_frozen
 class XComResult(Inbound):
     TYPE = "XComResult"
     key: str
-    value: JsonValue = None
+    # Required, and null when the XCom does not exist (§12 row 12).
+    value: JsonValue
 
 
-# -- runtime -> supervisor: requests (§5) ------------------------------------------------
+@_frozen
+class XComCountResponse(Inbound):
+    TYPE = "XComCountResponse"
+    len: int
+
+
+@_frozen
+class XComSequenceIndexResult(Inbound):
+    TYPE = "XComSequenceIndexResult"
+    root: JsonValue
+
+
+@_frozen
+class XComSequenceSliceResult(Inbound):
+    TYPE = "XComSequenceSliceResult"
+    root: list[JsonValue]
+
+
+# -- state stores (§5.3) -----------------------------------------------------------------
+
+
+@_frozen
+class TaskStateStoreResult(Inbound):
+    TYPE = "TaskStateStoreResult"
+    value: JsonValue
+
+
+@_frozen
+class AssetStateStoreResult(Inbound):
+    TYPE = "AssetStateStoreResult"
+    value: JsonValue
+
+
+# -- assets (§5.4) -----------------------------------------------------------------------
+
+
+@_frozen
+class AssetResult(AssetResponse, Inbound):
+    TYPE = "AssetResult"
+
+
+@_frozen
+class AssetsByAliasResult(Inbound):
+    TYPE = "AssetsByAliasResult"
+    assets: list[AssetResult]
+
+
+@_frozen
+class AssetEventsResult(Inbound):
+    TYPE = "AssetEventsResult"
+    asset_events: list[AssetEventResponse]
+
+
+@_frozen
+class InactiveAssetsResult(Inbound):
+    TYPE = "InactiveAssetsResult"
+    inactive_assets: list[AssetProfile] | None = None
+
+
+# -- DAGs, runs, task instances (§5.5) ---------------------------------------------------
+
+
+@_frozen
+class DagResult(Inbound):
+    TYPE = "DagResult"
+    dag_id: str
+    is_paused: bool
+    bundle_name: str | None
+    bundle_version: str | None
+    relative_fileloc: str | None
+    owners: str | None
+    tags: list[str]
+    next_dagrun: datetime.datetime | None
+
+
+@_frozen
+class DagRunResult(DagRun, Inbound):
+    TYPE = "DagRunResult"
+
+
+@_frozen
+class DagRunStateResult(Inbound):
+    TYPE = "DagRunStateResult"
+    state: DagRunState
+
+
+@_frozen
+class DRCount(Inbound):
+    TYPE = "DRCount"
+    count: int
+
+
+@_frozen
+class PreviousDagRunResult(Inbound):
+    TYPE = "PreviousDagRunResult"
+    dag_run: DagRun | None = None
+
+
+@_frozen
+class PrevSuccessfulDagRunResult(Inbound):
+    TYPE = "PrevSuccessfulDagRunResult"
+    data_interval_start: datetime.datetime | None = None
+    data_interval_end: datetime.datetime | None = None
+    start_date: datetime.datetime | None = None
+    end_date: datetime.datetime | None = None
+
+
+@_frozen
+class PreviousTIResult(Inbound):
+    TYPE = "PreviousTIResult"
+    task_instance: PreviousTIResponse | None = None
+
+
+@_frozen
+class TaskRescheduleStartDate(Inbound):
+    TYPE = "TaskRescheduleStartDate"
+    start_date: datetime.datetime | None
+
+
+@_frozen
+class TICount(Inbound):
+    TYPE = "TICount"
+    count: int
+
+
+@_frozen
+class TaskStatesResult(Inbound):
+    TYPE = "TaskStatesResult"
+    task_states: dict[str, JsonValue]
+
+
+@_frozen
+class TaskBreadcrumbsResult(Inbound):
+    TYPE = "TaskBreadcrumbsResult"
+    breadcrumbs: list[dict[str, JsonValue]]
+
+
+# -- human in the loop (§5.6) ------------------------------------------------------------
+
+
+@_frozen
+class HITLDetailRequestResult(HITLDetailRequest, Inbound):
+    TYPE = "HITLDetailRequestResult"
+
+
+# == runtime -> supervisor: requests (§5, ToSupervisor) ==================================
+
+# -- connections, variables (§5.1) -------------------------------------------------------
 
 
 @_frozen
@@ -295,11 +329,20 @@ class GetVariable(Request):
 
 
 @_frozen
+class GetVariableKeys(Request):
+    TYPE = "GetVariableKeys"
+    RESULT = (VariableKeysResult,)
+    prefix: str | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+@_frozen
 class PutVariable(Request):
     TYPE = "PutVariable"
     key: str
     value: str | None
-    description: str | None = None
+    description: str | None
 
 
 @_frozen
@@ -309,46 +352,349 @@ class DeleteVariable(Request):
     key: str
 
 
+# -- XCom (§5.2) -------------------------------------------------------------------------
+
+
 @_frozen
-class GetXCom(Request):
-    TYPE = "GetXCom"
-    RESULT = (XComResult,)
+class _XComAddress(Model):
+    """The four fields that name an XCom, shared by every XCom request."""
+
     key: str
     dag_id: str
     run_id: str
     task_id: str
+
+
+@_frozen
+class GetXCom(_XComAddress, Request):
+    TYPE = "GetXCom"
+    RESULT = (XComResult,)
     map_index: int | None = None
     include_prior_dates: bool = False
 
 
 @_frozen
-class SetXCom(Request):
+class GetXComCount(_XComAddress, Request):
+    TYPE = "GetXComCount"
+    RESULT = (XComCountResponse,)
+
+
+@_frozen
+class GetXComSequenceItem(_XComAddress, Request):
+    TYPE = "GetXComSequenceItem"
+    RESULT = (XComSequenceIndexResult,)
+    offset: int
+
+
+@_frozen
+class GetXComSequenceSlice(_XComAddress, Request):
+    TYPE = "GetXComSequenceSlice"
+    RESULT = (XComSequenceSliceResult,)
+    start: int | None
+    stop: int | None
+    step: int | None
+    include_prior_dates: bool = False
+
+
+@_frozen
+class SetXCom(_XComAddress, Request):
     TYPE = "SetXCom"
-    key: str
     value: JsonValue
-    dag_id: str
-    run_id: str
-    task_id: str
     map_index: int | None = None
     dag_result: bool = False
     mapped_length: int | None = None
 
 
 @_frozen
-class DeleteXCom(Request):
+class DeleteXCom(_XComAddress, Request):
     TYPE = "DeleteXCom"
-    key: str
-    dag_id: str
-    run_id: str
-    task_id: str
     map_index: int | None = None
 
 
+# -- task / asset state stores (§5.3) ----------------------------------------------------
+
+
 @_frozen
-class MaskSecret(Request):
-    TYPE = "MaskSecret"
+class GetTaskStateStore(Request):
+    TYPE = "GetTaskStateStore"
+    RESULT = (TaskStateStoreResult,)
+    ti_id: UUIDStr
+    key: str
+
+
+@_frozen
+class SetTaskStateStore(Request):
+    TYPE = "SetTaskStateStore"
+    RESULT = (OKResponse,)
+    ti_id: UUIDStr
+    key: str
     value: JsonValue
-    name: str | None = None
+    expires_at: datetime.datetime | None
+
+
+@_frozen
+class DeleteTaskStateStore(Request):
+    TYPE = "DeleteTaskStateStore"
+    RESULT = (OKResponse,)
+    ti_id: UUIDStr
+    key: str
+
+
+@_frozen
+class ClearTaskStateStore(Request):
+    TYPE = "ClearTaskStateStore"
+    RESULT = (OKResponse,)
+    ti_id: UUIDStr
+
+
+@_frozen
+class GetAssetStateStoreByName(Request):
+    TYPE = "GetAssetStateStoreByName"
+    RESULT = (AssetStateStoreResult,)
+    name: str
+    key: str
+
+
+@_frozen
+class GetAssetStateStoreByUri(Request):
+    TYPE = "GetAssetStateStoreByUri"
+    RESULT = (AssetStateStoreResult,)
+    uri: str
+    key: str
+
+
+@_frozen
+class SetAssetStateStoreByName(Request):
+    TYPE = "SetAssetStateStoreByName"
+    RESULT = (OKResponse,)
+    name: str
+    key: str
+    value: JsonValue
+
+
+@_frozen
+class SetAssetStateStoreByUri(Request):
+    TYPE = "SetAssetStateStoreByUri"
+    RESULT = (OKResponse,)
+    uri: str
+    key: str
+    value: JsonValue
+
+
+@_frozen
+class DeleteAssetStateStoreByName(Request):
+    TYPE = "DeleteAssetStateStoreByName"
+    RESULT = (OKResponse,)
+    name: str
+    key: str
+
+
+@_frozen
+class DeleteAssetStateStoreByUri(Request):
+    TYPE = "DeleteAssetStateStoreByUri"
+    RESULT = (OKResponse,)
+    uri: str
+    key: str
+
+
+@_frozen
+class ClearAssetStateStoreByName(Request):
+    TYPE = "ClearAssetStateStoreByName"
+    RESULT = (OKResponse,)
+    name: str
+
+
+@_frozen
+class ClearAssetStateStoreByUri(Request):
+    TYPE = "ClearAssetStateStoreByUri"
+    RESULT = (OKResponse,)
+    uri: str
+
+
+# -- assets (§5.4) -----------------------------------------------------------------------
+
+
+@_frozen
+class GetAssetByName(Request):
+    TYPE = "GetAssetByName"
+    RESULT = (AssetResult,)
+    name: str
+
+
+@_frozen
+class GetAssetByUri(Request):
+    TYPE = "GetAssetByUri"
+    RESULT = (AssetResult,)
+    uri: str
+
+
+@_frozen
+class GetAssetsByAlias(Request):
+    TYPE = "GetAssetsByAlias"
+    RESULT = (AssetsByAliasResult,)
+    alias_name: str
+
+
+@_frozen
+class _AssetEventFilter(Model):
+    """The time window and order of an asset-event query."""
+
+    after: datetime.datetime | None = None
+    before: datetime.datetime | None = None
+    limit: int | None = None
+    ascending: bool = True
+
+
+@_frozen
+class GetAssetEventByAsset(_AssetEventFilter, Request):
+    TYPE = "GetAssetEventByAsset"
+    RESULT = (AssetEventsResult,)
+    name: str | None
+    uri: str | None
+
+
+@_frozen
+class GetAssetEventByAssetAlias(_AssetEventFilter, Request):
+    TYPE = "GetAssetEventByAssetAlias"
+    RESULT = (AssetEventsResult,)
+    alias_name: str
+
+
+@_frozen
+class ValidateInletsAndOutlets(Request):
+    TYPE = "ValidateInletsAndOutlets"
+    RESULT = (InactiveAssetsResult,)
+    ti_id: UUIDStr
+
+
+# -- DAGs, runs, task instances (§5.5) ---------------------------------------------------
+
+
+@_frozen
+class GetDag(Request):
+    TYPE = "GetDag"
+    RESULT = (DagResult,)
+    dag_id: str
+
+
+@_frozen
+class GetDagRun(Request):
+    TYPE = "GetDagRun"
+    RESULT = (DagRunResult,)
+    dag_id: str
+    run_id: str
+
+
+@_frozen
+class GetDagRunState(Request):
+    TYPE = "GetDagRunState"
+    RESULT = (DagRunStateResult,)
+    dag_id: str
+    run_id: str
+
+
+@_frozen
+class GetDRCount(Request):
+    TYPE = "GetDRCount"
+    RESULT = (DRCount,)
+    dag_id: str
+    logical_dates: list[datetime.datetime] | None = None
+    run_ids: list[str] | None = None
+    states: list[str] | None = None
+
+
+@_frozen
+class GetPreviousDagRun(Request):
+    TYPE = "GetPreviousDagRun"
+    RESULT = (PreviousDagRunResult,)
+    dag_id: str
+    logical_date: datetime.datetime
+    state: str | None = None
+
+
+@_frozen
+class GetPrevSuccessfulDagRun(Request):
+    TYPE = "GetPrevSuccessfulDagRun"
+    RESULT = (PrevSuccessfulDagRunResult,)
+    # Ignored by 1.3.2: the supervisor always asks about the TI it supervises (§5.5).
+    ti_id: UUIDStr
+
+
+@_frozen
+class GetPreviousTI(Request):
+    TYPE = "GetPreviousTI"
+    RESULT = (PreviousTIResult,)
+    dag_id: str
+    task_id: str
+    logical_date: datetime.datetime | None = None
+    map_index: int = -1
+    state: TaskInstanceState | None = None
+
+
+@_frozen
+class GetTaskRescheduleStartDate(Request):
+    TYPE = "GetTaskRescheduleStartDate"
+    RESULT = (TaskRescheduleStartDate,)
+    ti_id: UUIDStr
+    try_number: int = 1
+
+
+@_frozen
+class _TaskInstanceQuery(Model):
+    """The filters GetTICount and GetTaskStates share."""
+
+    dag_id: str
+    map_index: int | None = None
+    task_ids: list[str] | None = None
+    task_group_id: str | None = None
+    logical_dates: list[datetime.datetime] | None = None
+    run_ids: list[str] | None = None
+
+
+@_frozen
+class GetTICount(_TaskInstanceQuery, Request):
+    TYPE = "GetTICount"
+    RESULT = (TICount,)
+    states: list[str] | None = None
+
+
+@_frozen
+class GetTaskStates(_TaskInstanceQuery, Request):
+    TYPE = "GetTaskStates"
+    RESULT = (TaskStatesResult,)
+
+
+@_frozen
+class GetTaskBreadcrumbs(Request):
+    TYPE = "GetTaskBreadcrumbs"
+    RESULT = (TaskBreadcrumbsResult,)
+    dag_id: str
+    run_id: str
+
+
+@_frozen
+class TriggerDagRun(Request):
+    TYPE = "TriggerDagRun"
+    # An existing run without reset_dag_run: ErrorResponse DAGRUN_ALREADY_EXISTS as the body.
+    RESULT = (OKResponse,)
+    dag_id: str
+    run_id: str
+    logical_date: datetime.datetime | None = None
+    run_after: datetime.datetime | None = None
+    conf: dict[str, JsonValue] | None = None
+    reset_dag_run: bool | None = False
+    # Accepted but not forwarded to the API by 1.3.2.
+    partition_key: str | None = None
+    note: str | None = None
+
+
+# -- rendering, masking, logging, HITL (§5.6) --------------------------------------------
+
+
+@_frozen
+class SetRenderedFields(Request):
+    TYPE = "SetRenderedFields"
+    rendered_fields: dict[str, JsonValue]
 
 
 @_frozen
@@ -362,7 +708,53 @@ class SetRenderedMapIndex(Request):
             raise LocalProtocolError("SetRenderedMapIndex.rendered_map_index must not be empty")
 
 
-# -- terminal requests (§5.7, §6) --------------------------------------------------------
+@_frozen
+class MaskSecret(Request):
+    TYPE = "MaskSecret"
+    value: JsonValue
+    name: str | None = None
+
+
+@_frozen
+class ResendLoggingFD(Request):
+    """Meaningless over TCP (§12 row 10); here only because the union has it."""
+
+    TYPE = "ResendLoggingFD"
+    RESULT = (SentFDs,)
+
+
+@_frozen
+class CreateHITLDetailPayload(HITLDetailRequest, Request, Inbound):
+    """A request that is also a member of ``ToTask`` in 1.3.2, so it is in both registries."""
+
+    TYPE = "CreateHITLDetailPayload"
+    RESULT = (HITLDetailRequestResult,)
+
+
+@_frozen
+class UpdateHITLDetail(Request):
+    """1.3.2 answers with the error element "Unhandled request" (§12 row 9)."""
+
+    TYPE = "UpdateHITLDetail"
+    ti_id: UUIDStr
+    chosen_options: list[str]
+    params_input: dict[str, JsonValue] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.chosen_options:
+            # pydantic min_length=1: the supervisor would drop the request unanswered.
+            raise LocalProtocolError("UpdateHITLDetail.chosen_options must not be empty")
+
+
+@_frozen
+class GetHITLDetailResponse(Request):
+    """1.3.2 answers with the error element "Unhandled request" (§12 row 9)."""
+
+    TYPE = "GetHITLDetailResponse"
+    ti_id: UUIDStr
+
+
+# -- state-changing and terminal requests (§5.7, §6) -------------------------------------
 
 
 @_frozen
@@ -400,6 +792,66 @@ class RetryTask(Request):
         if self.retry_reason is not None and len(self.retry_reason) > 500:
             # The server truncates at 500; do it here so what we log is what is stored.
             object.__setattr__(self, "retry_reason", self.retry_reason[:500])
+
+
+@_frozen
+class DeferTask(Request):
+    TYPE = "DeferTask"
+    TERMINAL = True
+    classpath: str
+    # §5.7: null kwargs are forwarded and rejected by the API; a map (or a string) only.
+    trigger_kwargs: dict[str, JsonValue] | str = field(default_factory=dict)
+    trigger_timeout: Seconds | None = None
+    queue: str | None = None
+    next_method: str
+    next_kwargs: dict[str, JsonValue] = field(default_factory=dict)
+    rendered_map_index: str | None = None
+    state: Literal["deferred"] = "deferred"
+
+
+@_frozen
+class RescheduleTask(Request):
+    TYPE = "RescheduleTask"
+    TERMINAL = True
+    reschedule_date: datetime.datetime
+    end_date: datetime.datetime
+    state: Literal["up_for_reschedule"] = "up_for_reschedule"
+
+
+@_frozen
+class AwaitInputTask(Request):
+    TYPE = "AwaitInputTask"
+    TERMINAL = True
+    next_method: str
+    next_kwargs: dict[str, JsonValue] = field(default_factory=dict)
+    timeout: Seconds | None = None
+    rendered_map_index: str | None = None
+    state: Literal["awaiting_input"] = "awaiting_input"
+
+
+@_frozen
+class SkipDownstreamTasks(Request):
+    """Not terminal: follow it with ``SucceedTask`` (§5.7)."""
+
+    TYPE = "SkipDownstreamTasks"
+    # A task id, or (task id, map index) for one mapped instance.
+    tasks: list[str | tuple[str, int]]
+
+
+# -- the parse workload (dag-parsing.md §2.3) --------------------------------------------
+
+
+@_frozen
+class DagFileParsingResult(Request):
+    """The one answer to a DagFileParseRequest; not in ToSupervisor but in ToManager."""
+
+    TYPE = "DagFileParsingResult"
+    fileloc: str
+    # Never null (rejected, dag-parsing.md §2.3); [] when the file failed to import.
+    serialized_dags: list[SerializedDag]
+    warnings: list[DagWarning] | None = None
+    # Path relative to the bundle root -> message / traceback.
+    import_errors: dict[str, str] | None = None
 
 
 # -- registries --------------------------------------------------------------------------
