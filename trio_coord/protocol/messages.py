@@ -22,7 +22,15 @@ Each request class declares ``RESULT``: the body classes a successful reply may 
 back in the body as well (§3.7); the conversation layer enforces both.
 
 Field defaults mirror the 1.3.2 models, so a field without a default is one the
-supervisor requires. Date-times are aware ``datetime`` values; UUIDs are strings.
+supervisor requires. Date-times are aware ``datetime`` values; UUIDs are strings;
+durations are seconds. The few fields that deliberately differ (never-null outlet
+lists and kwargs maps, §5.7) are listed in ``tests/test_messages_real.py``, which
+checks every other field against the real models.
+
+The nested models (``TaskInstance``, ``DagRun``...) live in ``models.py`` and are
+re-exported here. Where the real class extends an API model (``AssetResult`` is an
+``AssetResponse``), ours extends the same nested model. ``CreateHITLDetailPayload``
+is in both 1.3.2 unions, so it is in both registries.
 """
 
 from __future__ import annotations
@@ -76,7 +84,6 @@ class Request(Model):
 
 # == supervisor -> runtime ===============================================================
 # Reply bodies are listed before the requests so each request can name its RESULT.
-# Where the real class extends an API model, ours extends the same nested model.
 
 # -- first frames (§4) -------------------------------------------------------------------
 
