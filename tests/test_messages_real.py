@@ -964,7 +964,7 @@ def test_missing_nested_key_names_the_path() -> None:
         (
             "StartupDetails",
             ("ti_context", "dag_run", "state"),
-            "paused",
+            7,
             r"StartupDetails\.ti_context\.dag_run\.state",
         ),
         (
@@ -974,7 +974,7 @@ def test_missing_nested_key_names_the_path() -> None:
             r"AssetsByAliasResult\.assets\[0\]\.name: expected str, got nil",
         ),
         ("VariableResult", ("value",), 5, r"VariableResult\.value"),
-        ("ErrorResponse", ("error",), "TEAPOT", r"ErrorResponse\.error"),
+        ("ErrorResponse", ("error",), ["TEAPOT"], r"ErrorResponse\.error"),
     ],
     ids=lambda v: str(v),
 )

@@ -9,6 +9,7 @@ Everything a caller may need to tell apart gets its own class; nothing else esca
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -24,7 +25,27 @@ __all__ = [
     "PermissionDenied",
     "AlreadyExists",
     "UsageError",
+    "describe",
 ]
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+_REPR.maxlong = 40
+
+
+def describe(value: Any) -> str:
+    """A short, bounded repr of a peer's value for an error message.
+
+    Wire values are hostile: a plain ``repr`` of a deeply nested list raises
+    RecursionError, and of a huge string floods the log. This never does either.
+    """
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a repr that fails is still not the caller's problem
+        return f"<{type(value).__name__}>"
 
 
 class CoordError(Exception):

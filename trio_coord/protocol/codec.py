@@ -30,21 +30,29 @@ from typing import Any
 
 import msgpack
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError, describe
 
 __all__ = ["packb", "unpackb", "TIMESTAMP_EXT"]
 
 #: msgpack's reserved extension type for timestamps.
 TIMESTAMP_EXT = -1
 
+_STR_ONLY = {str}
+
 
 def _pairs_to_map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    # Fast path, all in C: no key was repeated (the dict is as long as the pair list)
+    # and every key is a str. Anything else takes the loop below, which finds the first
+    # offending pair and so reports exactly what it always did.
+    out = dict(pairs)
+    if len(out) == len(pairs) and (not out or set(map(type, out)) == _STR_ONLY):
+        return out
+    out = {}
     for key, value in pairs:
         if type(key) is not str:
-            raise RemoteProtocolError(f"map key {key!r} is a {type(key).__name__}, not a string")
+            raise RemoteProtocolError(f"map key {describe(key)} is a {type(key).__name__}, not a string")
         if key in out:
-            raise RemoteProtocolError(f"duplicate map key {key!r}")
+            raise RemoteProtocolError(f"duplicate map key {describe(key)}")
         out[key] = value
     return out
 

@@ -33,7 +33,6 @@ A reply whose id is not pending (a request we stopped waiting for) is a
 from __future__ import annotations
 
 import itertools
-import reprlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +43,7 @@ from ..errors import (
     PermissionDenied,
     RemoteProtocolError,
     SupervisorError,
+    describe,
 )
 from . import codec
 from .framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder, NeedData, encode_frame
@@ -264,11 +264,11 @@ class CommConnection:
         frame = codec.unpackb(payload)
         if type(frame) is not list or len(frame) < 2:
             raise RemoteProtocolError(
-                f"a supervisor frame must be an array [id, body, error], got {_describe(frame)}"
+                f"a supervisor frame must be an array [id, body, error], got {describe(frame)}"
             )
         request_id, body, error = frame[0], frame[1], frame[2] if len(frame) > 2 else None
         if type(request_id) is not int:
-            raise RemoteProtocolError(f"frame id must be an integer, got {_describe(request_id)}")
+            raise RemoteProtocolError(f"frame id must be an integer, got {describe(request_id)}")
         if self._conv.state is State.AWAIT_FIRST:
             return self._first_frame(request_id, body, error)
         request = self._pending.pop(request_id, None)
@@ -287,7 +287,7 @@ class CommConnection:
     def _first_frame(self, frame_id: int, body: Any, error: Any) -> Event:
         where = "the first frame"
         if error is not None:
-            raise RemoteProtocolError(f"{where} carries an error element: {_describe(error)}")
+            raise RemoteProtocolError(f"{where} carries an error element: {describe(error)}")
         if frame_id != 0:
             raise RemoteProtocolError(f"{where} has id {frame_id}; the supervisor always uses 0")
         msg = decode_body(body, path=where)
@@ -321,13 +321,3 @@ def _reply(request_id: int, request: Request, body: Any, error: Any) -> Reply:
         return Reply(request_id, request, msg)
     except RemoteProtocolError as exc:
         return Reply(request_id, request, None, problem=exc)
-
-
-_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
-
-
-def _describe(value: Any) -> str:
-    # reprlib bounds depth and size: a hostile frame may nest ~1000 deep or hold 256 MiB.
-    text = _REPR.repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

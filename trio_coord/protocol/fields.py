@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, Union
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError, describe
 
 __all__ = ["JsonValue", "UUIDStr", "Seconds", "Model", "Encoder", "Decoder", "MISSING_REQUIRED"]
 
@@ -291,7 +291,9 @@ def _dec_datetime(value: Any, path: str) -> Any:
         try:
             parsed = datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise RemoteProtocolError(f"{path}: {value!r} is not an RFC 3339 date-time") from None
+            raise RemoteProtocolError(
+                f"{path}: {describe(value)} is not an RFC 3339 date-time"
+            ) from None
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
     raise RemoteProtocolError(f"{path}: expected a date-time, got {_kind(value)}")
 
@@ -317,8 +319,13 @@ def _literal(allowed: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
         return value
 
     def dec(value: Any, path: str) -> Any:
-        if type(value) is not str or value not in choices:
-            raise RemoteProtocolError(f"{path}: {value!r} is not one of {sorted(choices)}")
+        # Inbound, any string passes: a newer Airflow may add a state or run type, and
+        # refusing the whole StartupDetails for it would break the forward-compatibility
+        # rule (protocol.md §4, §12 row 43). Outbound stays strict (enc above).
+        if type(value) is not str:
+            raise RemoteProtocolError(
+                f"{path}: expected one of {sorted(choices)}, got {describe(value)}"
+            )
         return value
 
     return enc, dec

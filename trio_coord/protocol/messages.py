@@ -39,7 +39,7 @@ import datetime
 from dataclasses import field
 from typing import Any, ClassVar, Literal
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError, describe
 from .fields import JsonValue, Model, Seconds, UUIDStr
 
 # Every nested model is public here too: the star import re-exports models.__all__.
@@ -903,6 +903,6 @@ def decode_body(data: Any, *, path: str = "body") -> Inbound:
     tag = data.get("type")
     cls = INBOUND.get(tag) if type(tag) is str else None
     if cls is None:
-        raise RemoteProtocolError(f"{path}: unknown message type {tag!r}")
+        raise RemoteProtocolError(f"{path}: unknown message type {describe(tag)}")
     result: Inbound = cls.from_map(data, f"{tag}")
     return result
