@@ -1,0 +1,57 @@
+"""``trio-coord run``: parse, supervise one try, summarise, pick the exit status."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+import trio
+
+from ..errors import UsageError
+from ..runtime.masking import Masker
+from .logs import Printer
+from .options import PROG, parse_args
+from .summary import render_json, render_text
+from .supervisor import run_local
+
+__all__ = ["main", "EXIT_SUCCESS", "EXIT_NOT_SUCCESS", "EXIT_USAGE"]
+
+#: The task ended in state success, and a worker would have recorded it so.
+EXIT_SUCCESS: Final = 0
+#: Any other outcome: failed, up_for_retry, skipped, removed, deferred, stuck, not started.
+EXIT_NOT_SUCCESS: Final = 1
+#: The command line was wrong (one line on stderr).
+EXIT_USAGE: Final = 2
+#: ``trio-coord run`` was interrupted before the supervisor was running.
+_EXIT_INTERRUPTED: Final = 130
+
+# The supervisor-side masker warns about secrets too short to mask; the runtime says the
+# same in the task log, so the parent's copy (a bare last-resort stderr line) is noise.
+logging.getLogger(Masker.__module__).addHandler(logging.NullHandler())
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``trio-coord run ARGV`` and return its exit status (see ``docs/local-run.md``)."""
+    try:
+        opts = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc} (see {PROG} --help)\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    masker = Masker.from_env()
+    printer = Printer(masker, logs=sys.stderr if opts.json else sys.stdout, quiet=opts.quiet)
+    try:
+        report = trio.run(run_local, opts, printer)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return _EXIT_INTERRUPTED
+    except OSError as exc:
+        sys.stderr.write(f"{PROG}: error: cannot set up the local supervisor: {exc}\n")
+        return EXIT_NOT_SUCCESS
+    render = render_json if opts.json else render_text
+    sys.stdout.write(render(report, masker))
+    sys.stdout.flush()
+    return report.status

@@ -1,0 +1,259 @@
+"""The ``trio-coord run`` command line, checked before any process is started.
+
+Every mistake here becomes one :class:`~trio_coord.errors.UsageError` sentence (exit 2),
+because a developer trying a task should never have to read a traceback from the tool
+to learn they mistyped a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from ..authoring import _check_id
+from ..client import Connection
+from ..errors import RemoteProtocolError, UsageError
+from ..protocol.messages import ConnectionResult
+
+__all__ = ["RunOptions", "parse_args", "build_parser", "DEFAULT_TIMEOUT", "PROG"]
+
+PROG = "trio-coord run"
+
+#: Bound on the whole run. A local try of one task that takes longer than an hour is
+#: almost certainly stuck; ``--timeout`` raises it.
+DEFAULT_TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything one local run needs, validated."""
+
+    bundle: str
+    dag_id: str
+    task_id: str
+    variables: dict[str, str] = field(default_factory=dict)
+    connections: dict[str, ConnectionResult] = field(default_factory=dict)
+    #: ``(task_id, key) -> value`` of XComs already in this run (map index -1).
+    xcoms: dict[tuple[str, str], Any] = field(default_factory=dict)
+    should_retry: bool = False
+    try_number: int = 1
+    map_index: int = -1
+    conf: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    json: bool = False
+    quiet: bool = False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+_EPILOG = """\
+values:
+  --var KEY=VALUE        VALUE is stored as the variable's text, as Airflow does
+  --conn ID=URI          scheme://login:password@host:port/schema?key=value (query -> extra),
+                         or ID='{"conn_type": ..., "host": ..., "extra": {...}}'
+  --xcom TASK.KEY=JSON   an XCom of TASK in this run, e.g. greet.return_value='{"a": 1}';
+                         the key is after the last dot; TASK=JSON means TASK.return_value
+
+exit status: 0 the task ended in state success, 1 any other outcome, 2 usage error
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser; its ``error`` raises :class:`UsageError` instead of exiting."""
+    p = _Parser(
+        prog=PROG,
+        description=(
+            "Run one task of a bundle on this machine, without Airflow: `trio-coord serve`\n"
+            "runs as a real subprocess against an embedded supervisor that answers from\n"
+            "the values given here, prints the task's logs, then a short summary."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="FILE.py, FILE.py:ATTR or MODULE:ATTR")
+    p.add_argument("dag_id", metavar="DAG_ID")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument(
+        "--var", action="append", default=[], metavar="KEY=VALUE", help="seed a variable"
+    )
+    p.add_argument(
+        "--conn", action="append", default=[], metavar="ID=URI", help="seed a connection"
+    )
+    p.add_argument(
+        "--xcom", action="append", default=[], metavar="TASK.KEY=JSON", help="seed an upstream XCom"
+    )
+    p.add_argument(
+        "--should-retry",
+        action="store_true",
+        help="the server's verdict: a failure now becomes up_for_retry",
+    )
+    p.add_argument("--try-number", type=_positive_int, default=1, metavar="N", help="default 1")
+    p.add_argument(
+        "--map-index", type=_map_index, default=-1, metavar="N", help="default -1 (unmapped)"
+    )
+    p.add_argument("--conf", type=_conf, default={}, metavar="JSON", help="the run's conf object")
+    p.add_argument("--run-id", default=None, metavar="RUN_ID", help="default: manual__<now>")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"bound on the whole run (default {DEFAULT_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON object (logs go to stderr)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print the summary only")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> RunOptions:
+    """Parse and check ``trio-coord run`` arguments.
+
+    Raises:
+        UsageError: anything wrong with them, as one sentence.
+        SystemExit: ``--help`` (status 0), as argparse does.
+    """
+    ns = build_parser().parse_args(list(argv))
+    _check_bundle(ns.bundle)
+    _check_id("DAG_ID", ns.dag_id)
+    _check_id("TASK_ID", ns.task_id)
+    if ns.run_id is not None and not ns.run_id.strip():
+        raise UsageError("--run-id must not be empty")
+    return RunOptions(
+        bundle=ns.bundle,
+        dag_id=ns.dag_id,
+        task_id=ns.task_id,
+        variables=dict(_pair("--var", v, "KEY=VALUE") for v in ns.var),
+        connections={c.conn_id: c for c in map(_connection, ns.conn)},
+        xcoms=dict(map(_xcom, ns.xcom)),
+        should_retry=ns.should_retry,
+        try_number=ns.try_number,
+        map_index=ns.map_index,
+        conf=ns.conf,
+        run_id=ns.run_id,
+        timeout=ns.timeout,
+        json=ns.json,
+        quiet=ns.quiet,
+    )
+
+
+# -- value parsers ------------------------------------------------------------------------
+
+
+def _check_bundle(spec: str) -> None:
+    # Only what can be checked without importing: the child imports the bundle and
+    # reports its errors in the task log, where they belong.
+    target, _, attr = spec.partition(":")
+    if not target or (":" in spec and not attr):
+        raise UsageError(f"BUNDLE {spec!r} is not FILE.py, FILE.py:ATTR or MODULE:ATTR")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        if not os.path.isfile(target):
+            raise UsageError(f"bundle file {target!r} does not exist")
+    elif not attr:
+        raise UsageError(f"BUNDLE {spec!r}: a module needs an attribute, as MODULE:ATTR")
+
+
+def _pair(flag: str, text: str, form: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise UsageError(f"{flag} expects {form}, got {text!r}")
+    return key, value
+
+
+def _connection(text: str) -> ConnectionResult:
+    conn_id, value = _pair("--conn", text, "ID=URI")
+    stripped = value.lstrip()
+    if not stripped.startswith("{") and "://" not in value:
+        raise UsageError(f"--conn {conn_id}: {value!r} is not a scheme://... URI or a JSON object")
+    try:
+        conn = Connection.from_env_value(conn_id, value)
+    except (ValueError, TypeError, RemoteProtocolError) as exc:
+        raise UsageError(f"--conn {conn_id}: {exc}") from None
+    if not conn.conn_type:
+        raise UsageError(f"--conn {conn_id}: no connection type (the URI scheme or conn_type)")
+    return ConnectionResult(
+        conn_id=conn.conn_id,
+        conn_type=conn.conn_type,
+        host=conn.host,
+        schema=conn.schema,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        # On the wire, extra is a JSON *string* (protocol.md §5.1).
+        extra=json.dumps(conn.extra) if conn.extra else None,
+    )
+
+
+def _xcom(text: str) -> tuple[tuple[str, str], Any]:
+    target, value = _pair("--xcom", text, "TASK.KEY=JSON")
+    task_id, dot, key = target.rpartition(".")
+    if not dot:
+        task_id, key = target, "return_value"
+    if not task_id or not key:
+        raise UsageError(f"--xcom expects TASK.KEY=JSON, got {text!r}")
+    try:
+        parsed = _strict_json(value)
+    except ValueError:
+        raise UsageError(
+            f"--xcom {target}: {value!r} is not JSON (quote strings: '\"text\"')"
+        ) from None
+    return (task_id, key), parsed
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(text: str) -> Any:
+    # json.loads takes NaN and Infinity, which the supervisor's JSON never carries.
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _bounded(
+    convert: Callable[[str], float], what: str, ok: Callable[[float], bool], rule: str
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` the text, then check ``ok``, with both messages."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
+        return value
+
+    return parse
+
+
+_positive_int = _bounded(int, "an integer", lambda v: v >= 1, "at least 1")
+_map_index = _bounded(int, "an integer", lambda v: v >= -1, "-1 (unmapped) or more")
+_seconds = _bounded(
+    float,
+    "a number of seconds",
+    lambda v: v > 0 and math.isfinite(v),
+    "a positive number of seconds",
+)
+
+
+def _conf(text: str) -> dict[str, Any]:
+    try:
+        value = _strict_json(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value

@@ -1,0 +1,91 @@
+"""The few lines a developer reads after a local run, or one JSON object for a script."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from ..runtime.masking import Masker
+from .session import Report, describe_exit
+
+__all__ = ["render_json", "render_text"]
+
+#: XCom and variable values are cut here: the summary is for glancing, --json has them whole.
+_MAX_VALUE: Final = 120
+#: The last error line is the reason the try failed: keep nearly all of it.
+_MAX_ERROR: Final = 500
+
+
+def _clip(text: str, limit: int = _MAX_VALUE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def render_text(report: Report, masker: Masker) -> str:
+    """The summary as aligned ``name: value`` lines, masked like the logs."""
+    where = f"{report.dag_id}.{report.task_id}"
+    if report.map_index >= 0:
+        where += f"[{report.map_index}]"
+    rows: list[tuple[str, str]] = [
+        ("task", f"{where}  (run {report.run_id}, try {report.try_number})"),
+        ("state", report.state + (f"  ({report.note})" if report.note else "")),
+        (
+            "exit code",
+            "none (the process never started)"
+            if report.exit_code is None
+            else str(report.exit_code)
+            if report.exit_code >= 0
+            else f"{report.exit_code} ({describe_exit(report.exit_code)})",
+        ),
+        ("terminal", report.terminal or "none"),
+    ]
+    if report.xcoms:
+        rows += [("xcom", f"{key} = {_clip(_json(v))}") for key, v in report.xcoms.items()]
+    else:
+        rows.append(("xcoms", "none pushed"))
+    counts = ", ".join(f"{name} {n}" for name, n in report.requests.items())
+    rows.append(("requests", f"{report.request_count}" + (f" ({counts})" if counts else "")))
+    rows += [
+        ("variable", f"{key} = {_clip(_json(v))}" if v is not None else f"{key} deleted")
+        for key, v in report.variables_set.items()
+    ]
+    if report.rendered_map_index is not None:
+        rows.append(("map label", report.rendered_map_index))
+    if report.last_error and report.state != "success":
+        rows.append(("last error", _clip(report.last_error, _MAX_ERROR)))
+    rows += [("defect", d) for d in report.defects]
+    rows.append(("time", f"{report.duration:.2f} s"))
+    width = max(len(name) for name, _ in rows) + 1
+    lines = ["--- trio-coord run summary ---"]
+    lines += [f"{name + ':':<{width}} {value}" for name, value in rows]
+    return "".join(masker.mask(line) + "\n" for line in lines)
+
+
+def render_json(report: Report, masker: Masker) -> str:
+    """The summary as one JSON object on one line (values whole, strings masked)."""
+    doc: dict[str, Any] = {
+        "dag_id": report.dag_id,
+        "task_id": report.task_id,
+        "run_id": report.run_id,
+        "try_number": report.try_number,
+        "map_index": report.map_index,
+        "state": report.state,
+        "note": report.note,
+        "exit_code": report.exit_code,
+        "terminal": report.terminal,
+        "xcoms": report.xcoms,
+        "requests": report.requests,
+        "request_count": report.request_count,
+        "variables_set": report.variables_set,
+        "rendered_map_index": report.rendered_map_index,
+        "secrets_masked": report.secrets_masked,
+        "last_error": report.last_error,
+        "defects": report.defects,
+        "log_lines": report.log_lines,
+        "duration_s": round(report.duration, 3),
+        "status": report.status,
+    }
+    return json.dumps(masker.mask_value(doc), ensure_ascii=False, default=str) + "\n"
