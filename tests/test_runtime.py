@@ -547,3 +547,20 @@ def test_config_rejects_bad_addresses() -> None:
             parse_address("--comm", bad)
     assert parse_address("--comm", "127.0.0.1:8080") == Address("127.0.0.1", 8080)
     assert math.isfinite(Config().request_timeout)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_rendered_map_index_is_repeated_in_the_terminal_message(
+    autojump_clock: trio.testing.MockClock, fails: bool
+) -> None:
+    """A label set by the task is sent at once and repeated in the terminal message, success or not."""
+
+    async def t(client: Any) -> None:
+        await client.set_rendered_map_index("region=eu")
+        if fails:
+            raise RuntimeError("after labelling")
+
+    _, sup, _ = await converse(one_task(t), [0, startup(), None])
+    assert sup.types == ["SetRenderedMapIndex", "TaskState" if fails else "SucceedTask"]
+    assert sup.requests[0][1]["rendered_map_index"] == "region=eu"
+    assert sup.requests[1][1]["rendered_map_index"] == "region=eu"

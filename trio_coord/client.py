@@ -21,6 +21,7 @@ masker (``MaskSecret``) because the supervisor never saw it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,6 +43,7 @@ from .protocol.messages import (
     MaskSecret,
     PutVariable,
     Request,
+    SetRenderedMapIndex,
     SetXCom,
     StartupDetails,
     VariableResult,
@@ -81,8 +83,10 @@ SENSITIVE_NAMES: Final = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def is_sensitive_name(name: str) -> bool:
     """True when a key's name says its value is a secret."""
+    # Cached: a task asks about the same few keys over and over, once per request.
     lowered = name.lower()
     return any(s in lowered for s in SENSITIVE_NAMES)
 
@@ -190,11 +194,21 @@ class Client:
         self._masker = masker
         self._environ = environ
         self.requests_made = 0
+        #: The label set with :meth:`set_rendered_map_index`; repeated in the terminal
+        #: message, which would otherwise overwrite it with null (protocol.md §6.3).
+        self.rendered_map_index: str | None = None
 
     async def request(self, msg: Request) -> Inbound | None:
         """Send any request of the protocol and return its reply body (None when empty)."""
         self.requests_made += 1
-        return await self._send(msg)
+        reply = await self._send(msg)
+        if isinstance(msg, SetRenderedMapIndex):
+            self.rendered_map_index = msg.rendered_map_index
+        return reply
+
+    async def set_rendered_map_index(self, label: str) -> None:
+        """Show ``label`` instead of the map index in the UI (kept through the terminal message)."""
+        await self.request(SetRenderedMapIndex(rendered_map_index=label))
 
     # -- variables -------------------------------------------------------------------------
 
@@ -371,3 +385,6 @@ class SyncClient:
 
     def mask_secret(self, value: Any, name: str | None = None) -> None:
         return self._call(self._client.mask_secret, value, name)
+
+    def set_rendered_map_index(self, label: str) -> None:
+        return self._call(self._client.set_rendered_map_index, label)

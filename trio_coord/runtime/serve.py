@@ -26,6 +26,7 @@ code is never returned after a delivered ``SucceedTask`` (§12 row 44).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -42,7 +43,7 @@ from ..config import Config
 from ..context import TaskContext
 from ..errors import ConnectTimeout, CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
 from ..protocol import CommConnection, ParseRequest
-from ..protocol.messages import Inbound, Request, RetryTask, TaskState
+from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
 from .dial import dial_both
@@ -193,7 +194,14 @@ class Run:
             return EXIT_FAILURE
         self.outcome_summary = outcome.summary
         log.info("task finished: %s", outcome.summary)
-        return await self._deliver(channel, outcome.terminal)
+        terminal = outcome.terminal
+        if client.rendered_map_index is not None and isinstance(
+            terminal, (SucceedTask, TaskState, RetryTask)
+        ):
+            # §6.3: the supervisor stores the terminal message's label even when it is
+            # null, so a label the task set must be repeated here.
+            terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
+        return await self._deliver(channel, terminal)
 
     async def _deliver(self, channel: CommChannel, terminal: Request) -> int:
         """Send the terminal message and wait for its reply, bounded (§6.1)."""
