@@ -1,6 +1,9 @@
-"""An example trio-coord bundle (the one the README runs): two DAGs, sync and async tasks.
+"""An example trio-coord bundle (the one the README runs): one DAG, sync and async tasks.
 
-Airflow: this file is also importable by Airflow's DAG processor (see docs/deployment.md).
+The same file is an Airflow DAG file: imported by Airflow's DAG processor, the export at the
+bottom turns DAG "hello" into an Airflow DAG whose tasks are stubs on the "trio-coord" queue.
+Packed with ``trio-coord pack examples/hello_bundle.py -o hello``, it is the executable that
+Airflow's ExecutableCoordinator runs for those tasks (see docs/deployment.md).
 """
 
 from __future__ import annotations

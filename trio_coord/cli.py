@@ -199,10 +199,10 @@ def bundle_main(argv: Sequence[str], source: BundleSource) -> int:
     except _BadArgs as exc:
         _err(f"error: {exc}\n{_usage(source)}")
         return EXIT_USAGE
-    if source.launch_error:
-        _err(f"warning: {source.launch_error}")
     try:
         if args.modes:
+            if source.launch_error:
+                _err(f"warning: {source.launch_error}")
             return _metadata_mode(args, source)
         return _coordinator_mode(args, source)
     except UsageError as exc:

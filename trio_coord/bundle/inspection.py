@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -37,7 +38,9 @@ def summarize(path: Path) -> dict[str, Any]:
     info = payload_info(binary)
     marker = binary.find(MARKER)
     launcher_len = marker + len(MARKER) if marker >= 0 else None
-    finding = examine(path)
+    finding = examine(path, executable=True)
+    if not os.access(path, os.X_OK):
+        finding.notes.append("not executable by this user: the coordinator would ignore it")
     registry: dict[str, Any] = (info or {}).get("registry", {})
     dags: dict[str, Any] = {}
     for dag_id in finding.dags or list((info or {}).get("manifest", {}).get("dags", {})):

@@ -1,0 +1,98 @@
+"""Packed bundles under the REAL ExecutableCoordinator of apache-airflow-task-sdk 1.3.2.
+
+Each test configures ``[sdk] coordinators`` with Airflow's own
+``airflow.sdk.coordinators.executable.ExecutableCoordinator`` over an ``executables_root``
+and runs one task try through ``supervise_task`` (tests/airflow_harness/driver.py: only
+the Execution API transport is an ``httpx.MockTransport``). Discovery, the trailer and
+hash checks, the launch and the socket handshake are all Airflow's code.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from airflow_harness.harness import Report, supervise
+from bundle_helpers import (
+    FRAGILE_BUNDLE,
+    bare_python,
+    packed,
+    packed_example,
+    scratch,
+    write_bundle,
+)
+
+pytestmark = [pytest.mark.supervisor, pytest.mark.slow]
+
+
+def _run(task_id: str, root: Path, *, dag_id: str = "hello", **env: str) -> Report:
+    coordinator = {
+        "classpath": "airflow.sdk.coordinators.executable.ExecutableCoordinator",
+        "kwargs": {"executables_root": [str(root)], "task_startup_timeout": 10},
+    }
+    env.setdefault("TRIO_COORD_PYTHON", str(bare_python()))
+    env.setdefault("TRIO_COORD_CACHE_DIR", str(scratch("coordinator-cache")))
+    return supervise(task_id, dag_id=dag_id, coordinator=coordinator, env=env)
+
+
+def _root(tmp_path: Path, *bundles: tuple[str, Path]) -> Path:
+    root = tmp_path / "executables"
+    for name, bundle in bundles:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle, root / name)
+    return root
+
+
+def test_coordinator_finds_and_runs_a_packed_bundle(tmp_path: Path) -> None:
+    """The example bundle under executables_root runs hello.greet to success on a Python without site-packages."""
+    r = _run("greet", _root(tmp_path, ("nested/dir/hello", packed_example())))
+    assert (r.exit_code, r.final_state, r.raised) == (0, "success", None), r.stderr[-3000:]
+    assert r.xcoms["hello/r1/greet/return_value"] == {"greeting": "hello, world", "run_id": "r1"}
+    assert "hello, world (run r1)" in r.events("task")
+
+
+def test_tampered_bundle_is_skipped_and_other_dags_bundle_not_picked(tmp_path: Path) -> None:
+    """A hello bundle with a changed payload byte is skipped; a bundle of another dag never runs hello's task."""
+    data = bytearray(packed_example().read_bytes())
+    data[len(data) // 3] ^= 0x01
+    tampered = tmp_path / "tampered"
+    tampered.write_bytes(bytes(data))
+    tampered.chmod(0o755)
+    other = packed(write_bundle(scratch("other-src"), "other", dag_id="other_dag"), "other")
+    root = _root(tmp_path, ("a/hello", tampered), ("b/other", other))
+    r = _run("greet", root)
+    assert r.exit_code is None and r.raised is not None
+    assert r.raised.startswith(
+        "FileNotFoundError: cannot find executable bundle containing dag_id='hello'"
+    )
+    assert r.api("PATCH", "/run") == []  # never started
+    ok = _run("first", root, dag_id="other_dag")
+    assert (ok.exit_code, ok.final_state) == (0, "success"), ok.stderr[-3000:]
+
+
+def test_missing_interpreter_fails_the_task_with_a_clear_message(tmp_path: Path) -> None:
+    """TRIO_COORD_PYTHON naming no interpreter: the task fails and the task log says which one is missing."""
+    r = _run(
+        "greet",
+        _root(tmp_path, ("hello", packed_example())),
+        TRIO_COORD_PYTHON="/opt/missing/bin/python3",
+    )
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.stderr[-3000:]
+    assert (
+        "Python interpreter '/opt/missing/bin/python3' (TRIO_COORD_PYTHON) not found on this worker"
+        in r.log_text
+    )
+    assert r.xcoms == {}
+
+
+def test_import_failure_on_the_worker_reaches_the_task_log(tmp_path: Path) -> None:
+    """A bundle whose module fails to import on the worker fails the task with the traceback in the task log."""
+    bundle = packed(
+        write_bundle(scratch("fragile-coord-src"), body=FRAGILE_BUNDLE, filename="fragile.py"),
+        "fragile-coord",
+    )
+    r = _run("t", _root(tmp_path, ("fragile", bundle)), dag_id="fragile", FRAGILE_BREAK="1")
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.stderr[-3000:]
+    assert "fragile refuses to import today" in r.log_text
+    assert "fragile.py" in r.log_text
