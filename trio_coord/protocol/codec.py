@@ -50,7 +50,9 @@ def _pairs_to_map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     out = {}
     for key, value in pairs:
         if type(key) is not str:
-            raise RemoteProtocolError(f"map key {describe(key)} is a {type(key).__name__}, not a string")
+            raise RemoteProtocolError(
+                f"map key {describe(key)} is a {type(key).__name__}, not a string"
+            )
         if key in out:
             raise RemoteProtocolError(f"duplicate map key {describe(key)}")
         out[key] = value
