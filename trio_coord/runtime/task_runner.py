@@ -35,10 +35,8 @@ from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone
 from ..protocol.messages import (
-    DeleteXCom,
     Request,
     RetryTask,
-    SetXCom,
     SucceedTask,
     TaskState,
 )
@@ -103,15 +101,7 @@ async def run_task(
     # §9.2: stale XComs go before the body runs; if that fails, the body does not run.
     for key in ctx.ti_context.xcom_keys_to_clear or ():
         try:
-            await client.request(
-                DeleteXCom(
-                    key=key,
-                    dag_id=ctx.dag_id,
-                    run_id=ctx.run_id,
-                    task_id=ctx.task_id,
-                    map_index=ctx.map_index if ctx.map_index >= 0 else None,
-                )
-            )
+            await client.delete_xcom(key)
         except SupervisorGone:
             raise
         except Exception as exc:
@@ -143,7 +133,7 @@ async def run_task(
         return _failure(ctx, f"{type(exc).__name__}: {exc}")
 
     try:
-        await _push_result(task, ctx, client, value)
+        await _push_result(task, client, value)
     except SupervisorGone:
         raise
     except LocalProtocolError as exc:
@@ -181,36 +171,17 @@ def _inject(task: Task, ctx: TaskContext, client: Any, task_log: logging.Logger)
     return values
 
 
-async def _push_result(task: Task, ctx: TaskContext, client: Client, value: Any) -> None:
+async def _push_result(task: Task, client: Client, value: Any) -> None:
     if value is None:
         return
-    own = ctx.map_index if ctx.map_index >= 0 else None
     if task.multiple_outputs:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise LocalProtocolError(
                 "multiple_outputs needs a dict with string keys as the return value"
             )
         for key, item in value.items():
-            await client.request(
-                SetXCom(
-                    key=key,
-                    value=item,
-                    dag_id=ctx.dag_id,
-                    run_id=ctx.run_id,
-                    task_id=ctx.task_id,
-                    map_index=own,
-                )
-            )
-    await client.request(
-        SetXCom(
-            key="return_value",
-            value=value,
-            dag_id=ctx.dag_id,
-            run_id=ctx.run_id,
-            task_id=ctx.task_id,
-            map_index=own,
-        )
-    )
+            await client.set_xcom(key, item)
+    await client.set_xcom("return_value", value)
 
 
 def _resume_failure(ctx: TaskContext, next_method: str) -> TaskOutcome:
