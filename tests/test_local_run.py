@@ -699,6 +699,27 @@ def _raw_request(request_id: int, msg: Request) -> bytes:
     return encode_frame(_request_payload(request_id, msg))
 
 
+@pytest.mark.parametrize(("label", "defect"), [(None, True), ("label-1", False)])
+def test_terminal_without_the_label_is_reported_as_a_defect(
+    label: str | None, defect: bool
+) -> None:
+    """A terminal message that drops a label set earlier is listed as a defect (§6.3); repeating it is not."""
+    from trio_coord.protocol.messages import SetRenderedMapIndex, SucceedTask
+    from trio_coord.protocol.peer import decode_request_frame
+
+    session = _session()
+    session.answer(
+        decode_request_frame(_request_payload(1, SetRenderedMapIndex(rendered_map_index="label-1")))
+    )
+    session.answer(
+        decode_request_frame(
+            _request_payload(2, SucceedTask(end_date=rt_time(), rendered_map_index=label))
+        )
+    )
+    found = [d for d in session.defects if "would be overwritten with null" in d]
+    assert bool(found) is defect
+
+
 # == real runs of trio-coord serve =========================================================
 
 BUNDLE_SOURCE = """
@@ -903,15 +924,15 @@ def test_failure_is_failed_or_up_for_retry(
     assert "    RuntimeError: boom" in logs.splitlines()
 
 
-def test_label_dropped_by_the_terminal_message_is_a_defect(
+def test_label_survives_the_terminal_message(
     bundle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A SetRenderedMapIndex label not repeated in the terminal message is reported (§6.3)."""
+    """A SetRenderedMapIndex label is repeated by the runtime in its terminal message (§6.3): no defect."""
     code, summary, _ = run_json(capsys, bundle, "d", "labelled")
     assert summary["requests"] == {"SetRenderedMapIndex": 1, "SucceedTask": 1}
-    assert summary["rendered_map_index"] is None
-    assert any("'label-1' would be overwritten with null" in d for d in summary["defects"])
-    assert code == 0  # still a success: the label is lost, not the state
+    assert summary["rendered_map_index"] == "label-1"
+    assert not any("would be overwritten" in d for d in summary["defects"])
+    assert code == 0
 
 
 def test_unknown_task_is_removed(bundle: str, capsys: pytest.CaptureFixture[str]) -> None:

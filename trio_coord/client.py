@@ -117,6 +117,19 @@ class Connection:
             extra=_parse_extra(r.extra, r.conn_id),
         )
 
+    def to_result(self) -> ConnectionResult:
+        """The wire form the supervisor sends (``extra`` as a JSON string, protocol.md §5.1)."""
+        return ConnectionResult(
+            conn_id=self.conn_id,
+            conn_type=self.conn_type,
+            host=self.host,
+            schema=self.schema,
+            login=self.login,
+            password=self.password,
+            port=self.port,
+            extra=json.dumps(self.extra) if self.extra else None,
+        )
+
     @classmethod
     def from_env_value(cls, conn_id: str, value: str) -> Connection:
         """Parse ``AIRFLOW_CONN_*``: a JSON object when it starts with ``{``, else a URI."""

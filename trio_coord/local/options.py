@@ -184,17 +184,7 @@ def _connection(text: str) -> ConnectionResult:
         raise UsageError(f"--conn {conn_id}: {exc}") from None
     if not conn.conn_type:
         raise UsageError(f"--conn {conn_id}: no connection type (the URI scheme or conn_type)")
-    return ConnectionResult(
-        conn_id=conn.conn_id,
-        conn_type=conn.conn_type,
-        host=conn.host,
-        schema=conn.schema,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        # On the wire, extra is a JSON *string* (protocol.md §5.1).
-        extra=json.dumps(conn.extra) if conn.extra else None,
-    )
+    return conn.to_result()
 
 
 def _xcom(text: str) -> tuple[tuple[str, str], Any]:
