@@ -24,6 +24,15 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks beside their baselines (issue 6); rewrites docs/performance.md. Not in the
+    default run. Needs the test extras (the real task-sdk is a baseline) and a C compiler;
+    matplotlib only for the plot. Pass options through: nox -s bench -- --rounds 3."""
+    session.install("-e", ".[test]", "matplotlib")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff, with its ASYNC rules."""
     session.install("ruff")

@@ -138,7 +138,10 @@ class FrameDecoder:
         if avail < self._need:
             return self._at_shortfall(avail, f"{self._need}-byte frame body")
         end = self._pos + self._need
-        payload = bytes(self._buf[self._pos : end])
+        # One copy, straight out of the buffer: slicing the bytearray first would copy a
+        # large frame twice (bytearray slice, then bytes), i.e. 3x its size at the peak.
+        with memoryview(self._buf) as view, view[self._pos : end] as body:
+            payload = body.tobytes()
         self._pos = end
         self._need = -1
         if self._pos == len(self._buf):

@@ -26,6 +26,15 @@ failed ``send_all`` may leave half a frame on the wire, after which the stream c
 never be trusted again, so such a failure *poisons* the channel (every waiter fails
 with :class:`SupervisorGone`) instead of letting a later frame follow a partial one.
 
+**Socket fast paths.** Over a real socket (``trio.SocketStream``, what the runtime
+dials) a round trip is mostly fixed costs, so the common cases skip them: a frame is
+first written with one non-blocking ``send`` straight from the caller (no checkpoint,
+no cancel scope; only the remainder, if the kernel took part of it, goes through the
+shielded ``send_all`` below), and a read waits for readability and then receives into
+one reusable buffer, without ``receive_some``'s failed first attempt and fresh 1 MiB
+bytes object per call. Any other stream (memory streams in tests) takes the generic
+path; the semantics are the same.
+
 **Waiting.** Every wait on the supervisor is bounded: each request by its own
 timeout (:class:`RequestTimeout`), because the supervisor silently drops a body it
 cannot decode (protocol.md §12 rows 7-8). A request that times out or is cancelled
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from typing import Final
 
@@ -61,18 +71,23 @@ RECEIVE_SIZE: Final = 1024 * 1024
 
 
 class _Waiter:
-    """One pending request: its outcome, and the event its caller sleeps on."""
+    """One pending request: its outcome, and the event its caller sleeps on (made only
+    when the caller has to sleep without the read turn)."""
 
     __slots__ = ("error", "reply", "wake")
 
     def __init__(self) -> None:
         self.reply: Reply | None = None
         self.error: BaseException | None = None
-        self.wake = trio.Event()
+        self.wake: trio.Event | None = None
 
     @property
     def done(self) -> bool:
         return self.reply is not None or self.error is not None
+
+    def notify(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
 
 
 class CommChannel:
@@ -100,7 +115,7 @@ class CommChannel:
         self._on_broken = on_broken
         self._write_timeout = write_timeout
         self._waiters: dict[int, _Waiter] = {}
-        self._outbox: list[bytes] = []
+        self._outbox: list[bytes | memoryview] = []
         self._writing = False
         self._reading = False
         self._read_turn_free = trio.Event()  # set whenever a reader steps down
@@ -108,6 +123,11 @@ class CommChannel:
         self._watch_wakeup = trio.Event()
         self.broken: CoordError | None = None
         self.stray_replies = 0
+        # The socket fast paths (see the module docstring): only for a real socket.
+        self._sock: trio.socket.SocketType | None = (
+            stream.socket if isinstance(stream, trio.SocketStream) else None
+        )
+        self._rbuf = bytearray(RECEIVE_SIZE) if self._sock is not None else bytearray()
 
     # -- the first frame -----------------------------------------------------------------
 
@@ -158,9 +178,14 @@ class CommChannel:
         self._waiters[request_id] = waiter
         deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
         try:
-            with trio.move_on_at(deadline) as scope:
+            with trio.CancelScope(deadline=deadline) as scope:
                 self._watch_yield()
-                await self._send(data)
+                # Alone in flight: write now. With others in flight, queue, so the writer
+                # joins every frame queued meanwhile into one send_all.
+                alone = not self._writing and len(self._waiters) == 1
+                rest = self._send_now(data) if alone else data
+                if rest is not None:
+                    await self._send(rest)
                 while not waiter.done:
                     if not self._reading:
                         await self._read_turn(waiter)
@@ -235,10 +260,14 @@ class CommChannel:
             self._reading = False
             # Whoever waits without the turn must re-check: one of them takes it over.
             for w in self._waiters.values():
-                w.wake.set()
+                w.notify()
         self._dispatch()
 
     async def _read_some(self) -> None:
+        sock = self._sock
+        if sock is not None and sock.fileno() >= 0:
+            await self._read_socket(sock)
+            return
         try:
             data = await self._stream.receive_some(RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -246,6 +275,27 @@ class CommChannel:
                 SupervisorGone(f"comm channel read failed: {exc or type(exc).__name__}")
             ) from None
         self.conn.receive_data(data)
+
+    async def _read_socket(self, sock: trio.socket.SocketType) -> None:
+        # receive_some's semantics (one read, at least one byte or b"" at EOF, cancellable
+        # without consuming anything), minus its costs: the caller has just written its
+        # request, so a read attempted before waiting would almost always fail.
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                size = os.readv(sock.fileno(), (self._rbuf,))
+            except BlockingIOError:
+                continue  # a spurious wake-up; wait again
+            except OSError as exc:
+                raise self._break(
+                    SupervisorGone(f"comm channel read failed: {exc or type(exc).__name__}")
+                ) from None
+            break
+        if size == 0:
+            self.conn.receive_data(b"")
+            return
+        with memoryview(self._rbuf) as view, view[:size] as chunk:
+            self.conn.receive_data(chunk)
 
     def _next_event(self) -> Event | NeedData:
         try:
@@ -262,7 +312,7 @@ class CommChannel:
                 waiter = self._waiters.get(event.request_id)
                 if waiter is not None:
                     waiter.reply = event
-                    waiter.wake.set()
+                    waiter.notify()
             elif isinstance(event, StrayReply):
                 self.stray_replies += 1
                 log.debug("dropping a late reply to abandoned request %d", event.request_id)
@@ -275,7 +325,27 @@ class CommChannel:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def _send(self, data: bytes) -> None:
+    def _send_now(self, data: bytes) -> bytes | memoryview | None:
+        """Write what the socket takes now, without waiting; return what is left (or None).
+
+        Only called with no writer active, so the outbox is empty and a remainder passed
+        straight to :meth:`_send` is the next thing written: no frame can follow a part.
+        """
+        sock = self._sock
+        fd = -1 if sock is None else sock.fileno()
+        if fd < 0:
+            return data
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            return data
+        except OSError as exc:
+            raise self._break(
+                SupervisorGone(f"comm channel write failed: {exc or type(exc).__name__}")
+            ) from None
+        return None if sent == len(data) else memoryview(data)[sent:]
+
+    async def _send(self, data: bytes | memoryview) -> None:
         self._outbox.append(data)
         if self._writing:
             return  # the active writer picks it up with its next batch
@@ -312,7 +382,7 @@ class CommChannel:
             for w in self._waiters.values():
                 if not w.done:
                     w.error = error
-                w.wake.set()
+                w.notify()
             self._watch_wakeup.set()
             if notify and self._on_broken is not None:
                 self._on_broken(error)
