@@ -49,10 +49,10 @@ def _usage_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
 
 
 def test_bundle_metadata_prints_name_and_version(run: Run) -> None:
-    """--bundle-metadata: exit 0, {"name", "version"} as 4-space JSON, nothing else on stdout."""
+    """--bundle-metadata: exit 0, {"Name", "Version"} (bundle.md §6.2) as 4-space JSON, nothing else on stdout."""
     proc = run("--bundle-metadata")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == '{\n    "name": "hello",\n    "version": "1.0.0"\n}\n'
+    assert proc.stdout == '{\n    "Name": "hello",\n    "Version": "1.0.0"\n}\n'
 
 
 def test_dump_bundle_spec_prints_the_live_spec(run: Run) -> None:
@@ -124,7 +124,7 @@ def test_metadata_modes_win_over_coordinator_flags_and_each_other(run: Run) -> N
         "--comm=127.0.0.1:9", "--logs=127.0.0.1:9", "--dump-bundle-spec", "--bundle-metadata"
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"name": "hello", "version": "1.0.0"}
+    assert json.loads(proc.stdout) == {"Name": "hello", "Version": "1.0.0"}
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_serve_needs_a_bundle() -> None:
 def test_serve_reads_the_bundle_from_the_environment() -> None:
     """serve takes $TRIO_COORD_BUNDLE when --bundle is absent."""
     proc = run_cli("serve", "--bundle-metadata", env={"TRIO_COORD_BUNDLE": str(EXAMPLE)})
-    assert proc.returncode == 0 and json.loads(proc.stdout)["name"] == "hello"
+    assert proc.returncode == 0 and json.loads(proc.stdout)["Name"] == "hello"
 
 
 def test_packed_bundle_has_no_bundle_flag() -> None:

@@ -216,13 +216,13 @@ def _metadata_mode(args: _BundleArgs, source: BundleSource) -> int:
     mode = min(args.modes, key=_SWITCHES.index)
     if mode == "--bundle-metadata" and source.identity is not None:
         name, version = source.identity()
-        _write(manifest.render_json({"name": name, "version": version}))
+        _write(manifest.render_json(manifest.identity(name, version)))
         return 0
     bundle = _load_or_none(args, source)
     if bundle is None:
         return EXIT_IMPORT
     if mode == "--bundle-metadata":
-        _write(manifest.render_json({"name": bundle.name, "version": bundle.version}))
+        _write(manifest.render_json(manifest.identity(bundle.name, bundle.version)))
     elif mode == "--airflow-metadata" and (args.format or "yaml") == "yaml":
         _write(manifest.render_yaml(manifest.bundle_spec(bundle)))
     else:

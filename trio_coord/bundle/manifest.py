@@ -180,3 +180,12 @@ def render_yaml(doc: Mapping[str, Any]) -> str:
     out: list[str] = []
     _render(doc, 0, out)
     return "\n".join(out) + "\n"
+
+
+def identity(name: str, version: str | None) -> dict[str, Any]:
+    """The ``--bundle-metadata`` document: the Go E2a ``BundleInfo`` keys of bundle.md §6.2.
+
+    Issue 5 asks for "the JSON shapes of bundle.md section 6", which overrides the
+    lower-case form of spec/DECISIONS.md (see docs/decisions.md).
+    """
+    return {"Name": name, "Version": version}

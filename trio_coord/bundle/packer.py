@@ -389,9 +389,7 @@ def _verify_staged(staged: Path, built: _Built, info: Mapping[str, Any]) -> None
     env = {**os.environ, "TRIO_COORD_PYTHON": sys.executable}
     expected = {
         "--dump-bundle-spec": manifest.render_json(built.spec),
-        "--bundle-metadata": manifest.render_json(
-            {"name": info["name"], "version": info["version"]}
-        ),
+        "--bundle-metadata": manifest.render_json(manifest.identity(info["name"], info["version"])),
     }
     for flag, want in expected.items():
         proc = _run_child(
