@@ -33,6 +33,45 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def model(session: nox.Session) -> None:
+    """The protocol model's state machines with the long Hypothesis profile (issue 4).
+    Extra arguments go to pytest: nox -s model -- -x."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-p", "no:logging", "-q",
+        "tests/test_stateful.py", "tests/test_stateful_model.py",
+        "tests/test_stateful_regressions.py", *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "long"},
+    )  # fmt: skip
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Frame and serve fuzzers, long: nox -s fuzz -- <inputs or seconds> (200000, or 600s).
+    A count N runs N decoder inputs and N/100 in-process conversations; Ns gives each
+    fuzzer N seconds. Then the fuzz tests under the long Hypothesis profile."""
+    session.install("-e", ".[test]")
+    budget = session.posargs[0] if session.posargs else "200000"
+    serve = budget if budget.endswith("s") else str(max(int(budget) // 100, 10))
+    session.run("python", "fuzz/frame_fuzz.py", budget)
+    session.run("python", "fuzz/serve_fuzz.py", serve, "--subprocess", "20")
+    session.run(
+        "pytest", "-p", "no:logging", "-q", "tests/test_fuzz.py",
+        env={"HYPOTHESIS_PROFILE": "long"},
+    )  # fmt: skip
+
+
+@nox.session
+def atheris(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of the decoder: nox -s atheris -- <runs> (default 500000)."""
+    session.install("-e", ".[test]", "atheris")
+    runs = session.posargs[0] if session.posargs else "500000"
+    corpus = session.create_tmp() + "/atheris-corpus"
+    session.run("python", "fuzz/atheris_decoder.py", "--make-corpus", corpus)
+    session.run("python", "fuzz/atheris_decoder.py", corpus, f"-runs={runs}", "-print_final_stats=1")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff, with its ASYNC rules."""
     session.install("ruff")

@@ -49,6 +49,7 @@ __all__ = [
     "RESPONSE_TYPES",
     "CLIENT_CALLS",
     "Phase",
+    "split_frames",
     "ModelViolation",
     "REQUIRED_KEYS",
     "FORBID_KEYS",
@@ -326,6 +327,32 @@ def _is_aware(value: object) -> bool:
     if isinstance(value, str):
         return bool(_RFC3339_AWARE.fullmatch(value))
     return False
+
+
+# -- framing (§3.1) -------------------------------------------------------------------------
+
+
+def split_frames(data: bytes, max_frame_size: int, *, eof: bool) -> tuple[list[bytes], str]:
+    """Cut a byte stream into frame payloads the way §3.1 describes, as plainly as possible.
+
+    Returns the payloads before the first problem and how the stream stands after them:
+    ``"boundary"`` (it ends between frames), ``"partial"`` (inside a frame, more may come),
+    or ``"error"`` (a zero-length or oversized prefix, or EOF inside a frame).
+    """
+    frames: list[bytes] = []
+    pos = 0
+    while True:
+        if len(data) - pos < 4:
+            if pos == len(data):
+                return frames, "boundary"
+            return frames, "error" if eof else "partial"
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if size == 0 or size > max_frame_size:
+            return frames, "error"  # §3.1, §12 row 4: never a zero-length frame
+        if len(data) - pos - 4 < size:
+            return frames, "error" if eof else "partial"
+        frames.append(data[pos + 4 : pos + 4 + size])
+        pos += 4 + size
 
 
 # -- the conversation rules (§2.6, §3.5, §6.1, §12) --------------------------------------

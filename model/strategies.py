@@ -17,6 +17,7 @@ it must notice at once; a truncated frame is only garbage once the stream ends.
 from __future__ import annotations
 
 import logging
+import random
 import struct
 from typing import Any, Final
 
@@ -49,6 +50,8 @@ __all__ = [
     "valid_frames",
     "garbage_frames",
     "garbage_payloads",
+    "garbage_payload",
+    "GARBAGE_KINDS",
     "mutated_streams",
     "chunkings",
     "msgpack_str",
@@ -204,40 +207,43 @@ def _ext(code: int, data: bytes) -> bytes:
     return b"\xc7" + struct.pack(">Bb", len(data), code) + data
 
 
-@st.composite
-def garbage_payloads(draw: st.DrawFn) -> bytes:
-    """A complete frame body that no strict decoder accepts as a supervisor frame."""
-    choice = draw(
-        st.sampled_from(
-            [
-                "random",
-                "trailing",
-                "bad_utf8",
-                "dup_keys",
-                "int_key",
-                "unknown_ext",
-                "bad_timestamp",
-                "deep",
-                "not_array",
-                "short_array",
-                "bad_id",
-                "truncated_doc",
-                "huge_claim",
-            ]
-        )
-    )
-    rid = encode(draw(st.integers(1, 1000)))
-    if choice == "random":
-        data = draw(st.binary(min_size=1, max_size=64))
+#: Kinds of broken frame bodies :func:`garbage_payload` builds.
+GARBAGE_KINDS: Final = (
+    "random",
+    "trailing",
+    "bad_utf8",
+    "dup_keys",
+    "int_key",
+    "unknown_ext",
+    "bad_timestamp",
+    "deep",
+    "not_array",
+    "short_array",
+    "bad_id",
+    "truncated_doc",
+    "huge_claim",
+    "huge_string",
+)
+
+
+def garbage_payload(kind: str, n: int) -> bytes:
+    """A complete frame body of ``kind`` that no strict decoder accepts as a supervisor frame.
+
+    Deterministic in ``(kind, n)``; ``n`` (any non-negative int) picks sizes and values,
+    so the hypothesis strategy and the fuzzer's random engine share one builder.
+    """
+    rid = encode(1 + n % 1000)
+    if kind == "random":
+        data = random.Random(n).randbytes(1 + n % 64)
         try:
             msgspec.msgpack.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises both
             return data
         return b"\xc1" + data  # 0xc1 is never valid msgpack
-    if choice == "trailing":
-        return encode([1, None, None]) + draw(st.binary(min_size=1, max_size=8))
-    if choice == "bad_utf8":
-        bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"a\x80b"]))
+    if kind == "trailing":
+        return encode([1, None, None]) + bytes([n % 256]) * (1 + n % 8)
+    if kind == "bad_utf8":
+        bad = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"a\x80b")[n % 4]
         return (
             b"\x93"
             + rid
@@ -246,50 +252,52 @@ def garbage_payloads(draw: st.DrawFn) -> bytes:
             + msgpack_str(bad)
             + b"\xc0"
         )
-    if choice == "dup_keys":
+    if kind == "dup_keys":
         return (
-            b"\x93"
-            + rid
-            + msgpack_map_header(2)
-            + msgpack_str(b"type")
-            + msgpack_str(b"OKResponse")
-            + msgpack_str(b"type")
-            + msgpack_str(b"XComResult")
-            + b"\xc0"
-        )
-    if choice == "int_key":
-        return b"\x93" + rid + msgpack_map_header(1) + b"\x01\x02\xc0"
-    if choice == "unknown_ext":
-        code = draw(st.integers(-128, 127).filter(lambda c: c != -1))
-        return b"\x93" + rid + _ext(code, draw(st.binary(max_size=8))) + b"\xc0"
-    if choice == "bad_timestamp":
-        # Timestamp extension of a wrong size, or with nanoseconds >= 10**9, or beyond year 9999.
-        body = draw(
-            st.sampled_from(
-                [
-                    b"\xd5\xff\x00\x01",  # 2-byte payload: no such timestamp form
-                    b"\xd7\xff" + struct.pack(">Q", (10**9 + 5) << 34),
-                    b"\xc7\x0c\xff" + struct.pack(">Iq", 0, 2**62),
-                    b"\xc7\x0c\xff" + struct.pack(">Iq", 0, -(2**62)),
-                ]
-            )
-        )
+            b"\x93" + rid + msgpack_map_header(2)
+            + msgpack_str(b"type") + msgpack_str(b"OKResponse")
+            + msgpack_str(b"type") + msgpack_str(b"XComResult") + b"\xc0"
+        )  # fmt: skip
+    if kind == "int_key":
+        return b"\x93" + rid + msgpack_map_header(1) + bytes([n % 128]) + b"\x02\xc0"
+    if kind == "unknown_ext":
+        code = n % 256 - 128
+        code = 5 if code == -1 else code
+        return b"\x93" + rid + _ext(code, bytes(n % 9)) + b"\xc0"
+    if kind == "bad_timestamp":
+        # A timestamp extension of no valid size, nanoseconds >= 10**9, or past year 9999.
+        body = (
+            b"\xd5\xff\x00\x01",
+            b"\xd7\xff" + struct.pack(">Q", (10**9 + 5) << 34),
+            b"\xc7\x0c\xff" + struct.pack(">Iq", 0, 2**62),
+            b"\xc7\x0c\xff" + struct.pack(">Iq", 0, -(2**62)),
+        )[n % 4]
         return b"\x93" + rid + msgpack_map_header(1) + msgpack_str(b"end_date") + body + b"\xc0"
-    if choice == "deep":
-        # Nested in the id position: too deep for msgpack, or at best a list where the id goes.
-        depth = draw(st.integers(1, 5000))
-        return b"\x93" + b"\x91" * depth + b"\x01" + b"\xc0\xc0"
-    if choice == "not_array":
-        return encode(draw(st.sampled_from([{"type": "OKResponse"}, "frame", 7, None, True])))
-    if choice == "short_array":
-        return encode(draw(st.sampled_from([[], [1]])))
-    if choice == "bad_id":
-        return encode([draw(st.sampled_from(["1", None, 1.5, [1], {"a": 1}])), None, None])
-    if choice == "truncated_doc":
+    if kind == "deep":
+        # Nested where the id goes: too deep for msgpack, or at best a list for an id.
+        return b"\x93" + b"\x91" * (1 + n % 5000) + b"\x01" + b"\xc0\xc0"
+    if kind == "not_array":
+        return encode(({"type": "OKResponse"}, "frame", 7, None, True)[n % 5])
+    if kind == "short_array":
+        return encode(([], [1])[n % 2])
+    if kind == "bad_id":
+        return encode([("1", None, 1.5, [1], {"a": 1})[n % 5], None, None])
+    if kind == "truncated_doc":
         whole = encode([1, {"key": "k", "value": "v" * 20, "type": "VariableResult"}, None])
-        return whole[: draw(st.integers(1, len(whole) - 1))]
-    # A str header claiming far more bytes than the frame holds.
-    return b"\x93" + rid + b"\xdb" + struct.pack(">I", 2**31) + b"abc"
+        return whole[: 1 + n % (len(whole) - 1)]
+    if kind == "huge_claim":
+        # A str header claiming far more bytes than the frame holds.
+        return b"\x93" + rid + b"\xdb" + struct.pack(">I", 2**31 + n) + b"abc"
+    if kind == "huge_string":
+        # A valid huge string where the id goes (the body would only fail one request).
+        return b"\x93" + msgpack_str(b"x" * (70_000 + n % 1000)) + b"\xc0\xc0"
+    raise ValueError(f"unknown garbage kind {kind!r}")
+
+
+@st.composite
+def garbage_payloads(draw: st.DrawFn) -> bytes:
+    """A complete frame body that no strict decoder accepts as a supervisor frame."""
+    return garbage_payload(draw(st.sampled_from(GARBAGE_KINDS)), draw(st.integers(0, 2**16)))
 
 
 @st.composite

@@ -1,0 +1,79 @@
+"""Short passes of the frame and serve fuzzers (``nox -s fuzz`` runs them long)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from model import strategies as s
+
+FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+sys.path.insert(0, str(FUZZ))
+
+import frame_fuzz  # noqa: E402
+import serve_fuzz  # noqa: E402
+
+
+@given(data=s.mutated_streams(max_frame_size=4096), cut_seed=st.data())
+def test_any_stream_decodes_or_raises_remote_protocol_error(
+    data: bytes, cut_seed: st.DataObject
+) -> None:
+    """Hypothesis-made streams, in any chunking, yield the model's frames or RemoteProtocolError."""
+    cuts = cut_seed.draw(s.chunkings(len(data)))
+    frame_fuzz.check_stream(data, cuts, 4096)
+
+
+@given(payload=s.garbage_payloads(), limit=st.sampled_from([1024, 4096, 1 << 20]))
+def test_every_garbage_frame_breaks_the_stream(payload: bytes, limit: int) -> None:
+    """Every frame the garbage strategy builds is refused, so the machines may call it fatal."""
+    from trio_coord.errors import RemoteProtocolError
+    from trio_coord.protocol import CommConnection
+    from trio_coord.protocol.messages import GetVariable
+
+    conn = CommConnection(max_frame_size=max(limit, len(frame_fuzz._STARTUP)))
+    conn.receive_data(frame_fuzz._STARTUP)
+    conn.next_event()
+    conn.send_request(GetVariable(key="k"))
+    conn.receive_data(len(payload).to_bytes(4, "big") + payload)
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_frame_fuzzer_short_pass(seed: int) -> None:
+    """A seeded pass of the random frame engine keeps the decoder invariant on every input."""
+    stats = frame_fuzz.run("1500", seed=seed, limit=4096, report_every=1e9)
+    assert stats.inputs == 1500 and stats.stream_errors > 0 and stats.decoded > 0
+
+
+def test_serve_fuzzer_short_pass() -> None:
+    """Fuzzed conversations with the in-process runtime end with 0 or 1, never hang, log exit 1."""
+    stats = serve_fuzz.run("40", seed=11, limit=1 << 20, report_every=1e9)
+    assert stats.conversations == 40 and stats.fuzzed_frames > 0
+    assert set(stats.exit_codes) <= {0, 1}
+
+
+def test_trio_coord_serve_survives_fuzz_and_floods_within_its_memory_bound() -> None:
+    """Real `trio-coord serve` processes exit 0/1 and stay near a clean run's RSS despite 32 MiB floods."""
+    stats = serve_fuzz.Stats()
+    serve_fuzz.run_processes(2, seed=5, limit=1 << 20, stats=stats)
+    assert stats.subprocesses == 2 and stats.baseline_rss_kb > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed")
+def test_atheris_harness_runs_on_its_corpus(tmp_path: Path) -> None:
+    """The coverage-guided harness seeds its corpus and runs a short libFuzzer session cleanly."""
+    harness = str(FUZZ / "atheris_decoder.py")
+    subprocess.run([sys.executable, harness, "--make-corpus", str(tmp_path)], check=True)
+    out = subprocess.run(
+        [sys.executable, harness, str(tmp_path), "-runs=3000"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Done 3000 runs" in out.stderr
