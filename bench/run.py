@@ -130,14 +130,20 @@ def round_requests(
     ]
     if c_exe:
         variants.append(("rt.c", [c_exe, str(port), str(secs)]))
+    variants += [
+        ("cost.trio", [PY, "inproc.py", "trio"]),
+        ("cost.commsdecoder", [PY, "inproc.py", "commsdecoder"]),
+    ]
     if before:
         variants += [
-            ("before." + key, cmd) for key, cmd in variants if key.startswith(("rt.trio", "conc."))
+            ("before." + key, cmd)
+            for key, cmd in variants
+            if key.startswith(("rt.trio", "conc.", "cost.trio"))
         ]
     for key, cmd in rotate(variants, i):
         tree = before if key.startswith("before.") else None
         r = _json_run(cmd, tree=tree)
-        s.add(key, r["rate"])
+        s.add(key, r["us_per_request"] if "us_per_request" in r else r["rate"])
         if "cpu_us" in r:
             s.add(key + ".cpu", r["cpu_us"])
 
@@ -306,6 +312,11 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add(f"- machine: {meta['machine']}; load average at start/end: {meta['load']}")
     add("- versions: " + ", ".join(f"{n} {v}" for n, v in meta["versions"].items()))
     add(f"- run time of the whole benchmark: {meta['elapsed']:.0f} s")
+    add(
+        "- run it: `nox -s bench` (options after `--`: `--rounds N`, `--seconds S` per "
+        "request client, `--quick`, `--only requests,coldstart,supervised,xcom,logs`, "
+        "`--before TREE` to measure an older trio_coord beside this one)"
+    )
     add("")
     add("## Summary")
     add("")
@@ -384,6 +395,25 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
             f"| {name} | {s.cell(key, k)} | {ratio_cell(s, key, 'rt.commsdecoder')} | "
             f"{s.cell(key + '.cpu', lambda v: f'{v:.0f} µs')} |"
         )
+    add("")
+    add(
+        "The client's own cost per request, in one process (bench/inproc.py: the reply is "
+        "already waiting in a socket pair, so no other process is scheduled; best of 5 "
+        "batches of 4000):"
+    )
+    add("")
+    add("| client | µs per request | ÷ CommsDecoder |")
+    add("|---|---|---|")
+    for key, name in (
+        ("cost.commsdecoder", "task-sdk 1.3.2 `CommsDecoder.send`"),
+        ("cost.trio", "trio-coord `Client.get_variable` (watch task running)"),
+        ("before.cost.trio", "trio-coord before the fixes (`--before`)"),
+    ):
+        if s.has(key):
+            add(
+                f"| {name} | {s.cell(key, lambda v: f'{v:.1f}')} | "
+                f"{ratio_cell(s, key, 'cost.commsdecoder')} |"
+            )
     add("")
     add("## 3-4. Start-up")
     add("")
