@@ -39,7 +39,17 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 __all__ = ["State", "Input", "TRANSITIONS", "ConversationState"]
 
 
-class State(enum.Enum):
+class _FastHash(enum.Enum):
+    """Members are singletons compared by identity, so hash by identity too.
+
+    ``Enum.__hash__`` is Python code hashing the member's name; every frame does
+    two or three table lookups keyed on (State, Input), so this is on the hot path.
+    """
+
+    __hash__ = object.__hash__
+
+
+class State(_FastHash):
     #: Connected; waiting for the supervisor's first frame (id 0). Nothing may be sent.
     AWAIT_FIRST = "AWAIT_FIRST"
     #: StartupDetails received: requests and replies flow.
@@ -56,7 +66,7 @@ class State(enum.Enum):
     ERROR = "ERROR"
 
 
-class Input(enum.Enum):
+class Input(_FastHash):
     #: First frame is StartupDetails.
     RECV_STARTUP = "RECV_STARTUP"
     #: First frame is DagFileParseRequest.
