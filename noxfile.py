@@ -37,12 +37,14 @@ def model(session: nox.Session) -> None:
     """The protocol model's state machines with the long Hypothesis profile (issue 4).
     Extra arguments go to pytest: nox -s model -- -x."""
     session.install("-e", ".[test]")
+    stats = session.create_tmp() + "/model-stats.json"
     session.run(
         "pytest", "-p", "no:logging", "-q",
         "tests/test_stateful.py", "tests/test_stateful_model.py",
         "tests/test_stateful_regressions.py", *session.posargs,
-        env={"HYPOTHESIS_PROFILE": "long"},
+        env={"HYPOTHESIS_PROFILE": "long", "MODEL_STATS": stats},
     )  # fmt: skip
+    session.run("python", "-c", "import sys; print(open(sys.argv[1]).read())", stats)
 
 
 @nox.session

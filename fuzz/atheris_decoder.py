@@ -24,24 +24,35 @@ sys.path.insert(0, str(HERE))
 import atheris  # noqa: E402
 
 with atheris.instrument_imports(include=["trio_coord.protocol"]):
-    import trio_coord.protocol  # noqa: F401
+    import trio_coord.protocol.codec
+    import trio_coord.protocol.connection
+    import trio_coord.protocol.fields
+    import trio_coord.protocol.framing
+    import trio_coord.protocol.messages
+    import trio_coord.protocol.states  # noqa: F401
 
 import frame_fuzz  # noqa: E402
 
 
 def test_one_input(data: bytes) -> None:
-    """One libFuzzer input: limit, cut points, then the stream."""
-    fdp = atheris.FuzzedDataProvider(data)
-    limit = fdp.ConsumeIntInRange(1, 8192)
-    cuts = [fdp.ConsumeIntInRange(1, 4096) for _ in range(fdp.ConsumeIntInRange(0, 8))]
-    stream = fdp.ConsumeBytes(fdp.remaining_bytes())
-    frame_fuzz.check_stream(stream, cuts, limit)
+    """One libFuzzer input: a 2-byte frame limit, a cut count, 2-byte cut points, the stream.
+
+    The header is read from the front (atheris' FuzzedDataProvider takes integers from the
+    end), so a seed is simply a header followed by frames.
+    """
+    if len(data) < 3:
+        return
+    limit = 1 + int.from_bytes(data[0:2], "big") % 8192
+    ncuts = data[2] % 9
+    header = 3 + 2 * ncuts
+    cuts = [int.from_bytes(data[i : i + 2], "big") for i in range(3, min(header, len(data)), 2)]
+    frame_fuzz.check_stream(data[header:], cuts, limit)
 
 
 def make_corpus(directory: Path) -> int:
     """Write frame_fuzz's seed corpus as libFuzzer inputs (limit 4096, no cuts)."""
     directory.mkdir(parents=True, exist_ok=True)
-    prefix = b"\x0f\xff\x00"  # what FuzzedDataProvider turns into a limit near 4096, no cuts
+    prefix = b"\x0f\xff\x00"  # limit 1 + 0x0fff = 4096, no cuts
     seeds = frame_fuzz.seed_corpus()
     for i, seed in enumerate(seeds):
         (directory / f"seed-{i:04d}").write_bytes(prefix + seed)

@@ -262,7 +262,7 @@ class ConnectionVsModel(RuleBasedStateMachine):
         """Bytes that are not a frame break the connection for good."""
         events = self._feed(garbage, data.draw(s.chunkings(len(garbage))))
         assert events and isinstance(events[-1], RemoteProtocolError), events
-        self.conv.broken()
+        self.conv.phase = Phase.BROKEN  # even after DONE: the bytes are not a frame
         try:
             self.conn.next_event()
         except RemoteProtocolError:

@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import strategies as s
+
+#: The long profile runs for many minutes: no per-test timeout then (pytest-timeout).
+pytestmark = pytest.mark.timeout(0 if settings.default.max_examples >= 1000 else 300)
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
