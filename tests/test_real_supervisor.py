@@ -182,3 +182,26 @@ def test_task_log_records_are_json_objects_with_levels() -> None:
     for rec in runtime_records:
         assert rec["level"] in {"debug", "info", "warning", "error", "critical"}
         json.dumps(rec)
+
+
+def test_slow_bundle_import_does_not_trip_the_startup_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The runtime connects before importing the bundle: an import slower than startup_timeout still runs."""
+    slow = tmp_path / "slow_bundle.py"
+    slow.write_text(
+        "import time\nimport trio_coord\n"
+        "time.sleep(4)  # longer than the 2 s start-up timeout below\n"
+        "bundle = trio_coord.Bundle('slow')\n"
+        "d1 = bundle.dag('d1')\n"
+        "@d1.task\nasync def t1():\n    return 'imported late'\n"
+    )
+    spec = f"{slow}:bundle"
+    r = supervise(
+        "t1",
+        bundle=spec,
+        coordinator={
+            "classpath": "trio_coord.airflow_coordinator.TrioCoordinator",
+            "kwargs": {"bundle": spec, "task_startup_timeout": 2.0},
+        },
+    )
+    assert (r.raised, r.exit_code, r.final_state) == (None, 0, "success"), r.raw
+    assert r.xcoms[f"{XCOM_PREFIX}/t1/return_value"] == "imported late"

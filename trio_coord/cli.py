@@ -253,20 +253,24 @@ def _coordinator_mode(args: _BundleArgs, source: BundleSource) -> int:
     assert args.comm is not None and args.logs is not None
     config = Config.from_env(parse_address("--comm", args.comm), parse_address("--logs", args.logs))
     _check_bundle_named(args, source)
-    bundle: Bundle
-    if source.launch_error:
-        name = source.identity()[0] if source.identity else "bundle"
-        bundle = UnusableBundle(name, source.launch_error)
-    else:
+
+    def load() -> Bundle:
+        # Called by the runtime once both sockets are connected, so a slow or failing
+        # import cannot trip the supervisor's start-up timeout and its error reaches
+        # the task log (runtime/entry.py).
+        if source.launch_error:
+            name = source.identity()[0] if source.identity else "bundle"
+            return UnusableBundle(name, source.launch_error)
         try:
-            bundle = source.load(args.bundle)
+            return source.load(args.bundle)
         except Exception as exc:
             _err(f"error: {_describe(exc)}; every task of this run fails with it")
             name = source.identity()[0] if source.identity else "bundle"
-            bundle = UnusableBundle(name, _describe(exc), cause=exc.__cause__ or exc)
+            return UnusableBundle(name, _describe(exc), cause=exc.__cause__ or exc)
+
     from .runtime import run_coordinator
 
-    return run_coordinator(bundle, config)
+    return run_coordinator(load, config)
 
 
 def _serve_load(spec: str | None) -> Bundle:

@@ -30,8 +30,6 @@ import dataclasses
 import logging
 import math
 import os
-import signal
-import sys
 from collections.abc import Mapping
 from typing import Final
 
@@ -41,12 +39,11 @@ from ..authoring import Bundle
 from ..client import Client
 from ..config import Config
 from ..context import TaskContext
-from ..errors import ConnectTimeout, CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
-from ..protocol import CommConnection, ParseRequest
+from ..errors import CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
+from ..protocol.connection import CommConnection, ParseRequest
 from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
-from .dial import dial_both
 from .logs import LevelFilter, LogPipeline
 from .masking import Masker
 from .task_runner import run_task
@@ -54,10 +51,8 @@ from .task_runner import run_task
 __all__ = [
     "Run",
     "serve_streams",
-    "run_coordinator",
     "EXIT_OK",
     "EXIT_FAILURE",
-    "EXIT_SECOND_SIGNAL",
 ]
 
 log = logging.getLogger("trio_coord.runtime")
@@ -66,8 +61,6 @@ log = logging.getLogger("trio_coord.runtime")
 EXIT_OK: Final = 0
 #: The runtime failed: no first frame, broken channel, undeliverable failure (§9.9).
 EXIT_FAILURE: Final = 1
-#: A second SIGTERM/SIGINT: stop now (§9.6).
-EXIT_SECOND_SIGNAL: Final = 2
 
 
 class Run:
@@ -264,74 +257,3 @@ async def serve_streams(
     finally:
         pipeline.uninstall(root)
         root.setLevel(old_level)
-
-
-# -- the process entry point -------------------------------------------------------------
-
-
-def run_coordinator(bundle: Bundle, config: Config) -> int:
-    """Dial ``config.comm``/``config.logs``, run one try, return the exit code.
-
-    The log handler is installed before anything else, so even a failed dial leaves
-    its reason on stderr (which the supervisor turns into task-log lines).
-    """
-    _lean_logging()
-    masker = Masker()
-    pipeline = LogPipeline(level_filter=LevelFilter.from_env(), masker=masker)
-    pipeline.install()
-    try:
-        return trio.run(_main, bundle, config, pipeline, masker)
-    finally:
-        # Records the pump never sent (a failed dial) go to stderr here.
-        pipeline.close()
-        pipeline.uninstall()
-
-
-def _lean_logging() -> None:
-    """Stop ``logging`` filling record fields no task-log line uses.
-
-    Thread, process and source-file lookups cost about half of each ``log.info`` call
-    (measured: ~100k records/s with them, ~160k/s without); the NDJSON records carry
-    none of them. This process runs one try, so the global switch is ours to flip.
-    """
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None
-
-
-async def _main(bundle: Bundle, config: Config, pipeline: LogPipeline, masker: Masker) -> int:
-    run = Run(bundle, config, pipeline, masker)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(_watch_signals, run)
-        code = await _dial_and_serve(run, config)
-        nursery.cancel_scope.cancel("the try is over")
-    return code
-
-
-async def _dial_and_serve(run: Run, config: Config) -> int:
-    if config.comm is None or config.logs is None:
-        log.error("both --comm and --logs are needed to reach the supervisor")
-        return EXIT_FAILURE
-    try:
-        comm, logs = await dial_both(config.comm, config.logs, timeout=config.dial_timeout)
-    except (ConnectTimeout, SupervisorGone) as exc:
-        log.error("%s", exc)
-        return EXIT_FAILURE
-    return await run.serve(comm, logs)
-
-
-async def _watch_signals(
-    run: Run, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """First SIGTERM/SIGINT cancels the task with its reason; a second exits at once (§9.6)."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        task_status.started()
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if run.terminating:
-                sys.stderr.write(f"trio-coord: second {name}; exiting now\n")
-                sys.stderr.flush()
-                os._exit(EXIT_SECOND_SIGNAL)
-            log.warning("received %s; cancelling the task", name)
-            run.terminate(f"received {name}")
