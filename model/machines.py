@@ -318,7 +318,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
     #: Findings reported but not fixed yet: the machine stops generating the conversations
     #: that show them, so it can look for other bugs; each has a strict-xfail regression
     #: test in tests/test_stateful_regressions.py. Empty when everything is fixed.
-    OPEN_FINDINGS: ClassVar[frozenset[str]] = frozenset({"frame_after_terminal"})
+    OPEN_FINDINGS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,8 +8,6 @@ generating it meanwhile; docs/testing.md lists every finding.
 
 from __future__ import annotations
 
-import pytest
-
 from model.machines import RuntimeVsModel
 from model.protocol_model import Answer, AnswerKind, FirstFrame, RaiseKind
 
@@ -30,11 +28,6 @@ def _run(steps: list[str], *, should_retry: bool) -> None:
         machine.teardown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open, reported to the lead: CommChannel raises the error of a frame that "
-    "follows the terminal reply, although the reply itself arrived",
-)
 def test_frame_after_terminal_reply_keeps_exit_0() -> None:
     """A frame right behind the terminal reply does not turn a delivered TaskState(failed) into exit 1."""
     _run(["fail", "terminal+frame"], should_retry=True)

@@ -250,7 +250,15 @@ class CommChannel:
         while not waiter.done and self.broken is None:
             if self._reading:
                 return
-            await self._read_and_dispatch()
+            try:
+                await self._read_and_dispatch()
+            except CoordError:
+                if waiter.reply is not None:
+                    # Our reply came before whatever broke the channel (e.g. a frame
+                    # after the terminal reply): the answer stands, and the break is
+                    # already reported through on_broken.
+                    return
+                raise
 
     async def _read_and_dispatch(self) -> None:
         self._reading = True
