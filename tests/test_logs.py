@@ -20,6 +20,7 @@ import trio.testing
 
 from trio_coord.runtime.logs import (
     DEFAULT_CAPACITY,
+    DEFAULT_MAX_BUFFERED_BYTES,
     LevelFilter,
     LogPipeline,
     level_name,
@@ -1047,8 +1048,9 @@ def test_unrenderable_records_are_replaced_by_an_error_record() -> None:
 
 
 def test_default_capacity_is_documented_and_sane() -> None:
-    """The default buffer holds thousands of records: enough for start-up and bursts."""
-    assert 1_000 <= DEFAULT_CAPACITY <= 100_000
+    """The default buffer holds a 100k-record burst from the Trio thread; bytes stay bounded too."""
+    assert 100_000 <= DEFAULT_CAPACITY <= 1_000_000
+    assert DEFAULT_MAX_BUFFERED_BYTES <= 64 * 1024 * 1024
 
 
 def test_handler_works_through_the_logging_module_from_many_threads() -> None:

@@ -69,12 +69,12 @@ __all__ = [
     "parse_level",
 ]
 
-#: Buffered records before new ones are dropped. Sized for the two moments the pump is not
-#: keeping up: start-up, before the logs socket is dialled (imports and configuration log a
-#: few hundred records at most), and bursts from a task logging in a tight loop while the
-#: Trio thread is busy elsewhere (about 50 ms of such a burst at ~200k records/s). A typical
-#: record is 150-400 bytes, so a full buffer holds a few MB.
-DEFAULT_CAPACITY: Final = 10_000
+#: Buffered records before new ones are dropped. A task that logs in a tight loop on the
+#: Trio thread gives the pump no chance to run until it yields, so the buffer must hold a
+#: whole burst: the benchmark's 100k records from the Trio thread lost 90% with 10,000
+#: slots. The real memory guard is :data:`DEFAULT_MAX_BUFFERED_BYTES`; at a typical 150-400
+#: bytes per record it binds first, and this count only bounds per-record overhead.
+DEFAULT_CAPACITY: Final = 200_000
 
 #: Second bound, on bytes, so that a few huge records cannot pin unbounded memory. A record
 #: is always accepted into an empty buffer, however large, so no record is too big to send.
