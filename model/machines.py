@@ -329,6 +329,8 @@ class RuntimeVsModel(RuleBasedStateMachine):
         self.step_no = 0
         #: Rules applied so far, for messages.
         self.trace: list[str] = []
+        #: Log lines received before the supervisor closed comm or broke the stream.
+        self.fault_at = 0
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -509,6 +511,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
 
     def close_comm(self) -> None:
         """The supervisor closes the comm socket."""
+        self.fault_at = len(self.sup.logs_seen)
         self.model.close_comm()
         assert self.portal is not None
         self.portal.run(self.sup.close_comm)
@@ -525,6 +528,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
 
     def garbage(self, garbage: bytes) -> None:
         """The supervisor writes bytes that are not a frame: the runtime must fail closed."""
+        self.fault_at = len(self.sup.logs_seen)
         self.model.break_stream()
         assert self.portal is not None
         self.portal.run(self.sup.send, garbage)
@@ -653,6 +657,11 @@ class RuntimeVsModel(RuleBasedStateMachine):
                 and token in json.dumps(seen.record, default=str)
                 for seen in self.sup.logs_seen
             ), f"the failure {token} was not logged at error with an exception"
+        if self.model.must_explain:
+            assert any(
+                seen.record and seen.record.get("level") in ("error", "critical")
+                for seen in self.sup.logs_seen[self.fault_at :]
+            ), "the runtime lost its supervisor and exited without an error record saying so"
 
     def _sync_after_exit(self) -> None:
         while self.seen < len(self.sup.requests):

@@ -815,6 +815,9 @@ class RunModel:
     must_not_log: set[str] = field(default_factory=set)
     #: Tokens of failures that must be logged at error with an ``exception`` field (§9.3).
     must_log_failure: list[str] = field(default_factory=list)
+    #: The channel broke while the runtime ran and the logs channel was open: it must say
+    #: why it stops with an error-level record (fail closed with a clear log line, §10).
+    must_explain: bool = False
     logs_open: bool = True
     _next_step: int = 0
     _clear_left: deque[str] = field(default_factory=deque)
@@ -1006,6 +1009,9 @@ class RunModel:
         if self.exit_codes is not None:
             return
         self.disturbed = True
+        self.must_explain = self.logs_open and LEVELS["error"] >= log_threshold(
+            "", self.global_level, self.namespace_levels
+        )
         for step in self.open_steps:
             self.outcomes[step] = allowed
         self.open_steps.clear()
