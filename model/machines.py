@@ -447,20 +447,23 @@ class RuntimeVsModel(RuleBasedStateMachine):
         rid = data.draw(st.sampled_from(sorted(self.model.in_flight)))
         kind, _body = self.bodies[rid]
         answer = data.draw(s.answers_for(kind))
-        extra = (
-            kind in TERMINAL_TYPES
-            and "frame_after_terminal" not in self.OPEN_FINDINGS
-            and data.draw(st.booleans())
-        )
-        self.do_answer(rid, answer, frame_after=extra)
+        after = "none"
+        if kind in TERMINAL_TYPES and "frame_after_terminal" not in self.OPEN_FINDINGS:
+            after = data.draw(st.sampled_from(["none", "none", "repeat", "garbage"]))
+        garbage = data.draw(s.garbage_frames(MAX_FRAME)) if after == "garbage" else b""
+        self.do_answer(rid, answer, frame_after=after == "repeat", garbage_after=garbage)
 
-    def do_answer(self, rid: int, answer: Answer, *, frame_after: bool = False) -> None:
-        """Answer ``rid``; with ``frame_after``, write one more frame right behind it."""
+    def do_answer(
+        self, rid: int, answer: Answer, *, frame_after: bool = False, garbage_after: bytes = b""
+    ) -> None:
+        """Answer ``rid``; with ``frame_after`` (a repeated reply) or ``garbage_after`` (a
+        broken frame), write more bytes right behind it, in the same write."""
         kind, body = self.bodies[rid]
         raw = self.wire.answer_frame(rid, kind, body, answer)
-        if frame_after:
-            # A second frame right behind the terminal reply (§12: nothing may follow).
-            raw += frame(encode([rid, None, None]))
+        if frame_after or garbage_after:
+            # More bytes right behind the terminal reply (§12: nothing may follow). The
+            # reply arrived, so the exit code must not change (§6.1, §12 row 44).
+            raw += garbage_after or frame(encode([rid, None, None]))
             _count("frames_after_terminal")
         self.model.answer(rid, answer)
         assert self.portal is not None
