@@ -143,3 +143,38 @@ def test_bootstrap_fits_in_single_quotes_and_compiles() -> None:
     source = bootstrap_source()
     assert "'" not in source
     compile(source, "<bootstrap>", "exec")
+
+
+def test_bytecode_cache_is_used_and_survives_corruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compiled payload code is cached by source and origin; a corrupt entry is recompiled, not trusted."""
+    monkeypatch.setenv("TRIO_COORD_CACHE_DIR", str(tmp_path))
+    finder = importer.PayloadFinder(_zip({}), "/srv/bundles/demo")
+    source = b"VALUE = 41 + 1\n"
+    first = finder.code_for(source, "/srv/bundles/demo!/lib/m.py")
+    (entry,) = [p for p in (tmp_path / "pyc").rglob("*") if p.is_file()]
+    ns: dict[str, object] = {}
+    exec(finder.code_for(source, "/srv/bundles/demo!/lib/m.py"), ns)
+    assert ns["VALUE"] == 42 and first.co_filename == "/srv/bundles/demo!/lib/m.py"
+    # Another origin or source gets its own entry: tracebacks must name the right file.
+    finder.code_for(source, "/srv/bundles/other!/lib/m.py")
+    assert len([p for p in (tmp_path / "pyc").rglob("*") if p.is_file()]) == 2
+    entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
+    again = finder.code_for(source, "/srv/bundles/demo!/lib/m.py")
+    ns2: dict[str, object] = {}
+    exec(again, ns2)
+    assert ns2["VALUE"] == 42
+
+
+def test_unwritable_bytecode_cache_only_means_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the cache directory cannot be created, modules still compile and run."""
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("TRIO_COORD_CACHE_DIR", str(blocker))
+    finder = importer.PayloadFinder(_zip({}), "/srv/bundles/demo")
+    ns: dict[str, object] = {}
+    exec(finder.code_for(b"OK = True\n", "/srv/bundles/demo!/lib/m.py"), ns)
+    assert ns["OK"] is True
