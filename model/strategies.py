@@ -67,9 +67,9 @@ LOG_LEVELS: Final = {
     "critical": logging.CRITICAL,
 }
 
-#: Virtual seconds a clock step may take. All are multiples of 1/8, and the machines'
-#: timeouts are not, so no sum of steps ever lands *on* a deadline (where "expired" would
-#: depend on the comparison the implementation happens to use).
+#: Virtual seconds a clock step may take. These and the machine's per-step tick are
+#: multiples of 1/128 and the machines' timeouts are not, so no sum of steps ever lands
+#: *on* a deadline (where "expired" would depend on the comparison the code happens to use).
 CLOCK_STEPS: Final = (0.25, 3.5, 40.125, 101.0)
 
 # -- conversation choices -----------------------------------------------------------------
