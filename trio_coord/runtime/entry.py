@@ -15,13 +15,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
 from ..config import Config
 from ..errors import ConnectTimeout, SupervisorGone
 from .dial import dial_both
+from .exit_codes import EXIT_FAILURE, EXIT_SECOND_SIGNAL
 from .logs import LevelFilter, LogPipeline
 from .masking import Masker
 
@@ -32,11 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["run_coordinator"]
 
 log = logging.getLogger("trio_coord.runtime")
-
-#: The runtime failed before it could report anything (§9.9); the same code as serve's.
-EXIT_FAILURE: Final = 1
-#: A second SIGTERM/SIGINT: stop now (§9.6).
-EXIT_SECOND_SIGNAL: Final = 2
 
 
 def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> int:

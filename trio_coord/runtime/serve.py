@@ -31,7 +31,6 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import Final
 
 import trio
 
@@ -44,6 +43,7 @@ from ..protocol.connection import CommConnection, ParseRequest
 from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
+from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LevelFilter, LogPipeline
 from .masking import Masker
 from .task_runner import run_task
@@ -51,16 +51,9 @@ from .task_runner import run_task
 __all__ = [
     "Run",
     "serve_streams",
-    "EXIT_OK",
-    "EXIT_FAILURE",
 ]
 
 log = logging.getLogger("trio_coord.runtime")
-
-#: A terminal message was delivered (§9.9).
-EXIT_OK: Final = 0
-#: The runtime failed: no first frame, broken channel, undeliverable failure (§9.9).
-EXIT_FAILURE: Final = 1
 
 
 class Run:
