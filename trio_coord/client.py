@@ -21,7 +21,6 @@ masker (``MaskSecret``) because the supervisor never saw it.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,7 +50,7 @@ from .protocol.messages import (
 )
 from .runtime.masking import Masker
 
-__all__ = ["Client", "SyncClient", "Connection", "MISSING", "is_sensitive_name"]
+__all__ = ["Client", "SyncClient", "Connection", "MISSING"]
 
 T = TypeVar("T")
 
@@ -63,32 +62,6 @@ class _Missing:
 
 #: Default of ``default=`` arguments: "raise NotFound rather than return a default".
 MISSING: Final = _Missing()
-
-#: Substrings that make a variable or field name sensitive (Airflow's default list).
-SENSITIVE_NAMES: Final = frozenset(
-    {
-        "access_token",
-        "api_key",
-        "apikey",
-        "authorization",
-        "passphrase",
-        "passwd",
-        "password",
-        "private_key",
-        "secret",
-        "token",
-        "keyfile_dict",
-        "service_account",
-    }
-)
-
-
-@functools.lru_cache(maxsize=1024)
-def is_sensitive_name(name: str) -> bool:
-    """True when a key's name says its value is a secret."""
-    # Cached: a task asks about the same few keys over and over, once per request.
-    lowered = name.lower()
-    return any(s in lowered for s in SENSITIVE_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +219,9 @@ class Client:
                 raise
             return default
         value = cast(VariableResult, reply).value
-        if value is not None and is_sensitive_name(key):
+        if value is not None:
+            # The masker applies the supervisor's rule itself: masked only when the key's
+            # name is a sensitive one (protocol.md §5.1).
             self._masker.add(value, key)
         if deserialize_json and value is not None:
             return json.loads(value)

@@ -149,16 +149,16 @@ class Run:
 
         details = first.details
         ti = details.ti
+        ctx = TaskContext(details)
         self._pipeline.bind(
             ti_id=ti.id,
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            run_id=ti.run_id,
-            try_number=ti.try_number,
-            map_index=-1 if ti.map_index is None else ti.map_index,
+            dag_id=ctx.dag_id,
+            task_id=ctx.task_id,
+            run_id=ctx.run_id,
+            try_number=ctx.try_number,
+            map_index=ctx.map_index,
         )
         nursery.start_soon(channel.watch)
-        ctx = TaskContext(details)
 
         async def send(msg: Request) -> Inbound | None:
             return await channel.request(msg, timeout=config.request_timeout)
