@@ -8,8 +8,11 @@ Kinds:
 ``blocking``      the floor in Python: a blocking socket, msgpack, nothing else.
 ``commsdecoder``  apache-airflow-task-sdk 1.3.2's task-side ``CommsDecoder.send`` (the
                   native runner's client), one caller.
+``trio-floor``    the floor in Trio: one task, ``trio.SocketStream.send_all`` then
+                  ``receive_some`` and msgpack, nothing else (what the issue calls "a
+                  plain sequential Trio loop").
 ``trio``          trio-coord's ``Client.get_variable`` over ``CommChannel``, with the
-                  channel's idle ``watch`` task running, exactly as ``Run`` wires them;
+                  channel's reader task running, exactly as ``Run`` wires them;
                   ARG = number of concurrent callers (default 1).
 ``xcom-trio`` / ``xcom-commsdecoder``   ARG = MiB: one ``SetXCom`` then one
                   ``GetXCom`` of a str of that size, timed, with the peak RSS growth of
@@ -146,6 +149,63 @@ def _timed_loop(once: Any, seconds: float, kind: str) -> None:
     _emit(kind=kind, ops=n, seconds=now - t0, rate=n / (now - t0), cpu_us=cpu_us)
 
 
+async def _async_loop(once: Any, duration: float) -> tuple[int, float]:
+    """Await ``once()`` in batches of 64 for ``duration`` seconds; (calls, seconds)."""
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + duration
+    while True:
+        for _ in range(64):
+            await once()
+        n += 64
+        now = time.perf_counter()
+        if now >= end:
+            return n, now - t0
+
+
+# -- the floor in Trio: one task, no protocol layer ------------------------------------
+
+
+def trio_floor(port: int, seconds: float) -> None:
+    import msgpack
+    import trio
+
+    async def main() -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buf = bytearray()
+
+        async def read_frame() -> Any:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                data = await stream.receive_some(1 << 16)
+                if not data:
+                    raise EOFError
+                buf.extend(data)
+            size = int.from_bytes(buf[:4], "big")
+            frame = msgpack.unpackb(bytes(buf[4 : 4 + size]))
+            del buf[: 4 + size]
+            return frame
+
+        await read_frame()  # StartupDetails
+        body = {"key": KEY, "type": "GetVariable"}
+        i = 0
+
+        async def once() -> None:
+            nonlocal i
+            i += 1
+            payload = msgpack.packb([i, body])
+            await stream.send_all(len(payload).to_bytes(4, "big") + payload)
+            reply = await read_frame()
+            assert reply[0] == i and reply[1]["value"], reply
+
+        await _async_loop(once, WARMUP)
+        cpu0 = _cpu()
+        n, elapsed = await _async_loop(once, seconds)
+        cpu_us = (_cpu() - cpu0) / n * 1e6
+        _emit(kind="trio-floor", ops=n, seconds=elapsed, rate=n / elapsed, cpu_us=cpu_us)
+
+    trio.run(main)
+
+
 # -- the native runner's client -----------------------------------------------------------
 
 
@@ -210,7 +270,7 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
     async def main() -> None:
         channel, client = await _trio_client(port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(channel.watch)
+            await nursery.start(channel.run_reader)
             count = 0
             stop = False
 
@@ -234,17 +294,11 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
 
             if callers == 1:
                 # The one-caller path as a task runs it: no extra task, no sleep beside it.
+                async def once() -> None:
+                    assert await client.get_variable(KEY)
+
                 async def sequential(duration: float) -> tuple[int, float]:
-                    n = 0
-                    t0 = time.perf_counter()
-                    end = t0 + duration
-                    while True:
-                        for _ in range(64):
-                            assert await client.get_variable(KEY)
-                        n += 64
-                        now = time.perf_counter()
-                        if now >= end:
-                            return n, now - t0
+                    return await _async_loop(once, duration)
 
                 run = sequential
             else:
@@ -267,7 +321,7 @@ def xcom_trio(port: int, mib: int) -> None:
     async def main() -> None:
         channel, client = await _trio_client(port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(channel.watch)
+            await nursery.start(channel.run_reader)
             got: list[Any] = []
 
             async def measure(afn: Any) -> tuple[float, float]:
@@ -298,6 +352,8 @@ def main(argv: list[str]) -> None:
         blocking(port, float(arg))
     elif kind == "commsdecoder":
         commsdecoder(port, float(arg))
+    elif kind == "trio-floor":
+        trio_floor(port, float(arg))
     elif kind == "trio":
         trio_requests(port, float(arg), int(argv[3]) if len(argv) > 3 else 1)
     elif kind == "xcom-trio":

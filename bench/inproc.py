@@ -97,7 +97,7 @@ def trio_coord_client() -> float:
 
         client = Client(send, startup.details, Masker(), environ={})
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(channel.watch)  # as Run wires it
+            await nursery.start(channel.run_reader)  # as Run wires it
             feed, best = _Feed(peer, replies), float("inf")
             for _ in range(BATCHES):
                 t0 = time.perf_counter()

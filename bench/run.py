@@ -406,7 +406,7 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add("|---|---|---|")
     for key, name in (
         ("cost.commsdecoder", "task-sdk 1.3.2 `CommsDecoder.send`"),
-        ("cost.trio", "trio-coord `Client.get_variable` (watch task running)"),
+        ("cost.trio", "trio-coord `Client.get_variable` (reader task running)"),
         ("before.cost.trio", "trio-coord before the fixes (`--before`)"),
     ):
         if s.has(key):

@@ -1,7 +1,7 @@
 """CommChannel over a real socket pair: the socket fast paths keep the stream's semantics.
 
 Over a ``trio.SocketStream`` the channel writes with one non-blocking send first and
-reads into a reusable buffer (runtime/comm.py); these tests pin down that a frame too
+its reader task reads into a reusable buffer (runtime/comm.py); these tests pin down that a frame too
 big for one send still arrives whole, that replies are matched, and that EOF and a
 closed stream still surface as ``SupervisorGone``. Every test is bounded by fail_after.
 """
@@ -9,6 +9,8 @@ closed stream still surface as ``SupervisorGone``. Every test is bounded by fail
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -17,7 +19,7 @@ import trio
 import trio.testing
 
 from model.fake_supervisor import Wire
-from trio_coord.errors import SupervisorGone
+from trio_coord.errors import RequestTimeout, SupervisorGone
 from trio_coord.protocol import CommConnection
 from trio_coord.protocol.messages import GetVariable, SetXCom, VariableResult
 from trio_coord.runtime.comm import CommChannel
@@ -42,52 +44,64 @@ async def _read_frame(peer: trio.SocketStream, buf: bytearray) -> Any:
     return frame
 
 
-async def _channel() -> tuple[CommChannel, trio.SocketStream]:
+@asynccontextmanager
+async def _channel(*, reader: bool = True) -> AsyncIterator[tuple[CommChannel, trio.SocketStream]]:
+    """A channel past its first frame, with its reader running, as Run wires it."""
     a, b = socket.socketpair()
     ours = trio.SocketStream(trio.socket.from_stdlib_socket(a))
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
     channel = CommChannel(ours, CommConnection())
     await peer.send_all(_frame([0, Wire().startup_body(), None]))
     await channel.receive_first()
-    return channel, peer
+    async with trio.open_nursery() as nursery:
+        if reader:
+            await nursery.start(channel.run_reader)
+        yield channel, peer
+        nursery.cancel_scope.cancel()
 
 
 async def test_frame_larger_than_the_socket_buffer_arrives_whole() -> None:
     """A frame the kernel takes only in part is completed before any other frame."""
     with trio.fail_after(LIMIT):
-        channel, peer = await _channel()
-        value = "v" * (8 << 20)
-        seen: list[Any] = []
+        async with _channel() as (channel, peer):
+            value = "v" * (8 << 20)
+            seen: list[Any] = []
+            go = trio.Event()
 
-        go = trio.Event()
+            async def supervisor() -> None:
+                await go.wait()  # read nothing until both requests are on their way
+                buf = bytearray()
+                for _ in range(2):
+                    frame = await _read_frame(peer, buf)
+                    seen.append(frame)
+                    body = frame[1]
+                    reply = (
+                        {"key": body["key"], "value": "ok", "type": "VariableResult"}
+                        if body["type"] == "GetVariable"
+                        else None
+                    )
+                    await peer.send_all(_frame([frame[0], reply, None]))
 
-        async def supervisor() -> None:
-            await go.wait()  # read nothing until both requests are on their way
-            buf = bytearray()
-            for _ in range(2):
-                frame = await _read_frame(peer, buf)
-                seen.append(frame)
-                body = frame[1]
-                reply = (
-                    {"key": body["key"], "value": "ok", "type": "VariableResult"}
-                    if body["type"] == "GetVariable"
-                    else None
-                )
-                await peer.send_all(_frame([frame[0], reply, None]))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(supervisor)
+                big = SetXCom(key="k", value=value, dag_id="d", run_id="r", task_id="t")
+                async with trio.open_nursery() as callers:
+                    callers.start_soon(lambda: channel.request(big, timeout=LIMIT))
+                    # Sent in part: the rest waits for the peer, which reads nothing yet.
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert channel.in_flight == 1
+                    nursery.start_soon(_later, go.set)
+                    small = await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert isinstance(small, VariableResult) and small.value == "ok"
+            assert [f[1]["type"] for f in seen] == ["SetXCom", "GetVariable"]
+            assert seen[0][1]["value"] == value
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(supervisor)
-            big = SetXCom(key="k", value=value, dag_id="d", run_id="r", task_id="t")
-            async with trio.open_nursery() as callers:
-                callers.start_soon(lambda: channel.request(big, timeout=LIMIT))
-                # Sent in part: the rest waits for the peer, which reads nothing yet.
-                await trio.testing.wait_all_tasks_blocked()
-                assert channel.in_flight == 1
-                nursery.start_soon(_later, go.set)
-                small = await channel.request(GetVariable(key="x"), timeout=LIMIT)
-        assert isinstance(small, VariableResult) and small.value == "ok"
-        assert [f[1]["type"] for f in seen] == ["SetXCom", "GetVariable"]
-        assert seen[0][1]["value"] == value
+
+async def _answer_one(peer: trio.SocketStream, buf: bytearray) -> None:
+    """Read one GetVariable and answer it with the value "ok"."""
+    frame = await _read_frame(peer, buf)
+    reply = {"key": frame[1]["key"], "value": "ok", "type": "VariableResult"}
+    await peer.send_all(_frame([frame[0], reply, None]))
 
 
 async def _later(fn: Any) -> None:
@@ -98,23 +112,109 @@ async def _later(fn: Any) -> None:
 async def test_eof_on_a_real_socket_fails_the_request() -> None:
     """The supervisor closing the socket fails the waiting request with SupervisorGone."""
     with trio.fail_after(LIMIT):
-        channel, peer = await _channel()
+        async with _channel() as (channel, peer):
 
-        async def close_after_request() -> None:
-            await _read_frame(peer, bytearray())
-            await peer.aclose()
+            async def close_after_request() -> None:
+                await _read_frame(peer, bytearray())
+                await peer.aclose()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(close_after_request)
-            with pytest.raises(SupervisorGone):
-                await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(close_after_request)
+                with pytest.raises(SupervisorGone):
+                    await channel.request(GetVariable(key="x"), timeout=LIMIT)
 
 
 async def test_request_on_a_closed_channel_fails() -> None:
     """After aclose(), a request fails with SupervisorGone and writes nothing."""
     with trio.fail_after(LIMIT):
-        channel, peer = await _channel()
-        await channel.aclose()
-        with pytest.raises(SupervisorGone):
-            await channel.request(GetVariable(key="x"), timeout=LIMIT)
-        assert await peer.receive_some(1024) == b""
+        async with _channel() as (channel, peer):
+            await channel.aclose()
+            with pytest.raises(SupervisorGone):
+                await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert await peer.receive_some(1024) == b""
+
+
+async def test_a_request_needs_the_reader() -> None:
+    """Without run_reader nobody would read the reply: refuse at once instead of hanging."""
+    with trio.fail_after(LIMIT):
+        async with _channel(reader=False) as (channel, peer):
+            with pytest.raises(RuntimeError, match="run_reader"):
+                await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert channel.in_flight == 0
+            with trio.move_on_after(0.05):
+                assert await peer.receive_some(1024) == b"never"  # nothing was written
+
+
+async def test_replies_out_of_order_reach_their_callers() -> None:
+    """64 callers in flight; the peer answers in reverse order, several replies per write."""
+    with trio.fail_after(LIMIT):
+        async with _channel() as (channel, peer):
+            got: dict[str, Any] = {}
+
+            async def supervisor() -> None:
+                buf = bytearray()
+                frames = [await _read_frame(peer, buf) for _ in range(64)]
+                replies = b"".join(
+                    _frame(
+                        [
+                            f[0],
+                            {
+                                "key": f[1]["key"],
+                                "value": f[1]["key"] * 2,
+                                "type": "VariableResult",
+                            },
+                            None,
+                        ]
+                    )
+                    for f in reversed(frames)
+                )
+                await peer.send_all(replies)
+
+            async def caller(key: str) -> None:
+                reply = await channel.request(GetVariable(key=key), timeout=LIMIT)
+                assert isinstance(reply, VariableResult)
+                got[key] = reply.value
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(supervisor)
+                for i in range(64):
+                    nursery.start_soon(caller, f"k{i}")
+            assert got == {f"k{i}": f"k{i}" * 2 for i in range(64)}
+            assert channel.in_flight == 0 and channel.stray_replies == 0
+
+
+async def test_a_cancelled_caller_leaves_a_stray_reply_and_the_channel_works_on() -> None:
+    """Cancelling a parked caller forgets its request; its late reply is counted and dropped."""
+    with trio.fail_after(LIMIT):
+        async with _channel() as (channel, peer):
+            buf = bytearray()
+            with trio.move_on_after(0.05) as scope:
+                await channel.request(GetVariable(key="slow"), timeout=LIMIT)
+            assert scope.cancelled_caught and channel.in_flight == 0
+            first = await _read_frame(peer, buf)
+            await peer.send_all(
+                _frame([first[0], {"key": "slow", "value": "late", "type": "VariableResult"}, None])
+            )
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_answer_one, peer, buf)
+                reply = await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert isinstance(reply, VariableResult) and reply.value == "ok"
+            assert channel.stray_replies == 1
+
+
+async def test_each_request_times_out_on_its_own_deadline() -> None:
+    """A request the supervisor never answers fails alone; a later one still succeeds."""
+    with trio.fail_after(LIMIT):
+        async with _channel() as (channel, peer):
+            buf = bytearray()
+            t0 = trio.current_time()
+            with pytest.raises(RequestTimeout, match=r"GetVariable \(id 1\) within 0.2 s"):
+                await channel.request(GetVariable(key="dropped"), timeout=0.2)
+            assert 0.2 <= trio.current_time() - t0 < LIMIT / 2
+            await _read_frame(peer, buf)  # the dropped one
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_answer_one, peer, buf)
+                reply = await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert isinstance(reply, VariableResult) and reply.value == "ok"

@@ -32,7 +32,7 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError, describe
 
-__all__ = ["packb", "unpackb", "TIMESTAMP_EXT"]
+__all__ = ["Packer", "packb", "unpackb", "TIMESTAMP_EXT"]
 
 #: msgpack's reserved extension type for timestamps.
 TIMESTAMP_EXT = -1
@@ -104,17 +104,39 @@ def _default(obj: Any) -> Any:
     raise LocalProtocolError(f"cannot encode a {type(obj).__name__} value")
 
 
+class Packer:
+    """Encodes documents the way the real supervisor expects to read them.
+
+    Holds one ``msgpack.Packer``: ``msgpack.packb`` builds a new one on every call,
+    which is most of the cost of a small frame. Not thread-safe, so every connection
+    owns one.
+    """
+
+    __slots__ = ("_pack",)
+
+    def __init__(self) -> None:
+        self._pack = msgpack.Packer(use_bin_type=True, datetime=True, default=_default).pack
+
+    def packb(self, obj: Any) -> bytes:
+        """Encode one document.
+
+        Raises:
+            LocalProtocolError: the value cannot be encoded (unknown type, naive
+                datetime, integer outside 64 bits).
+        """
+        try:
+            data: bytes = self._pack(obj)
+        except LocalProtocolError:
+            raise
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
+        return data
+
+
 def packb(obj: Any) -> bytes:
-    """Encode one document the way the real supervisor expects to read it.
+    """Encode one document (see :class:`Packer`; this one is safe from any thread).
 
     Raises:
-        LocalProtocolError: the value cannot be encoded (unknown type, naive datetime,
-            integer outside 64 bits).
+        LocalProtocolError: the value cannot be encoded.
     """
-    try:
-        data: bytes = msgpack.packb(obj, use_bin_type=True, datetime=True, default=_default)
-    except LocalProtocolError:
-        raise
-    except (ValueError, OverflowError, TypeError) as exc:
-        raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
-    return data
+    return Packer().packb(obj)

@@ -103,9 +103,12 @@ class ParseRequest:
     request: DagFileParseRequest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """The answer to one of our pending requests.
+
+    Not frozen, unlike the other events: one is built per reply on the hot path, and a
+    frozen dataclass's ``__init__`` costs three times as much. Nothing mutates it.
 
     Exactly one of ``problem`` (the reply was malformed for this request), ``error``
     (the supervisor answered with an ``ErrorResponse``) or neither (success) is set.
@@ -159,6 +162,7 @@ class CommConnection:
 
     def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._decoder = FrameDecoder(max_frame_size)
+        self._packer = codec.Packer()
         self._conv = ConversationState()
         self._ids = itertools.count(FIRST_REQUEST_ID)
         self._pending: dict[int, Request] = {}
@@ -212,7 +216,7 @@ class CommConnection:
         self._conv.check(event, msg.TYPE or type(msg).__name__)
         request_id = next(self._ids)
         frame[0] = request_id
-        data = encode_frame(codec.packb(frame))
+        data = encode_frame(self._packer.packb(frame))
         self._conv.process(event)
         self._pending[request_id] = msg
         if event is not Input.SEND_REQUEST:
@@ -303,21 +307,31 @@ class CommConnection:
 
 
 def _reply(request_id: int, request: Request, body: Any, error: Any) -> Reply:
-    name = f"reply to {request.TYPE} (id {request_id})"
     try:
         if error is not None:
-            err = ErrorResponse.from_map(error, f"{name}: error element")
+            err = ErrorResponse.from_map(error, f"{_name(request_id, request)}: error element")
             return Reply(request_id, request, None, err, error_in_body=False)
         if body is None:
             if request.RESULT:
                 expected = " or ".join(c.__name__ for c in request.RESULT)
-                raise RemoteProtocolError(f"{name}: empty body where {expected} was expected")
+                raise RemoteProtocolError(
+                    f"{_name(request_id, request)}: empty body where {expected} was expected"
+                )
             return Reply(request_id, request, None)
-        msg = decode_body(body, path=name)
+        try:
+            msg = decode_body(body)
+        except RemoteProtocolError:
+            # Decoding is pure: do it again with the request's name in the error message,
+            # so that the common case builds no string at all.
+            msg = decode_body(body, path=_name(request_id, request))
         if isinstance(msg, ErrorResponse):
-            return Reply(request_id, request, None, msg, error_in_body=True)
+            return Reply(request_id, request, None, msg, True)
         if request.RESULT and not isinstance(msg, request.RESULT):
-            raise RemoteProtocolError(f"{name}: got a {msg.TYPE}")
+            raise RemoteProtocolError(f"{_name(request_id, request)}: got a {msg.TYPE}")
         return Reply(request_id, request, msg)
     except RemoteProtocolError as exc:
         return Reply(request_id, request, None, problem=exc)
+
+
+def _name(request_id: int, request: Request) -> str:
+    return f"reply to {request.TYPE} (id {request_id})"

@@ -64,6 +64,10 @@ Seconds: TypeAlias = Annotated[float, _SecondsMarker]
 
 Encoder = Callable[[Any, str], Any]
 Decoder = Callable[[Any, str], Any]
+#: One field of a compiled schema: name, required, encoder, decoder, and the field's
+#: path when its model is the top-level body (``"GetVariable.key"``), made once so that
+#: the hot path formats no string per field.
+_Row: TypeAlias = tuple[str, bool, Encoder, Decoder, str]
 
 MISSING_REQUIRED: Final = object()
 
@@ -84,8 +88,8 @@ class Model:
     TYPE: ClassVar[str | None] = None
     #: Other wire keys accepted for a field when decoding: {wire key: field name}.
     WIRE_ALIASES: ClassVar[dict[str, str]] = {}
-    #: Compiled (name, required, encoder, decoder) rows, built on first use.
-    _schema: ClassVar[tuple[tuple[str, bool, Encoder, Decoder], ...] | None] = None
+    #: Compiled rows, built on first use (see :data:`_Row`).
+    _schema: ClassVar[tuple[_Row, ...] | None] = None
 
     def to_map(self) -> dict[str, Any]:
         """The wire map of this model, validated; ``type`` comes last as the supervisor writes it.
@@ -106,7 +110,7 @@ class Model:
         return _decode_model(cls, data, path or cls.__name__)
 
 
-def _schema_of(cls: type[Model]) -> tuple[tuple[str, bool, Encoder, Decoder], ...]:
+def _schema_of(cls: type[Model]) -> tuple[_Row, ...]:
     schema = cls.__dict__.get("_schema")
     if schema is None:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -114,7 +118,7 @@ def _schema_of(cls: type[Model]) -> tuple[tuple[str, bool, Encoder, Decoder], ..
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             enc, dec = _compile(hints[f.name])
-            rows.append((f.name, required, enc, dec))
+            rows.append((f.name, required, enc, dec, f"{cls.__name__}.{f.name}"))
         schema = tuple(rows)
         cls._schema = schema
     return schema
@@ -123,8 +127,9 @@ def _schema_of(cls: type[Model]) -> tuple[tuple[str, bool, Encoder, Decoder], ..
 def _encode_model(obj: Model, path: str) -> dict[str, Any]:
     cls = type(obj)
     out: dict[str, Any] = {}
-    for name, _required, enc, _dec in _schema_of(cls):
-        out[name] = enc(getattr(obj, name), f"{path}.{name}")
+    top = path == cls.__name__
+    for name, _required, enc, _dec, qualified in _schema_of(cls):
+        out[name] = enc(getattr(obj, name), qualified if top else f"{path}.{name}")
     if cls.TYPE is not None:
         out["type"] = cls.TYPE
     return out
@@ -134,12 +139,14 @@ def _decode_model(cls: type[Model], data: Any, path: str) -> Any:
     if type(data) is not dict:
         raise RemoteProtocolError(f"{path}: expected a map, got {_kind(data)}")
     kwargs: dict[str, Any] = {}
-    for alias, name in cls.WIRE_ALIASES.items():
-        if name not in data and alias in data:
-            data = {**data, name: data[alias]}
-    for name, required, _enc, dec in _schema_of(cls):
+    if cls.WIRE_ALIASES:
+        for alias, name in cls.WIRE_ALIASES.items():
+            if name not in data and alias in data:
+                data = {**data, name: data[alias]}
+    top = path == cls.__name__
+    for name, required, _enc, dec, qualified in _schema_of(cls):
         if name in data:
-            kwargs[name] = dec(data[name], f"{path}.{name}")
+            kwargs[name] = dec(data[name], qualified if top else f"{path}.{name}")
         elif required:
             raise RemoteProtocolError(f"{path}: required key {name!r} is missing")
     try:

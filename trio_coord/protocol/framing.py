@@ -23,6 +23,7 @@ body is an error, because the half frame can never be completed.
 from __future__ import annotations
 
 import enum
+import struct
 from typing import Final, NoReturn
 
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -53,6 +54,12 @@ WIRE_MAX_FRAME_SIZE: Final = 2**32 - 1
 #: figure a worker can always afford. It is a keyword argument everywhere, and
 #: ``TRIO_COORD_MAX_FRAME_SIZE`` (``Config.max_frame_size``) changes it; see docs/protocol.md.
 DEFAULT_MAX_FRAME_SIZE: Final = 256 * 1024 * 1024
+
+_read_prefix: Final = struct.Struct(">I").unpack_from
+
+#: Bodies up to this size are copied out with a plain slice; larger ones through a
+#: memoryview, so that a big frame is copied once and not twice (see next_frame).
+_SMALL_FRAME: Final = 64 * 1024
 
 
 class NeedData(enum.Enum):
@@ -100,16 +107,19 @@ class FrameDecoder:
         if not data:
             self._eof = True
             return
-        self._buf += data
+        buf = self._buf
+        buf += data
         # Check every prefix as soon as its 4 bytes are here, before any body behind it is
         # kept: after a zero or oversize length, nothing past the prefix is ever buffered,
         # however the caller interleaves receive_data() and next_frame().
-        while self._scan + PREFIX_SIZE <= len(self._buf):
-            size = int.from_bytes(self._buf[self._scan : self._scan + PREFIX_SIZE], "big")
-            if size == 0 or size > self.max_frame_size:
-                del self._buf[self._scan + PREFIX_SIZE :]  # next_frame() raises on reaching it
+        scan, end, limit = self._scan, len(buf), self.max_frame_size
+        while scan + PREFIX_SIZE <= end:
+            (size,) = _read_prefix(buf, scan)
+            if size == 0 or size > limit:
+                del buf[scan + PREFIX_SIZE :]  # next_frame() raises on reaching it
                 break
-            self._scan += PREFIX_SIZE + size
+            scan += PREFIX_SIZE + size
+        self._scan = scan
 
     def next_frame(self) -> bytes | NeedData | None:
         """Return the next complete payload, ``NEED_DATA``, or ``None`` at a clean EOF.
@@ -124,7 +134,7 @@ class FrameDecoder:
         if self._need < 0:
             if avail < PREFIX_SIZE:
                 return self._at_shortfall(avail, "length prefix")
-            size = int.from_bytes(self._buf[self._pos : self._pos + PREFIX_SIZE], "big")
+            (size,) = _read_prefix(self._buf, self._pos)
             if size == 0:
                 self._fail("zero-length frame (a frame must carry a msgpack document)")
             if size > self.max_frame_size:
@@ -138,10 +148,13 @@ class FrameDecoder:
         if avail < self._need:
             return self._at_shortfall(avail, f"{self._need}-byte frame body")
         end = self._pos + self._need
-        # One copy, straight out of the buffer: slicing the bytearray first would copy a
-        # large frame twice (bytearray slice, then bytes), i.e. 3x its size at the peak.
-        with memoryview(self._buf) as view, view[self._pos : end] as body:
-            payload = body.tobytes()
+        if self._need <= _SMALL_FRAME:
+            payload = bytes(self._buf[self._pos : end])
+        else:
+            # One copy, straight out of the buffer: slicing the bytearray first would copy
+            # a large frame twice (bytearray slice, then bytes), i.e. 3x its size at peak.
+            with memoryview(self._buf) as view, view[self._pos : end] as body:
+                payload = body.tobytes()
         self._pos = end
         self._need = -1
         if self._pos == len(self._buf):

@@ -904,5 +904,5 @@ def decode_body(data: Any, *, path: str = "body") -> Inbound:
     cls = INBOUND.get(tag) if type(tag) is str else None
     if cls is None:
         raise RemoteProtocolError(f"{path}: unknown message type {describe(tag)}")
-    result: Inbound = cls.from_map(data, f"{tag}")
+    result: Inbound = cls.from_map(data, tag)
     return result

@@ -5,40 +5,44 @@ Theory of operation
 :class:`CommChannel` owns one stream and one :class:`~trio_coord.protocol.CommConnection`.
 It never interprets a message; it only moves bytes and owns time.
 
-**Reading.** Exactly one task at a time calls ``receive_some`` (a second would get
-``BusyResourceError``). Which task that is depends on load, for speed:
+**Reading.** One task, :meth:`CommChannel.run_reader`, reads for the whole try (after
+the first frame, which :meth:`~CommChannel.receive_first` reads before it starts).
+It hands every reply to the caller waiting for it and, between requests, notices an
+EOF or a garbage frame from the supervisor at once, so the task is cancelled rather
+than running on unsupervised.
 
-* while requests are in flight, a *waiting caller* reads. With one caller, the task
-  that sent the request reads its own reply, so a round trip costs no hand-off
-  between tasks (the benchmark issue measured a separate reader task at 0.66x of
-  the native client; the direct path is what keeps us above it);
-* with many callers, whichever holds the read turn dispatches every reply it
-  decodes to its waiter and, when its own reply has come, passes the turn on;
-* while nothing is in flight, the :meth:`watch` task reads, so an EOF or a garbage
-  frame from the supervisor is noticed at once and the task is cancelled rather
-  than running on unsupervised. A caller that needs the turn cancels the watcher's
-  read; a cancelled ``receive_some`` consumes no data, so nothing is lost.
+A caller does not wait on an :class:`trio.Event` or hold a cancel scope of its own:
+it parks itself with ``wait_task_rescheduled`` and the reader reschedules it with the
+answer. That hand-off is the cheapest one Trio has: cheaper than a caller reading its
+own reply under a per-request cancel scope (measured in docs/performance.md), and with
+64 callers in flight one read dispatches every reply it carries, each at the cost of a
+``reschedule``. A parked caller stays cancellable: its abort function forgets the
+request, so a late reply becomes a :class:`~trio_coord.protocol.StrayReply`.
 
-**Writing.** Frames are queued and written by whichever caller finds no writer
-active, joining everything queued into one ``send_all``: 64 concurrent callers cost
-a few writes, not 64. A write runs shielded under its own deadline: a cancelled or
-failed ``send_all`` may leave half a frame on the wire, after which the stream can
-never be trusted again, so such a failure *poisons* the channel (every waiter fails
-with :class:`SupervisorGone`) instead of letting a later frame follow a partial one.
+**Waiting is bounded.** Each request has a deadline (``timeout``), because the
+supervisor silently drops a body it cannot decode (protocol.md §12 rows 7-8). The
+deadlines are kept by the reader, which reads under a cancel scope whose deadline is
+the earliest deadline it knows of. Requests are issued with the same timeout, so a
+new request's deadline is almost never the earliest and the scope is left alone;
+when it fires, the reader fails every overdue request with :class:`RequestTimeout`,
+then reads on under a fresh scope. A cancelled read consumes nothing, so no byte is
+lost.
 
-**Socket fast paths.** Over a real socket (``trio.SocketStream``, what the runtime
-dials) a round trip is mostly fixed costs, so the common cases skip them: a frame is
-first written with one non-blocking ``send`` straight from the caller (no checkpoint,
-no cancel scope; only the remainder, if the kernel took part of it, goes through the
-shielded ``send_all`` below), and a read waits for readability and then receives into
-one reusable buffer, without ``receive_some``'s failed first attempt and fresh 1 MiB
-bytes object per call. Any other stream (memory streams in tests) takes the generic
-path; the semantics are the same.
+**Writing.** A caller that finds no writer active writes its frame at once; over a
+real socket that is one non-blocking ``send`` with no checkpoint (only a remainder,
+if the kernel took part of the frame, goes through ``send_all``). Frames queued
+while a write is in progress are joined into one ``send_all`` by the active writer:
+64 concurrent callers cost a few writes, not 64. A ``send_all`` runs shielded under
+its own deadline: a cancelled or failed write may leave half a frame on the wire,
+after which the stream can never be trusted again, so such a failure *poisons* the
+channel (every waiter fails with :class:`SupervisorGone`) instead of letting a later
+frame follow a partial one.
 
-**Waiting.** Every wait on the supervisor is bounded: each request by its own
-timeout (:class:`RequestTimeout`), because the supervisor silently drops a body it
-cannot decode (protocol.md §12 rows 7-8). A request that times out or is cancelled
-is forgotten; its late reply is logged and dropped.
+**Socket fast paths.** Over a ``trio.SocketStream`` (what the runtime dials) the reader
+waits for readability and receives into one reusable buffer, without
+``receive_some``'s failed first attempt and fresh 1 MiB bytes object per call. Any
+other stream (memory streams in tests) takes the generic path; the semantics are the
+same.
 """
 
 from __future__ import annotations
@@ -69,29 +73,41 @@ log = logging.getLogger("trio_coord.comm")
 #: Bytes asked of the socket per read; large enough that a 64 MiB XCom takes few reads.
 RECEIVE_SIZE: Final = 1024 * 1024
 
+_SUCCEEDED: Final = trio.lowlevel.Abort.SUCCEEDED
+_reschedule: Final = trio.lowlevel.reschedule
+
 
 class _Waiter:
-    """One pending request: its outcome, and the event its caller sleeps on (made only
-    when the caller has to sleep without the read turn)."""
+    """One pending request: who waits, until when, and how it ended."""
 
-    __slots__ = ("error", "reply", "wake")
+    __slots__ = ("deadline", "error", "parked", "reply", "task", "timeout", "what")
 
-    def __init__(self) -> None:
+    def __init__(self, what: str, timeout: float, deadline: float) -> None:
+        self.what = what  # "GetVariable (id 3)", for the timeout message
+        self.timeout = timeout
+        self.deadline = deadline
+        self.task = trio.lowlevel.current_task()
+        self.parked = False  # True while the task sleeps in wait_task_rescheduled
         self.reply: Reply | None = None
         self.error: BaseException | None = None
-        self.wake: trio.Event | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.reply is not None or self.error is not None
+    def wake(self) -> None:
+        """Resume the caller, once, if it is parked."""
+        if self.parked:
+            self.parked = False
+            _reschedule(self.task)
 
-    def notify(self) -> None:
-        if self.wake is not None:
-            self.wake.set()
+    def abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        # The caller was cancelled while parked: it leaves, and the reader will not
+        # wake it (exchange()'s finally forgets the request).
+        self.parked = False
+        return _SUCCEEDED
 
 
 class CommChannel:
     """Frames in and out of one comm stream, with per-request waiters and timeouts.
+
+    Requests need :meth:`run_reader` running (in a nursery), after :meth:`receive_first`.
 
     Args:
         stream: the connected comm stream.
@@ -117,10 +133,8 @@ class CommChannel:
         self._waiters: dict[int, _Waiter] = {}
         self._outbox: list[bytes | memoryview] = []
         self._writing = False
-        self._reading = False
-        self._read_turn_free = trio.Event()  # set whenever a reader steps down
-        self._watch_scope: trio.CancelScope | None = None
-        self._watch_wakeup = trio.Event()
+        self._reader_scope: trio.CancelScope | None = None
+        self._reader_started = False
         self.broken: CoordError | None = None
         self.stray_replies = 0
         # The socket fast paths (see the module docstring): only for a real socket.
@@ -138,6 +152,8 @@ class CommChannel:
             RemoteProtocolError: the first frame is not StartupDetails/DagFileParseRequest.
             SupervisorGone: the supervisor closed the channel first.
         """
+        if self._reader_started:
+            raise RuntimeError("receive_first() after run_reader() started")
         while True:
             event = self._next_event()
             if event is NEED_DATA:
@@ -173,107 +189,86 @@ class CommChannel:
         """Like :meth:`request`, but return the :class:`Reply` without raising its error."""
         if self.broken is not None:
             raise self.broken
+        if not self._reader_started:
+            raise RuntimeError("CommChannel.run_reader() must be running to make requests")
         request_id, data = self.conn.send_request(msg, carrier=carrier)
-        waiter = _Waiter()
-        self._waiters[request_id] = waiter
-        deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
+        deadline = trio.current_time() + timeout if timeout < math.inf else math.inf
+        waiter = _Waiter(msg.TYPE or "", timeout, deadline)
+        waiters = self._waiters
+        waiters[request_id] = waiter
         try:
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._watch_yield()
-                # Alone in flight: write now. With others in flight, queue, so the writer
-                # joins every frame queued meanwhile into one send_all.
-                alone = not self._writing and len(self._waiters) == 1
-                rest = self._send_now(data) if alone else data
+            scope = self._reader_scope
+            if scope is not None and deadline < scope.deadline:
+                scope.deadline = deadline  # the reader keeps the earliest deadline
+            if not self._writing and not self._outbox:
+                # No writer active: write now (nothing queued can be overtaken).
+                rest = self._send_now(data)
                 if rest is not None:
                     await self._send(rest)
-                while not waiter.done:
-                    if not self._reading:
-                        await self._read_turn(waiter)
-                    else:
-                        waiter.wake = trio.Event()
-                        await waiter.wake.wait()
-            if scope.cancelled_caught and not waiter.done:
-                raise RequestTimeout(
-                    f"no reply to {msg.TYPE} (id {request_id}) within {timeout:g} s; the "
-                    "supervisor drops requests it cannot decode, so this one is abandoned"
-                )
+            else:
+                await self._send(data)  # the active writer joins it into its next batch
+            if waiter.reply is None and waiter.error is None:
+                waiter.parked = True
+                await trio.lowlevel.wait_task_rescheduled(waiter.abort)
         finally:
-            if self._waiters.pop(request_id, None) is not None and not waiter.done:
+            if waiters.pop(request_id, None) is not None and waiter.reply is None:
                 self.conn.forget(request_id)
-            self._after_wait()
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.reply is not None
-        return waiter.reply
+        if waiter.reply is not None:
+            return waiter.reply
+        assert waiter.error is not None
+        raise waiter.error
 
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered."""
         return len(self._waiters)
 
-    # -- the idle reader -------------------------------------------------------------------
+    # -- the reader ------------------------------------------------------------------------
 
-    async def watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Read while no request is in flight, so EOF and garbage are noticed promptly.
+    async def run_reader(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Read and dispatch until the channel breaks or is closed; cancel it to stop.
 
-        Runs until the channel breaks or the conversation is over; cancel it to stop.
+        Every break is reported through ``on_broken`` and fails the waiting requests;
+        it is not raised here.
         """
+        if self._reader_started:
+            raise RuntimeError("run_reader() is already running")
+        self._reader_started = True
         task_status.started()
         while self.broken is None:
-            if self._waiters or self._reading:
-                self._watch_wakeup = trio.Event()
-                await self._watch_wakeup.wait()
-                continue
-            with trio.CancelScope() as scope:
-                self._watch_scope = scope
+            with trio.CancelScope(deadline=self._earliest_deadline()) as scope:
+                self._reader_scope = scope
                 try:
-                    await self._read_and_dispatch()
+                    while True:
+                        await self._read_some()
+                        self._dispatch()
                 except CoordError:
                     return  # already reported through on_broken; waiters already failed
                 finally:
-                    self._watch_scope = None
+                    self._reader_scope = None
+            self._expire()
 
-    def _watch_yield(self) -> None:
-        # A caller is about to need the read turn: stop the idle read. Cancelling a
-        # receive_some consumes nothing, so no byte is lost.
-        if self._watch_scope is not None:
-            self._watch_scope.cancel()
+    def _earliest_deadline(self) -> float:
+        return min((w.deadline for w in self._waiters.values()), default=math.inf)
 
-    def _after_wait(self) -> None:
-        if not self._waiters:
-            self._watch_wakeup.set()
+    def _expire(self) -> None:
+        """Fail every request whose deadline has passed."""
+        now = trio.current_time()
+        for request_id, w in list(self._waiters.items()):
+            if w.deadline <= now and w.reply is None and w.error is None:
+                w.error = RequestTimeout(
+                    f"no reply to {w.what} (id {request_id}) within {w.timeout:g} s; the "
+                    "supervisor drops requests it cannot decode, so this one is abandoned"
+                )
+                w.wake()
 
     # -- reading -------------------------------------------------------------------------
 
-    async def _read_turn(self, waiter: _Waiter) -> None:
-        """Hold the read turn until ``waiter`` is answered, dispatching every reply read."""
-        while not waiter.done and self.broken is None:
-            if self._reading:
-                return
-            try:
-                await self._read_and_dispatch()
-            except CoordError:
-                if waiter.reply is not None:
-                    # Our reply came before whatever broke the channel (e.g. a frame
-                    # after the terminal reply): the answer stands, and the break is
-                    # already reported through on_broken.
-                    return
-                raise
-
-    async def _read_and_dispatch(self) -> None:
-        self._reading = True
-        try:
-            await self._read_some()
-        finally:
-            self._reading = False
-            # Whoever waits without the turn must re-check: one of them takes it over.
-            for w in self._waiters.values():
-                w.notify()
-        self._dispatch()
-
     async def _read_some(self) -> None:
         sock = self._sock
-        if sock is not None and sock.fileno() >= 0:
+        if sock is not None:
             await self._read_socket(sock)
             return
         try:
@@ -286,15 +281,18 @@ class CommChannel:
 
     async def _read_socket(self, sock: trio.socket.SocketType) -> None:
         # receive_some's semantics (one read, at least one byte or b"" at EOF, cancellable
-        # without consuming anything), minus its costs: the caller has just written its
-        # request, so a read attempted before waiting would almost always fail.
+        # without consuming anything), minus its costs: a reply is rarely there already,
+        # so a read attempted before waiting would almost always fail.
         while True:
-            await trio.lowlevel.wait_readable(sock)
+            fd = sock.fileno()
             try:
-                size = os.readv(sock.fileno(), (self._rbuf,))
+                if fd < 0:
+                    raise trio.ClosedResourceError("the comm socket is closed")
+                await trio.lowlevel.wait_readable(fd)
+                size = os.readv(fd, (self._rbuf,))
             except BlockingIOError:
                 continue  # a spurious wake-up; wait again
-            except OSError as exc:
+            except (OSError, trio.ClosedResourceError, trio.BusyResourceError) as exc:
                 raise self._break(
                     SupervisorGone(f"comm channel read failed: {exc or type(exc).__name__}")
                 ) from None
@@ -312,15 +310,18 @@ class CommChannel:
             raise self._break(exc) from None
 
     def _dispatch(self) -> None:
+        waiters = self._waiters
         while True:
             event = self._next_event()
             if event is NEED_DATA:
                 return
-            if isinstance(event, Reply):
-                waiter = self._waiters.get(event.request_id)
-                if waiter is not None:
+            if type(event) is Reply:
+                waiter = waiters.get(event.request_id)
+                if waiter is not None and waiter.error is None:
                     waiter.reply = event
-                    waiter.notify()
+                    waiter.wake()
+                else:  # it timed out a moment ago; its caller has not run yet
+                    self.stray_replies += 1
             elif isinstance(event, StrayReply):
                 self.stray_replies += 1
                 log.debug("dropping a late reply to abandoned request %d", event.request_id)
@@ -336,7 +337,7 @@ class CommChannel:
     def _send_now(self, data: bytes) -> bytes | memoryview | None:
         """Write what the socket takes now, without waiting; return what is left (or None).
 
-        Only called with no writer active, so the outbox is empty and a remainder passed
+        Only called with no writer active and nothing queued, so a remainder passed
         straight to :meth:`_send` is the next thing written: no frame can follow a part.
         """
         sock = self._sock
@@ -387,11 +388,11 @@ class CommChannel:
         """Poison the channel: fail every waiter, tell the runtime once, return ``error``."""
         if self.broken is None:
             self.broken = error
+            self._outbox.clear()
             for w in self._waiters.values():
-                if not w.done:
+                if w.reply is None and w.error is None:
                     w.error = error
-                w.notify()
-            self._watch_wakeup.set()
+                w.wake()
             if notify and self._on_broken is not None:
                 self._on_broken(error)
         return self.broken
@@ -399,4 +400,6 @@ class CommChannel:
     async def aclose(self) -> None:
         """Close the stream now; pending waiters fail with SupervisorGone."""
         self._break(SupervisorGone("the comm channel was closed"), notify=False)
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
         await trio.aclose_forcefully(self._stream)

@@ -77,6 +77,8 @@ _NEVER_SECRET: Final = frozenset({"airflow"})
 
 # Walking a registration deeper than this is either a cycle or an abuse.
 _MAX_DEPTH: Final = 32
+#: How many names :meth:`Masker.is_sensitive_name` remembers before starting over.
+_MAX_CACHED_NAMES: Final = 4096
 
 _log = logging.getLogger(__name__)
 
@@ -95,6 +97,10 @@ class Masker:
     ) -> None:
         self._min_length = max(1, min_length)
         self._sensitive = tuple(sorted({_normalise(n) for n in sensitive_names if n.strip()}))
+        # name -> verdict. A task asks about the same few keys over and over (every
+        # get_variable does), and the answer never changes; bounded, so a task that
+        # invents keys cannot grow it without limit.
+        self._verdicts: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
@@ -125,8 +131,14 @@ class Masker:
 
     def is_sensitive_name(self, name: str) -> bool:
         """Whether a value registered under ``name`` is treated as a secret."""
-        normalised = _normalise(name)
-        return any(fragment in normalised for fragment in self._sensitive)
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            normalised = _normalise(name)
+            verdict = any(fragment in normalised for fragment in self._sensitive)
+            if len(self._verdicts) >= _MAX_CACHED_NAMES:
+                self._verdicts.clear()
+            self._verdicts[name] = verdict
+        return verdict
 
     def add(self, secret: object, name: str | None = None) -> None:
         """Register ``secret`` (a string, or a map/sequence holding strings).

@@ -27,6 +27,7 @@ code is never returned after a delivered ``SucceedTask`` (§12 row 44).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -40,7 +41,7 @@ from ..config import Config
 from ..context import TaskContext
 from ..errors import CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
 from ..protocol.connection import CommConnection, ParseRequest
-from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
+from ..protocol.messages import Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
 from .exit_codes import EXIT_FAILURE, EXIT_OK
@@ -158,11 +159,8 @@ class Run:
             try_number=ctx.try_number,
             map_index=ctx.map_index,
         )
-        nursery.start_soon(channel.watch)
-
-        async def send(msg: Request) -> Inbound | None:
-            return await channel.request(msg, timeout=config.request_timeout)
-
+        await nursery.start(channel.run_reader)
+        send = functools.partial(channel.request, timeout=config.request_timeout)
         client = Client(send, details, self._masker, self._environ)
         task = self._bundle.find_task(ti.dag_id, ti.task_id)
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
