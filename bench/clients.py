@@ -82,6 +82,27 @@ def _measure(call: Any) -> tuple[float, float]:
     return elapsed, (_hwm_kib() - before) / 1024
 
 
+def _new_channel(stream: Any, reply_spin: float | None = None) -> Any:
+    """A CommChannel configured as Run configures it (default settings), or with the
+    given reply polling budget; trees without polling (``--before``) get none."""
+    import inspect
+
+    from trio_coord.config import Config
+    from trio_coord.protocol import CommConnection
+    from trio_coord.runtime.comm import CommChannel
+
+    kwargs: dict[str, Any] = {}
+    if "reply_spin" in inspect.signature(CommChannel).parameters:
+        kwargs["reply_spin"] = Config().reply_spin if reply_spin is None else reply_spin
+    return CommChannel(stream, CommConnection(), **kwargs)
+
+
+def _reader_of(channel: Any) -> Any:
+    """The channel's background reader, as Run starts it (``watch`` in trees before
+    2026-11-25, for ``--before``)."""
+    return getattr(channel, "run_reader", None) or channel.watch
+
+
 # -- the floor: blocking socket + msgpack -----------------------------------------------
 
 
@@ -250,12 +271,10 @@ async def _trio_client(port: int) -> Any:
 
     import trio_coord.runtime  # noqa: F401  first: trio_coord.client needs it loaded
     from trio_coord.client import Client
-    from trio_coord.protocol import CommConnection
-    from trio_coord.runtime.comm import CommChannel
     from trio_coord.runtime.masking import Masker
 
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    channel = CommChannel(stream, CommConnection())
+    channel = _new_channel(stream)
     first = await channel.receive_first()
 
     async def send(msg: Any) -> Any:
@@ -270,7 +289,7 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
     async def main() -> None:
         channel, client = await _trio_client(port)
         async with trio.open_nursery() as nursery:
-            await nursery.start(channel.run_reader)
+            await nursery.start(_reader_of(channel))
             count = 0
             stop = False
 
@@ -308,7 +327,17 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
             n, elapsed = await run(seconds)
             cpu_us = (_cpu() - cpu0) / n * 1e6
             nursery.cancel_scope.cancel()
-        _emit(kind="trio", callers=callers, ops=n, seconds=elapsed, rate=n / elapsed, cpu_us=cpu_us)
+        _emit(
+            kind="trio",
+            callers=callers,
+            ops=n,
+            seconds=elapsed,
+            rate=n / elapsed,
+            cpu_us=cpu_us,
+            # Requests that polled for their reply, and those answered while polling.
+            polls=getattr(channel, "polls", None),
+            poll_hits=getattr(channel, "poll_hits", None),
+        )
 
     trio.run(main)
 
@@ -321,7 +350,7 @@ def xcom_trio(port: int, mib: int) -> None:
     async def main() -> None:
         channel, client = await _trio_client(port)
         async with trio.open_nursery() as nursery:
-            await nursery.start(channel.run_reader)
+            await nursery.start(_reader_of(channel))
             got: list[Any] = []
 
             async def measure(afn: Any) -> tuple[float, float]:

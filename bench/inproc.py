@@ -23,6 +23,7 @@ from airflow.sdk.execution_time.comms import (
     _ResponseFrame,
 )
 from airflow.sdk.execution_time.comms import GetVariable as SdkGetVariable
+from clients import _new_channel, _reader_of
 
 N = 20_000
 BATCHES = 5
@@ -72,13 +73,11 @@ def commsdecoder() -> float:
     return best * 1e6
 
 
-def trio_coord_client() -> float:
+def trio_coord_client(reply_spin: float | None = None) -> float:
     import trio
 
     import trio_coord.runtime  # noqa: F401  (trio_coord.client needs it loaded first)
     from trio_coord.client import Client
-    from trio_coord.protocol import CommConnection
-    from trio_coord.runtime.comm import CommChannel
     from trio_coord.runtime.masking import Masker
 
     first, replies = _replies()
@@ -86,9 +85,7 @@ def trio_coord_client() -> float:
 
     async def main() -> None:
         ours, peer = socket.socketpair()
-        channel = CommChannel(
-            trio.SocketStream(trio.socket.from_stdlib_socket(ours)), CommConnection()
-        )
+        channel = _new_channel(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), reply_spin)
         peer.sendall(first)
         startup: Any = await channel.receive_first()
 
@@ -97,7 +94,7 @@ def trio_coord_client() -> float:
 
         client = Client(send, startup.details, Masker(), environ={})
         async with trio.open_nursery() as nursery:
-            await nursery.start(channel.run_reader)  # as Run wires it
+            await nursery.start(_reader_of(channel))  # as Run wires it
             feed, best = _Feed(peer, replies), float("inf")
             for _ in range(BATCHES):
                 t0 = time.perf_counter()
@@ -114,5 +111,10 @@ def trio_coord_client() -> float:
 
 if __name__ == "__main__":
     kind = sys.argv[1]
-    us = commsdecoder() if kind == "commsdecoder" else trio_coord_client()
+    if kind == "commsdecoder":
+        us = commsdecoder()
+    elif kind == "trio-parked":  # polling off: every reply goes through the reader task
+        us = trio_coord_client(reply_spin=0.0)
+    else:  # as Run configures it: the reply is already there, so the first poll finds it
+        us = trio_coord_client()
     print(json.dumps({"kind": f"inproc-{kind}", "us_per_request": us}))

@@ -125,6 +125,7 @@ def round_requests(
     variants: list[tuple[str, list[str]]] = [
         ("rt.blocking", [PY, "clients.py", "blocking", str(port), str(secs)]),
         ("rt.commsdecoder", [PY, "clients.py", "commsdecoder", str(port), str(secs)]),
+        ("rt.triofloor", [PY, "clients.py", "trio-floor", str(port), str(secs)]),
         ("rt.trio", [PY, "clients.py", "trio", str(port), str(secs), "1"]),
         ("conc.trio64", [PY, "clients.py", "trio", str(port), str(secs), "64"]),
     ]
@@ -384,6 +385,7 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
         ("rt.c", "C, blocking socket (floor)"),
         ("rt.blocking", "Python, blocking socket + msgpack (floor)"),
         ("rt.commsdecoder", "task-sdk 1.3.2 `CommsDecoder.send` (native runner)"),
+        ("rt.triofloor", "plain Trio loop: `send_all`, `receive_some`, msgpack (floor in Trio)"),
         ("rt.trio", "trio-coord `Client.get_variable`, one caller"),
         ("conc.trio64", "trio-coord, 64 concurrent callers, pipelined"),
         ("before.rt.trio", "trio-coord before the fixes (`--before`), one caller"),

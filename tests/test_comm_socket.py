@@ -9,6 +9,8 @@ closed stream still surface as ``SupervisorGone``. Every test is bounded by fail
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -218,3 +220,134 @@ async def test_each_request_times_out_on_its_own_deadline() -> None:
                 nursery.start_soon(_answer_one, peer, buf)
                 reply = await channel.request(GetVariable(key="x"), timeout=LIMIT)
             assert isinstance(reply, VariableResult) and reply.value == "ok"
+
+
+# -- polling before sleeping -------------------------------------------------------------
+
+
+class _ThreadPeer:
+    """A supervisor stand-in in its own thread, answering GetVariable after ``delay``.
+
+    Unlike a peer task, it can answer while the Trio thread is busy polling, which is
+    the case polling exists for. Closes the socket after ``close_after`` requests.
+    """
+
+    def __init__(self, sock: socket.socket, delay: float = 0.0, close_after: int = -1) -> None:
+        self.sock, self.delay, self.close_after = sock, delay, close_after
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _read_exact(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _run(self) -> None:
+        self.sock.sendall(_frame([0, Wire().startup_body(), None]))
+        served = 0
+        try:
+            while True:
+                size = int.from_bytes(self._read_exact(4), "big")
+                frame = msgspec.msgpack.decode(self._read_exact(size))
+                if served == self.close_after:
+                    self.sock.close()
+                    return
+                if self.delay:
+                    time.sleep(self.delay)
+                key = frame[1]["key"]
+                reply = {"key": key, "value": key.upper(), "type": "VariableResult"}
+                self.sock.sendall(_frame([frame[0], reply, None]))
+                served += 1
+        except (EOFError, OSError):
+            self.sock.close()
+
+
+@asynccontextmanager
+async def _polling_channel(
+    reply_spin: float, **peer: Any
+) -> AsyncIterator[tuple[CommChannel, _ThreadPeer]]:
+    a, b = socket.socketpair()
+    thread_peer = _ThreadPeer(b, **peer)
+    channel = CommChannel(
+        trio.SocketStream(trio.socket.from_stdlib_socket(a)),
+        CommConnection(),
+        reply_spin=reply_spin,
+    )
+    await channel.receive_first()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(channel.run_reader)
+        yield channel, thread_peer
+        nursery.cancel_scope.cancel()
+    await channel.aclose()
+
+
+async def _get(channel: CommChannel, key: str) -> str | None:
+    reply = await channel.request(GetVariable(key=key), timeout=LIMIT)
+    assert isinstance(reply, VariableResult)
+    return reply.value
+
+
+async def test_a_fast_supervisor_answers_while_the_request_polls() -> None:
+    """With a budget far above a local round trip, most lone requests never park."""
+    with trio.fail_after(LIMIT):
+        async with _polling_channel(reply_spin=0.05) as (channel, _peer):
+            for i in range(200):
+                assert await _get(channel, f"k{i}") == f"K{i}"
+        assert channel.polls >= 100
+        assert channel.poll_hits >= 100
+        assert channel.in_flight == 0
+
+
+async def test_polling_backs_off_from_a_slow_supervisor() -> None:
+    """Replies slower than the budget: after each miss more requests park at once."""
+    with trio.fail_after(LIMIT):
+        async with _polling_channel(reply_spin=0.0001, delay=0.002) as (channel, _peer):
+            for i in range(150):
+                assert await _get(channel, f"k{i}") == f"K{i}"
+        assert channel.poll_hits == 0
+        # Polls at requests 1, 4, 9, 18, 35, 68, 133 (gaps 2, 4, ... 64): 7 of 150.
+        assert 1 <= channel.polls <= 8
+
+
+async def test_no_polling_when_switched_off() -> None:
+    with trio.fail_after(LIMIT):
+        async with _polling_channel(reply_spin=0.0) as (channel, _peer):
+            for i in range(20):
+                assert await _get(channel, f"k{i}") == f"K{i}"
+        assert channel.polls == 0
+
+
+async def test_requests_answered_while_polling_still_let_other_tasks_run() -> None:
+    """A loop of requests that never park still yields: other tasks run, cancel works."""
+    with trio.fail_after(LIMIT):
+        async with _polling_channel(reply_spin=0.05) as (channel, _peer):
+            ticks = 0
+            with trio.CancelScope() as loop_scope:
+
+                async def other_task() -> None:
+                    nonlocal ticks
+                    while ticks < 50:
+                        ticks += 1
+                        await trio.lowlevel.checkpoint()
+                    loop_scope.cancel()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(other_task)
+                    for _ in range(20_000):  # far more than the other task needs
+                        await _get(channel, "k")
+            assert ticks == 50 and loop_scope.cancelled_caught
+            assert channel.poll_hits > 0
+
+
+async def test_eof_while_polling_fails_the_request() -> None:
+    with trio.fail_after(LIMIT):
+        async with _polling_channel(reply_spin=0.05, close_after=3) as (channel, _peer):
+            for i in range(3):
+                assert await _get(channel, f"k{i}") == f"K{i}"
+            with pytest.raises(SupervisorGone):
+                await _get(channel, "gone")
+            assert channel.broken is not None

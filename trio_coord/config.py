@@ -25,6 +25,10 @@ DEFAULT_REQUEST_TIMEOUT: Final = 600.0
 DEFAULT_TERMINAL_TIMEOUT: Final = 600.0
 #: After the first SIGTERM the supervisor SIGKILLs 5 s later (§9.6): finish in time.
 DEFAULT_SHUTDOWN_GRACE: Final = 4.0
+#: How long a lone request polls for its reply before sleeping (runtime/comm.py,
+#: "Polling before sleeping"): 100 µs, a little more than a local supervisor's
+#: fastest round trip; ``TRIO_COORD_REPLY_SPIN_US=0`` switches polling off.
+DEFAULT_REPLY_SPIN: Final = 100e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class Config:
     terminal_timeout: float = DEFAULT_TERMINAL_TIMEOUT
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    reply_spin: float = DEFAULT_REPLY_SPIN
 
     @classmethod
     def from_env(
@@ -89,6 +94,14 @@ class Config:
             if not max_frame.isdigit() or not 1 <= int(max_frame) <= WIRE_MAX_FRAME_SIZE:
                 raise UsageError(f"TRIO_COORD_MAX_FRAME_SIZE must be 1..2**32-1, got {max_frame!r}")
             size = int(max_frame)
+        spin = environ.get("TRIO_COORD_REPLY_SPIN_US")
+        reply_spin = DEFAULT_REPLY_SPIN
+        if spin:
+            if not spin.isdigit() or int(spin) > 10_000:
+                raise UsageError(
+                    f"TRIO_COORD_REPLY_SPIN_US must be 0..10000 microseconds, got {spin!r}"
+                )
+            reply_spin = int(spin) * 1e-6
         return cls(
             comm=comm,
             logs=logs,
@@ -101,4 +114,5 @@ class Config:
             ),
             shutdown_grace=_env_float(environ, "TRIO_COORD_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE),
             max_frame_size=size,
+            reply_spin=reply_spin,
         )

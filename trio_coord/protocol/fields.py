@@ -64,10 +64,13 @@ Seconds: TypeAlias = Annotated[float, _SecondsMarker]
 
 Encoder = Callable[[Any, str], Any]
 Decoder = Callable[[Any, str], Any]
-#: One field of a compiled schema: name, required, encoder, decoder, and the field's
-#: path when its model is the top-level body (``"GetVariable.key"``), made once so that
-#: the hot path formats no string per field.
-_Row: TypeAlias = tuple[str, bool, Encoder, Decoder, str]
+#: One field of a compiled schema: name, required, encoder, decoder, the field's path
+#: when its model is the top-level body (``"GetVariable.key"``), and the value types the
+#: encoder and the decoder would return unchanged (see :func:`_passthrough`). The last
+#: three only spare the hot path work: no string formatted and no call made per field.
+_Row: TypeAlias = tuple[str, bool, Encoder, Decoder, str, frozenset[type], frozenset[type]]
+#: A compiled annotation: encoder, decoder, and what each returns unchanged (``_compile``).
+_Compiled: TypeAlias = tuple[Encoder, Decoder, frozenset[type], frozenset[type]]
 
 MISSING_REQUIRED: Final = object()
 
@@ -117,8 +120,8 @@ def _schema_of(cls: type[Model]) -> tuple[_Row, ...]:
         rows = []
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            enc, dec = _compile(hints[f.name])
-            rows.append((f.name, required, enc, dec, f"{cls.__name__}.{f.name}"))
+            enc, dec, out_ok, in_ok = _compile(hints[f.name])
+            rows.append((f.name, required, enc, dec, f"{cls.__name__}.{f.name}", out_ok, in_ok))
         schema = tuple(rows)
         cls._schema = schema
     return schema
@@ -128,8 +131,12 @@ def _encode_model(obj: Model, path: str) -> dict[str, Any]:
     cls = type(obj)
     out: dict[str, Any] = {}
     top = path == cls.__name__
-    for name, _required, enc, _dec, qualified in _schema_of(cls):
-        out[name] = enc(getattr(obj, name), qualified if top else f"{path}.{name}")
+    for name, _required, enc, _dec, qualified, out_ok, _in_ok in _schema_of(cls):
+        value = getattr(obj, name)
+        if type(value) in out_ok:
+            out[name] = value
+        else:
+            out[name] = enc(value, qualified if top else f"{path}.{name}")
     if cls.TYPE is not None:
         out["type"] = cls.TYPE
     return out
@@ -144,9 +151,13 @@ def _decode_model(cls: type[Model], data: Any, path: str) -> Any:
             if name not in data and alias in data:
                 data = {**data, name: data[alias]}
     top = path == cls.__name__
-    for name, required, _enc, dec, qualified in _schema_of(cls):
+    for name, required, _enc, dec, qualified, _out_ok, in_ok in _schema_of(cls):
         if name in data:
-            kwargs[name] = dec(data[name], qualified if top else f"{path}.{name}")
+            value = data[name]
+            if type(value) in in_ok:
+                kwargs[name] = value
+            else:
+                kwargs[name] = dec(value, qualified if top else f"{path}.{name}")
         elif required:
             raise RemoteProtocolError(f"{path}: required key {name!r} is missing")
     try:
@@ -159,48 +170,73 @@ def _kind(value: Any) -> str:
     return "nil" if value is None else type(value).__name__
 
 
+_NO_TYPES: Final[frozenset[type]] = frozenset()
+_NONE_TYPE: Final[frozenset[type]] = frozenset({type(None)})
+_STR: Final[frozenset[type]] = frozenset({str})
+_BOOL: Final[frozenset[type]] = frozenset({bool})
+_INT: Final[frozenset[type]] = frozenset({int})
+_FLOAT: Final[frozenset[type]] = frozenset({float})
+_DATETIME: Final[frozenset[type]] = frozenset({datetime.datetime})
+#: What a JSON value's encoder passes through without looking inside (``_enc_json``).
+_JSON_OUT: Final[frozenset[type]] = frozenset({str, int, bool, type(None)})
+#: Every type the codec can produce; a JSON value's decoder passes them all (``_dec_json``).
+_JSON_IN: Final[frozenset[type]] = frozenset(
+    {str, int, float, bool, type(None), list, dict, bytes, datetime.datetime}
+)
+
+
 # -- compiling annotations -------------------------------------------------------------
 
 
-def _compile(tp: Any) -> tuple[Encoder, Decoder]:
+def _compile(tp: Any) -> _Compiled:
+    """Compile one annotation: (encoder, decoder, out_ok, in_ok).
+
+    ``out_ok``/``in_ok`` are the value types the encoder/decoder return unchanged, so
+    the hot path may skip the call for them. Only exact types whose whole check is
+    ``type(value) is T``: ints (64-bit range), floats (finite), date-times (aware),
+    UUIDs (canonical form) and literals (the allowed set) are checked further when
+    sent, so they never pass outbound. tests/test_fields.py checks these sets against
+    the encoders and decoders.
+    """
     origin = typing.get_origin(tp)
     if origin is Annotated:
         base, *extras = typing.get_args(tp)
         if _JsonMarker in extras:
-            return _enc_json, _dec_json
+            return _enc_json, _dec_json, _JSON_OUT, _JSON_IN
         if _UuidMarker in extras:
-            return _enc_uuid, _scalar(str, "str")[1]
+            return _enc_uuid, _scalar(str, "str")[1], _NO_TYPES, _STR
         if _SecondsMarker in extras:
-            return _enc_seconds, _dec_float
+            return _enc_seconds, _dec_float, _NO_TYPES, _FLOAT
         return _compile(base)
     if tp is type(None) or tp is None:
-        return _scalar(type(None), "nil")
+        return (*_scalar(type(None), "nil"), _NONE_TYPE, _NONE_TYPE)
     if tp is str:
-        return _scalar(str, "str")
+        return (*_scalar(str, "str"), _STR, _STR)
     if tp is bool:
-        return _scalar(bool, "bool")
+        return (*_scalar(bool, "bool"), _BOOL, _BOOL)
     if tp is int:
-        return _enc_int, _dec_int
+        return _enc_int, _dec_int, _NO_TYPES, _INT
     if tp is float:
-        return _enc_float, _dec_float
+        return _enc_float, _dec_float, _NO_TYPES, _FLOAT
     if tp is datetime.datetime:
-        return _enc_datetime, _dec_datetime
+        return _enc_datetime, _dec_datetime, _NO_TYPES, _DATETIME
     if tp is Any:
-        return _enc_json, _dec_json
+        return _enc_json, _dec_json, _JSON_OUT, _JSON_IN
     if isinstance(tp, type) and issubclass(tp, Model):
-        return _nested(tp)
+        return (*_nested(tp), _NO_TYPES, _NO_TYPES)
     if origin is Literal:
-        return _literal(typing.get_args(tp))
+        return (*_literal(typing.get_args(tp)), _NO_TYPES, _STR)
     if origin is list:
         (item,) = typing.get_args(tp)
-        return _list(*_compile(item))
+        return (*_list(*_compile(item)[:2]), _NO_TYPES, _NO_TYPES)
     if origin is tuple and Ellipsis not in typing.get_args(tp):
-        return _tuple([_compile(item) for item in typing.get_args(tp)])
+        items = [_compile(item)[:2] for item in typing.get_args(tp)]
+        return (*_tuple(items), _NO_TYPES, _NO_TYPES)
     if origin is dict:
         key, value = typing.get_args(tp)
         if key is not str:
             raise TypeError(f"map keys must be str in {tp!r}")
-        return _map(*_compile(value))
+        return (*_map(*_compile(value)[:2]), _NO_TYPES, _NO_TYPES)
     if origin is Union or origin is types.UnionType:
         return _union(typing.get_args(tp))
     raise TypeError(f"unsupported field annotation {tp!r}")
@@ -391,12 +427,14 @@ def _map(value_enc: Encoder, value_dec: Decoder) -> tuple[Encoder, Decoder]:
     return enc, dec
 
 
-def _union(members: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
+def _union(members: tuple[Any, ...]) -> _Compiled:
     nullable = type(None) in members
     rest = [m for m in members if m is not type(None)]
     compiled = [_compile(m) for m in rest]
     if len(compiled) == 1:
-        inner_enc, inner_dec = compiled[0]
+        inner_enc, inner_dec, out_ok, in_ok = compiled[0]
+        if nullable:
+            out_ok, in_ok = out_ok | _NONE_TYPE, in_ok | _NONE_TYPE
 
         def enc1(value: Any, path: str) -> Any:
             return None if value is None and nullable else inner_enc(value, path)
@@ -404,13 +442,13 @@ def _union(members: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
         def dec1(value: Any, path: str) -> Any:
             return None if value is None and nullable else inner_dec(value, path)
 
-        return enc1, dec1
+        return enc1, dec1, out_ok, in_ok
 
     def enc(value: Any, path: str) -> Any:
         if value is None and nullable:
             return None
         errors = []
-        for e, _d in compiled:
+        for e, *_ in compiled:
             try:
                 return e(value, path)
             except LocalProtocolError as exc:
@@ -421,14 +459,14 @@ def _union(members: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
         if value is None and nullable:
             return None
         errors = []
-        for _e, d in compiled:
+        for _e, d, *_ in compiled:
             try:
                 return d(value, path)
             except RemoteProtocolError as exc:
                 errors.append(str(exc))
         raise RemoteProtocolError("; ".join(errors))
 
-    return enc, dec
+    return enc, dec, _NO_TYPES, _NO_TYPES
 
 
 # -- JSON values -------------------------------------------------------------------------

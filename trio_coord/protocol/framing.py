@@ -131,6 +131,8 @@ class FrameDecoder:
         if self._error is not None:
             raise self._error
         avail = len(self._buf) - self._pos
+        if not avail and not self._eof:
+            return NEED_DATA  # the common case after the last frame of a read
         if self._need < 0:
             if avail < PREFIX_SIZE:
                 return self._at_shortfall(avail, "length prefix")

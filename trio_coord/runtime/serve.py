@@ -115,6 +115,7 @@ class Run:
                 CommConnection(max_frame_size=self._config.max_frame_size),
                 on_broken=self._on_broken,
                 write_timeout=self._config.request_timeout,
+                reply_spin=self._config.reply_spin,
             )
             try:
                 code = await self._converse(channel, nursery)
