@@ -11,7 +11,8 @@ Kinds:
 ``trio-floor``    the floor in Trio: one task, ``trio.SocketStream.send_all`` then
                   ``receive_some`` and msgpack, nothing else (what the issue calls "a
                   plain sequential Trio loop").
-``trio``          trio-coord's ``Client.get_variable`` over ``CommChannel``, with the
+``trio``          ARG = callers (default 1), then optionally the reply polling budget in
+                  µs (default: Run's). trio-coord's ``Client.get_variable`` over ``CommChannel``, with the
                   channel's reader task running, exactly as ``Run`` wires them;
                   ARG = number of concurrent callers (default 1).
 ``xcom-trio`` / ``xcom-commsdecoder``   ARG = MiB: one ``SetXCom`` then one
@@ -266,7 +267,7 @@ def xcom_commsdecoder(port: int, mib: int) -> None:
 # -- trio-coord ------------------------------------------------------------------------------
 
 
-async def _trio_client(port: int) -> Any:
+async def _trio_client(port: int, reply_spin: float | None = None) -> Any:
     import trio
 
     import trio_coord.runtime  # noqa: F401  first: trio_coord.client needs it loaded
@@ -274,7 +275,7 @@ async def _trio_client(port: int) -> Any:
     from trio_coord.runtime.masking import Masker
 
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    channel = _new_channel(stream)
+    channel = _new_channel(stream, reply_spin)
     first = await channel.receive_first()
 
     async def send(msg: Any) -> Any:
@@ -283,11 +284,11 @@ async def _trio_client(port: int) -> Any:
     return channel, Client(send, first.details, Masker(), environ={})
 
 
-def trio_requests(port: int, seconds: float, callers: int) -> None:
+def trio_requests(port: int, seconds: float, callers: int, reply_spin: float | None = None) -> None:
     import trio
 
     async def main() -> None:
-        channel, client = await _trio_client(port)
+        channel, client = await _trio_client(port, reply_spin)
         async with trio.open_nursery() as nursery:
             await nursery.start(_reader_of(channel))
             count = 0
@@ -323,6 +324,7 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
             else:
                 run = timed
             await run(WARMUP)
+            polls0 = getattr(channel, "polls", 0), getattr(channel, "poll_hits", 0)
             cpu0 = _cpu()
             n, elapsed = await run(seconds)
             cpu_us = (_cpu() - cpu0) / n * 1e6
@@ -335,8 +337,8 @@ def trio_requests(port: int, seconds: float, callers: int) -> None:
             rate=n / elapsed,
             cpu_us=cpu_us,
             # Requests that polled for their reply, and those answered while polling.
-            polls=getattr(channel, "polls", None),
-            poll_hits=getattr(channel, "poll_hits", None),
+            polls=getattr(channel, "polls", polls0[0]) - polls0[0],
+            poll_hits=getattr(channel, "poll_hits", polls0[1]) - polls0[1],
         )
 
     trio.run(main)
@@ -384,7 +386,9 @@ def main(argv: list[str]) -> None:
     elif kind == "trio-floor":
         trio_floor(port, float(arg))
     elif kind == "trio":
-        trio_requests(port, float(arg), int(argv[3]) if len(argv) > 3 else 1)
+        callers = int(argv[3]) if len(argv) > 3 else 1
+        spin = float(argv[4]) * 1e-6 if len(argv) > 4 else None  # µs; default: Run's
+        trio_requests(port, float(arg), callers, spin)
     elif kind == "xcom-trio":
         xcom_trio(port, int(arg))
     elif kind == "xcom-commsdecoder":

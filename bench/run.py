@@ -127,19 +127,21 @@ def round_requests(
         ("rt.commsdecoder", [PY, "clients.py", "commsdecoder", str(port), str(secs)]),
         ("rt.triofloor", [PY, "clients.py", "trio-floor", str(port), str(secs)]),
         ("rt.trio", [PY, "clients.py", "trio", str(port), str(secs), "1"]),
+        ("rt.trionopoll", [PY, "clients.py", "trio", str(port), str(secs), "1", "0"]),
         ("conc.trio64", [PY, "clients.py", "trio", str(port), str(secs), "64"]),
     ]
     if c_exe:
         variants.append(("rt.c", [c_exe, str(port), str(secs)]))
     variants += [
         ("cost.trio", [PY, "inproc.py", "trio"]),
+        ("cost.trioparked", [PY, "inproc.py", "trio-parked"]),
         ("cost.commsdecoder", [PY, "inproc.py", "commsdecoder"]),
     ]
     if before:
         variants += [
             ("before." + key, cmd)
             for key, cmd in variants
-            if key.startswith(("rt.trio", "conc.", "cost.trio"))
+            if key in ("rt.trio", "conc.trio64", "cost.trio")
         ]
     for key, cmd in rotate(variants, i):
         tree = before if key.startswith("before.") else None
@@ -147,6 +149,8 @@ def round_requests(
         s.add(key, r["us_per_request"] if "us_per_request" in r else r["rate"])
         if "cpu_us" in r:
             s.add(key + ".cpu", r["cpu_us"])
+        if r.get("polls") is not None:
+            s.add(key + ".hits", 100 * r["poll_hits"] / max(1, r["ops"]))
 
 
 def round_coldstart(s: Samples, i: int, bundle_exe: str) -> None:
@@ -379,23 +383,28 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
         "`StartupDetails`. Round trips per second:"
     )
     add("")
-    add("| client | round trips/s | ÷ CommsDecoder | client CPU per round trip |")
-    add("|---|---|---|---|")
+    add(
+        "| client | round trips/s | ÷ CommsDecoder | client CPU per round trip "
+        "| answered while polling |"
+    )
+    add("|---|---|---|---|---|")
     for key, name in (
         ("rt.c", "C, blocking socket (floor)"),
         ("rt.blocking", "Python, blocking socket + msgpack (floor)"),
         ("rt.commsdecoder", "task-sdk 1.3.2 `CommsDecoder.send` (native runner)"),
         ("rt.triofloor", "plain Trio loop: `send_all`, `receive_some`, msgpack (floor in Trio)"),
         ("rt.trio", "trio-coord `Client.get_variable`, one caller"),
+        ("rt.trionopoll", "trio-coord, one caller, polling off (`TRIO_COORD_REPLY_SPIN_US=0`)"),
         ("conc.trio64", "trio-coord, 64 concurrent callers, pipelined"),
         ("before.rt.trio", "trio-coord before the fixes (`--before`), one caller"),
         ("before.conc.trio64", "trio-coord before the fixes (`--before`), 64 callers"),
     ):
         if not s.has(key):
             continue
+        hits = s.cell(key + ".hits", lambda v: f"{v:.0f} %") if s.has(key + ".hits") else "-"
         add(
             f"| {name} | {s.cell(key, k)} | {ratio_cell(s, key, 'rt.commsdecoder')} | "
-            f"{s.cell(key + '.cpu', lambda v: f'{v:.0f} µs')} |"
+            f"{s.cell(key + '.cpu', lambda v: f'{v:.0f} µs')} | {hits} |"
         )
     add("")
     add(
@@ -408,7 +417,8 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add("|---|---|---|")
     for key, name in (
         ("cost.commsdecoder", "task-sdk 1.3.2 `CommsDecoder.send`"),
-        ("cost.trio", "trio-coord `Client.get_variable` (reader task running)"),
+        ("cost.trio", "trio-coord `Client.get_variable` (the reply is found by polling)"),
+        ("cost.trioparked", "trio-coord, polling off (the reader task hands the reply over)"),
         ("before.cost.trio", "trio-coord before the fixes (`--before`)"),
     ):
         if s.has(key):
