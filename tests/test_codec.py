@@ -369,3 +369,24 @@ def test_encoding_refusals(value: Any, match: str) -> None:
     """Values the supervisor would not read (naive datetimes above all) raise LocalProtocolError."""
     with pytest.raises(LocalProtocolError, match=match):
         codec.packb(value)
+
+
+def test_a_packer_does_not_keep_a_large_buffer() -> None:
+    """After a large document the Packer lets its buffer go (a 64 MiB XCom must not stay)."""
+    import gc
+    import tracemalloc
+
+    packer = codec.Packer()
+    packer.packb(["warm", "up"])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        data = packer.packb("x" * (8 << 20))
+        assert len(data) > 8 << 20
+        del data
+        gc.collect()
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20
+    assert codec.unpackb(packer.packb([1, "small"])) == [1, "small"]  # still works

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import msgpack
 
@@ -104,6 +105,10 @@ def _default(obj: Any) -> Any:
     raise LocalProtocolError(f"cannot encode a {type(obj).__name__} value")
 
 
+#: Output size above which a Packer's internal buffer is dropped after use.
+_KEEP_BUFFER: Final = 1024 * 1024
+
+
 class Packer:
     """Encodes documents the way the real supervisor expects to read them.
 
@@ -115,7 +120,11 @@ class Packer:
     __slots__ = ("_pack",)
 
     def __init__(self) -> None:
-        self._pack = msgpack.Packer(use_bin_type=True, datetime=True, default=_default).pack
+        self._pack = self._new()
+
+    @staticmethod
+    def _new() -> Callable[[Any], bytes]:
+        return msgpack.Packer(use_bin_type=True, datetime=True, default=_default).pack
 
     def packb(self, obj: Any) -> bytes:
         """Encode one document.
@@ -130,6 +139,10 @@ class Packer:
             raise
         except (ValueError, OverflowError, TypeError) as exc:
             raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
+        if len(data) > _KEEP_BUFFER:
+            # A Packer keeps its grown buffer: drop it now, or a 64 MiB XCom would stay
+            # resident and raise the peak of every later large send by a third.
+            self._pack = self._new()
         return data
 
 
