@@ -48,6 +48,9 @@ from airflow.sdk.api.datamodels._generated import BundleInfo, TaskInstance  # no
 from airflow.sdk.coordinators import _subprocess  # noqa: E402
 from airflow.sdk.execution_time.supervisor import supervise_task  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "airflow_harness"))
+from run_context import ti_run_context  # noqa: E402
+
 TI_ID = "019a0000-0000-7000-8000-0000000000b1"
 marks: dict[str, float] = {}
 
@@ -55,32 +58,7 @@ marks: dict[str, float] = {}
 def handler(request: httpx.Request) -> httpx.Response:
     path = request.url.path
     if path.endswith("/run"):
-        now = "2026-01-01T00:00:00Z"
-        return httpx.Response(
-            200,
-            json={
-                "dag_run": {
-                    "dag_id": "bench",
-                    "run_id": "r1",
-                    "logical_date": now,
-                    "data_interval_start": now,
-                    "data_interval_end": now,
-                    "start_date": now,
-                    "end_date": None,
-                    "run_type": "manual",
-                    "state": "running",
-                    "run_after": now,
-                    "conf": None,
-                    "consumed_asset_events": [],
-                    "partition_key": None,
-                },
-                "max_tries": 1,
-                "should_retry": False,
-                "variables": [],
-                "connections": [],
-                "xcom_keys_to_clear": [],
-            },
-        )
+        return httpx.Response(200, json=ti_run_context(dag_id="bench", run_id="r1"))
     if path.endswith("/state") and request.method == "PATCH":
         marks.setdefault("terminal", time.perf_counter())
         body = json.loads(request.content or b"{}")

@@ -44,6 +44,7 @@ from airflow.sdk.api.client import Client  # noqa: E402
 from airflow.sdk.api.datamodels._generated import BundleInfo, TaskInstance  # noqa: E402
 from airflow.sdk.coordinators import _subprocess  # noqa: E402
 from airflow.sdk.execution_time.supervisor import supervise_task  # noqa: E402
+from run_context import ti_run_context  # noqa: E402  (this script's own directory)
 
 DAG_ID = scenario.get("dag_id", "d1")
 TASK_ID = scenario.get("task_id", "t1")
@@ -71,28 +72,14 @@ def handler(request: httpx.Request) -> httpx.Response:
     if path.endswith("/run"):
         return httpx.Response(
             200,
-            json={
-                "dag_run": {
-                    "dag_id": DAG_ID,
-                    "run_id": RUN_ID,
-                    "logical_date": "2026-01-01T00:00:00Z",
-                    "data_interval_start": "2026-01-01T00:00:00Z",
-                    "data_interval_end": "2026-01-02T00:00:00Z",
-                    "start_date": "2026-01-02T00:00:00Z",
-                    "end_date": None,
-                    "run_type": "manual",
-                    "state": "running",
-                    "run_after": "2026-01-02T00:00:00Z",
-                    "conf": scenario.get("conf"),
-                    "consumed_asset_events": [],
-                    "partition_key": None,
-                },
-                "max_tries": 2,
-                "should_retry": bool(scenario.get("should_retry")),
-                "variables": [],
-                "connections": [],
-                "xcom_keys_to_clear": scenario.get("xcom_keys_to_clear", []),
-            },
+            json=ti_run_context(
+                dag_id=DAG_ID,
+                run_id=RUN_ID,
+                conf=scenario.get("conf"),
+                max_tries=2,
+                should_retry=bool(scenario.get("should_retry")),
+                xcom_keys_to_clear=scenario.get("xcom_keys_to_clear", []),
+            ),
         )
     if parts[0] == "variables":
         key = parts[1]
