@@ -71,6 +71,7 @@ HANG_BOUND = 10 * (REQUEST_TIMEOUT + TERMINAL_TIMEOUT)
 @dataclass
 class Stats:
     conversations: int = 0
+    over_sockets: int = 0  # conversations whose comm channel was a socket pair
     requests: int = 0
     fuzzed_frames: int = 0
     exit_codes: dict[int, int] = field(default_factory=dict)
@@ -82,7 +83,8 @@ class Stats:
     def line(self) -> str:
         rate = self.conversations / self.seconds if self.seconds else math.inf
         return (
-            f"{self.conversations} conversations ({rate:,.1f}/s), {self.requests} requests, "
+            f"{self.conversations} conversations ({rate:,.1f}/s; {self.over_sockets} over "
+            f"sockets), {self.requests} requests, "
             f"{self.fuzzed_frames} fuzzed writes, exit codes {self.exit_codes}; "
             f"{self.subprocesses} subprocesses, peak RSS {self.max_rss_kb} KiB "
             f"(clean run {self.baseline_rss_kb} KiB) in {self.seconds:.1f} s"
@@ -140,9 +142,20 @@ class Fuzz:
 
 
 async def conversation(fuzz: Fuzz, bundle: Any, stats: Stats) -> None:
-    """One fuzzed conversation with serve_streams over memory streams, in virtual time."""
+    """One fuzzed conversation with serve_streams, in virtual time.
+
+    The comm channel is a memory stream pair or, for every other conversation, a real
+    socket pair: sockets take the channel's socket paths (non-blocking writes, the
+    reader's ``readv``, reply polling, which always misses here because the fake
+    supervisor runs in the same thread and so exercises the back-off).
+    """
     rng = fuzz.rng
-    comm_sup, comm_rt = trio.testing.memory_stream_pair()
+    if rng.random() < 0.5:
+        a, b = trio.socket.socketpair()
+        comm_sup, comm_rt = trio.SocketStream(a), trio.SocketStream(b)
+        stats.over_sockets += 1
+    else:
+        comm_sup, comm_rt = trio.testing.memory_stream_pair()
     logs_sup, logs_rt = trio.testing.memory_stream_pair()
     sup = FakeSupervisor(comm_sup, logs_sup)
     config = Config(
