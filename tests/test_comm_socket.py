@@ -351,3 +351,28 @@ async def test_eof_while_polling_fails_the_request() -> None:
             with pytest.raises(SupervisorGone):
                 await _get(channel, "gone")
             assert channel.broken is not None
+
+
+async def test_a_request_fails_when_the_reader_is_stopped() -> None:
+    """Cancelling the reader fails the parked request instead of leaving it waiting."""
+    with trio.fail_after(LIMIT):
+        async with _channel(reader=False) as (channel, _peer):
+            async with trio.open_nursery() as nursery:
+                reader_scope = trio.CancelScope()
+
+                async def reader() -> None:
+                    with reader_scope:
+                        await channel.run_reader()
+
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+
+                async def stop_soon() -> None:
+                    await trio.testing.wait_all_tasks_blocked()
+                    reader_scope.cancel()
+
+                nursery.start_soon(stop_soon)
+                with pytest.raises(SupervisorGone, match="reader stopped"):
+                    await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            with pytest.raises(SupervisorGone):
+                await channel.request(GetVariable(key="y"), timeout=LIMIT)

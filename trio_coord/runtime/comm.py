@@ -279,18 +279,23 @@ class CommChannel:
             raise RuntimeError("run_reader() is already running")
         self._reader_started = True
         task_status.started()
-        while self.broken is None:
-            with trio.CancelScope(deadline=self._earliest_deadline()) as scope:
-                self._reader_scope = scope
-                try:
-                    while True:
-                        await self._read_some()
-                        self._dispatch()
-                except CoordError:
-                    return  # already reported through on_broken; waiters already failed
-                finally:
-                    self._reader_scope = None
-            self._expire()
+        try:
+            while self.broken is None:
+                with trio.CancelScope(deadline=self._earliest_deadline()) as scope:
+                    self._reader_scope = scope
+                    try:
+                        while True:
+                            await self._read_some()
+                            self._dispatch()
+                    except CoordError:
+                        return  # already reported through on_broken; waiters already failed
+                    finally:
+                        self._reader_scope = None
+                self._expire()
+        finally:
+            # Cancelled from outside, or anything else: nobody reads or keeps deadlines
+            # any more, so no request may wait (or be started) from now on.
+            self._break(SupervisorGone("the comm channel's reader stopped"), notify=False)
 
     def _earliest_deadline(self) -> float:
         return min((w.deadline for w in self._waiters.values()), default=math.inf)

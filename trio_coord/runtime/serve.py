@@ -6,7 +6,7 @@ Theory of operation
 the log handler first (records from the very start are buffered, §2.6 step 3), then
 runs Trio: a signal watcher, the two dials under one deadline, and :meth:`Run.serve`.
 
-:meth:`Run.serve` owns one nursery with the log pump, the comm channel's idle reader
+:meth:`Run.serve` owns one nursery with the log pump, the comm channel's reader
 and the conversation:
 
 1. wait (bounded) for the supervisor's first frame; anything but ``StartupDetails``
