@@ -325,7 +325,7 @@ def _reply(request_id: int, request: Request, body: Any, error: Any) -> Reply:
             # so that the common case builds no string at all.
             msg = decode_body(body, path=_name(request_id, request))
         if isinstance(msg, ErrorResponse):
-            return Reply(request_id, request, None, msg, True)
+            return Reply(request_id, request, None, msg, error_in_body=True)
         if request.RESULT and not isinstance(msg, request.RESULT):
             raise RemoteProtocolError(f"{_name(request_id, request)}: got a {msg.TYPE}")
         return Reply(request_id, request, msg)
