@@ -124,7 +124,10 @@ class Packer:
 
     @staticmethod
     def _new() -> Callable[[Any], bytes]:
-        return msgpack.Packer(use_bin_type=True, datetime=True, default=_default).pack
+        pack: Callable[[Any], bytes] = msgpack.Packer(
+            use_bin_type=True, datetime=True, default=_default
+        ).pack
+        return pack
 
     def packb(self, obj: Any) -> bytes:
         """Encode one document.
