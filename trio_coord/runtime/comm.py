@@ -47,9 +47,13 @@ one-caller rate (docs/performance.md). The cost is CPU while polling, so polling
 adapts: after a miss (a supervisor slower than the budget, e.g. waiting on the API
 server) the next 2, 4, ... 64 lone requests park at once, and one hit resets it. A
 slow supervisor therefore costs at most one budget per 64 requests. The poll is
-synchronous: other runnable tasks wait for at most the budget, as for any short
-computation. The reader stays parked on the socket meanwhile and treats a wake-up
-that finds the data already taken as spurious.
+synchronous (it gives the CPU away with ``sched_yield`` between reads, for a
+supervisor on the same core): other runnable tasks wait for at most the budget, as for
+any short computation. A request answered while polling does not always pass through
+the scheduler, which would cost a pass per request: it yields (the log pump and the
+signal watcher run) at least once a millisecond, and checks for cancellation before
+it sends anything. The reader stays parked on the socket meanwhile and treats a
+wake-up that finds the data already taken as spurious.
 
 **Socket fast paths.** Over a ``trio.SocketStream`` (what the runtime dials) the reader
 waits for readability and receives into one reusable buffer, without
@@ -90,6 +94,9 @@ RECEIVE_SIZE: Final = 1024 * 1024
 
 #: Reads up to this size are handed on as a copy: cheaper than a memoryview for small ones.
 _SMALL_READ: Final = 64 * 1024
+
+#: Longest a task making requests answered while polling goes without yielding.
+_YIELD_EVERY: Final = 0.001
 
 #: After a missed poll, this many lone requests at most park without polling.
 _SPIN_BACKOFF_MAX: Final = 64
@@ -169,6 +176,7 @@ class CommChannel:
         self._spin = reply_spin if self._sock is not None else 0.0
         self._spin_skip = 0  # lone requests left to park without polling (back-off)
         self._spin_misses = 0  # polls in a row that ended without the reply
+        self._next_yield = 0.0  # perf_counter() time after which a polled request yields
         #: Requests that polled for their reply, and those answered while polling.
         self.polls = 0
         self.poll_hits = 0
@@ -241,12 +249,10 @@ class CommChannel:
                 elif self._spin and len(waiters) == 1 and self._poll_due():
                     with contextlib.suppress(CoordError):
                         self._poll(waiter)  # a break has already failed (or answered) it
-                    if waiter.reply is not None or waiter.error is not None:
-                        # Answered without parking: still let other tasks run (the log
-                        # pump, the signal watcher), as every Trio operation does; the
-                        # request has happened, so a cancellation waits for the next
-                        # request's checkpoint_if_cancelled rather than hide this reply.
-                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    if (waiter.reply is not None or waiter.error is not None) and (
+                        time.perf_counter() >= self._next_yield
+                    ):
+                        await self._yield_now()
             else:
                 await self._send(data)  # the active writer joins it into its next batch
             if waiter.reply is None and waiter.error is None:
@@ -313,6 +319,15 @@ class CommChannel:
 
     # -- polling -------------------------------------------------------------------------
 
+    async def _yield_now(self) -> None:
+        # Answered without parking: still let other tasks run (the log pump, the signal
+        # watcher), at least every _YIELD_EVERY; not after every request, which would
+        # cost a pass of the scheduler each time. The request has happened, so a
+        # cancellation waits for the next request's checkpoint_if_cancelled rather than
+        # hide this reply.
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        self._next_yield = time.perf_counter() + _YIELD_EVERY
+
     def _poll_due(self) -> bool:
         if self._spin_skip:
             self._spin_skip -= 1
@@ -331,6 +346,7 @@ class CommChannel:
                 size = os.readv(fd, (self._rbuf,))
             except BlockingIOError:
                 if clock() < end:
+                    os.sched_yield()
                     continue
                 self._spin_misses += 1
                 self._spin_skip = min(2**self._spin_misses, _SPIN_BACKOFF_MAX)
