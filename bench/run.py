@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -54,12 +54,17 @@ def _env(tree: str | None = None) -> dict[str, str]:
     return env
 
 
-class Server:
-    """bench/server.py in its own process."""
+#: Prefix that runs a command on CPU 0 only, for the "one core" figures (None: no taskset).
+PIN: Final[list[str] | None] = ["taskset", "-c", "0"] if shutil.which("taskset") else None
 
-    def __init__(self) -> None:
+
+class Server:
+    """bench/server.py in its own process (on CPU 0 only with ``pinned``)."""
+
+    def __init__(self, *, pinned: bool = False) -> None:
+        prefix = PIN if pinned and PIN else []
         self.proc = subprocess.Popen(
-            [PY, str(HERE / "server.py")], stdout=subprocess.PIPE, text=True, env=_env()
+            [*prefix, PY, str(HERE / "server.py")], stdout=subprocess.PIPE, text=True, env=_env()
         )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -120,7 +125,13 @@ def rotate(items: list[Any], i: int) -> list[Any]:
 
 
 def round_requests(
-    s: Samples, i: int, port: int, c_exe: str | None, secs: float, before: str | None
+    s: Samples,
+    i: int,
+    port: int,
+    c_exe: str | None,
+    secs: float,
+    before: str | None,
+    pinned_port: int | None = None,
 ) -> None:
     variants: list[tuple[str, list[str]]] = [
         ("rt.blocking", [PY, "clients.py", "blocking", str(port), str(secs)]),
@@ -132,6 +143,14 @@ def round_requests(
     ]
     if c_exe:
         variants.append(("rt.c", [c_exe, str(port), str(secs)]))
+    if pinned_port is not None and PIN:
+        # Supervisor and task on one core, as on a busy worker: no idle wake-ups, so
+        # this is what each client's CPU per request buys.
+        pp = str(pinned_port)
+        variants += [
+            ("core1.commsdecoder", [*PIN, PY, "clients.py", "commsdecoder", pp, str(secs)]),
+            ("core1.trio", [*PIN, PY, "clients.py", "trio", pp, str(secs), "1"]),
+        ]
     variants += [
         ("cost.trio", [PY, "inproc.py", "trio"]),
         ("cost.trioparked", [PY, "inproc.py", "trio-parked"]),
@@ -332,6 +351,12 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
         f"| 1 | request round trip, one caller | {k(med('rt.trio'))} | CommsDecoder "
         f"{k(med('rt.commsdecoder'))} | {x(rt)} | ≥ 1.1x | {verdict(rt >= 1.1)} |"
     )
+    if s.has("core1.trio") and s.has("core1.commsdecoder"):
+        c1r = med("core1.trio") / med("core1.commsdecoder")
+        add(
+            f"| 1' | one caller, supervisor and task on one core | {k(med('core1.trio'))} | "
+            f"CommsDecoder {k(med('core1.commsdecoder'))} | {x(c1r)} | (reported) | |"
+        )
     conc = med("conc.trio64") / med("rt.commsdecoder")
     add(
         f"| 2 | 64 concurrent callers | {k(med('conc.trio64'))} | CommsDecoder sequential "
@@ -380,7 +405,8 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add(
         "The reply server (bench/server.py) answers like the 1.3.2 supervisor: the SDK's own "
         "`_ResponseFrame.as_bytes()` (msgspec) with `model_dump()` bodies, first frame "
-        "`StartupDetails`. Round trips per second:"
+        "`StartupDetails`. Round trips per second (the one-core rows, server and client "
+        "both on CPU 0, are divided by CommsDecoder on one core):"
     )
     add("")
     add(
@@ -396,14 +422,17 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
         ("rt.trio", "trio-coord `Client.get_variable`, one caller"),
         ("rt.trionopoll", "trio-coord, one caller, polling off (`TRIO_COORD_REPLY_SPIN_US=0`)"),
         ("conc.trio64", "trio-coord, 64 concurrent callers, pipelined"),
+        ("core1.commsdecoder", "one core (`taskset -c 0`, server too): CommsDecoder"),
+        ("core1.trio", "one core (`taskset -c 0`, server too): trio-coord, one caller"),
         ("before.rt.trio", "trio-coord before the fixes (`--before`), one caller"),
         ("before.conc.trio64", "trio-coord before the fixes (`--before`), 64 callers"),
     ):
         if not s.has(key):
             continue
         hits = s.cell(key + ".hits", lambda v: f"{v:.0f} %") if s.has(key + ".hits") else "-"
+        base = "core1.commsdecoder" if key.startswith("core1.") else "rt.commsdecoder"
         add(
-            f"| {name} | {s.cell(key, k)} | {ratio_cell(s, key, 'rt.commsdecoder')} | "
+            f"| {name} | {s.cell(key, k)} | {ratio_cell(s, key, base)} | "
             f"{s.cell(key + '.cpu', lambda v: f'{v:.0f} µs')} | {hits} |"
         )
     add("")
@@ -610,11 +639,20 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         server = Server()
+        pinned = Server(pinned=True) if PIN else None
         try:
             for i in range(args.rounds):
                 log(f"round {i + 1}/{args.rounds}")
                 if "requests" in only:
-                    round_requests(s, i, server.port, c_exe, args.seconds, args.before)
+                    round_requests(
+                        s,
+                        i,
+                        server.port,
+                        c_exe,
+                        args.seconds,
+                        args.before,
+                        pinned.port if pinned else None,
+                    )
                 if "coldstart" in only:
                     round_coldstart(s, i, bundle_exe)
                 if "supervised" in only:
@@ -625,6 +663,8 @@ def main() -> None:
                     round_logs(s, i, bundle_exe)
         finally:
             server.close()
+            if pinned:
+                pinned.close()
         offenders = import_offenders()
     meta = {
         "rounds": args.rounds,
