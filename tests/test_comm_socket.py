@@ -19,6 +19,7 @@ import msgspec
 import pytest
 import trio
 import trio.testing
+from helpers import CallCounter
 
 from model.fake_supervisor import Wire
 from trio_coord.errors import RequestTimeout, SupervisorGone
@@ -374,5 +375,57 @@ async def test_a_request_fails_when_the_reader_is_stopped() -> None:
                 nursery.start_soon(stop_soon)
                 with pytest.raises(SupervisorGone, match="reader stopped"):
                     await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            with pytest.raises(SupervisorGone):
+                await channel.request(GetVariable(key="y"), timeout=LIMIT)
+
+
+async def test_a_request_timing_out_during_its_own_write_does_not_spin_the_reader() -> None:
+    """Found in review: an expired request still writing kept its past deadline in the
+    reader's scope, which the reader then re-entered and left in a busy loop."""
+    with trio.fail_after(LIMIT):
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ours = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+        peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+        channel = CommChannel(ours, CommConnection(), write_timeout=LIMIT)
+        await peer.send_all(_frame([0, Wire().startup_body(), None]))
+        await channel.receive_first()
+        expiries = CallCounter(channel, "_expire")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(channel.run_reader)
+
+            async def slow_peer() -> None:
+                await trio.sleep(0.5)  # reads nothing for a while, then drains
+                while await peer.receive_some(1 << 20):
+                    pass
+
+            nursery.start_soon(slow_peer)
+            big = SetXCom(key="k", value="v" * (4 << 20), dag_id="d", run_id="r", task_id="t")
+            with pytest.raises(RequestTimeout):
+                await channel.request(big, timeout=0.1)
+            assert expiries.calls <= 3, f"the reader looped: {expiries.calls} expiries"
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_unexpected_error_in_a_write_poisons_the_channel() -> None:
+    """Found in review: only Broken/ClosedResourceError poisoned the channel, so after any
+    other exception mid-write a queued frame could follow a partial one."""
+
+    class Boom(Exception):
+        pass
+
+    with trio.fail_after(LIMIT):
+        async with _channel() as (channel, _peer):
+
+            async def failing_send_all(data: Any) -> None:
+                await trio.lowlevel.checkpoint()
+                raise Boom
+
+            channel._stream.send_all = failing_send_all  # type: ignore[method-assign]
+            channel._sock = None  # the generic write path, so that send_all is used
+            with pytest.raises(Boom):
+                await channel.request(GetVariable(key="x"), timeout=LIMIT)
+            assert isinstance(channel.broken, SupervisorGone)
             with pytest.raises(SupervisorGone):
                 await channel.request(GetVariable(key="y"), timeout=LIMIT)

@@ -17,6 +17,7 @@ import pytest
 import structlog
 import trio
 import trio.testing
+from helpers import CallCounter
 
 from trio_coord.runtime.logs import (
     DEFAULT_CAPACITY,
@@ -714,22 +715,14 @@ async def test_the_pump_wakes_only_when_the_buffer_was_empty() -> None:
     """Cross-thread wake-ups happen on empty-to-non-empty transitions, not once per record."""
     pipeline = new_pipeline()
     stream = CountingStream()
-    wakes = 0
-    real_wake = pipeline._wake_pump
-
-    def counting_wake() -> None:
-        nonlocal wakes
-        wakes += 1
-        real_wake()
-
-    pipeline._wake_pump = counting_wake  # type: ignore[method-assign]
+    wakes = CallCounter(pipeline, "_wake_pump")
     async with trio.open_nursery() as nursery:
         await nursery.start(pipeline.pump, stream)
         await trio.testing.wait_all_tasks_blocked()
         for i in range(100):  # no checkpoint in between: the pump cannot run
             emit(pipeline, msg=str(i))
         await pipeline.drain()
-        wakes_while_logging = wakes
+        wakes_while_logging = wakes.calls
         pipeline.close()
     assert wakes_while_logging == 1
     assert len(stream.calls) == 1 and len(events(stream.calls[0])) == 100

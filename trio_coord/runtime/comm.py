@@ -304,7 +304,13 @@ class CommChannel:
             self._break(SupervisorGone("the comm channel's reader stopped"), notify=False)
 
     def _earliest_deadline(self) -> float:
-        return min((w.deadline for w in self._waiters.values()), default=math.inf)
+        # Only requests still waiting: one that has timed out while its caller is still
+        # in a long write stays in _waiters until the write ends, and its past deadline
+        # would cancel every new scope at once (a busy loop).
+        return min(
+            (w.deadline for w in self._waiters.values() if w.reply is None and w.error is None),
+            default=math.inf,
+        )
 
     def _expire(self) -> None:
         """Fail every request whose deadline has passed."""
@@ -475,6 +481,13 @@ class CommChannel:
                                 f"comm channel write failed: {exc or type(exc).__name__}"
                             )
                         ) from None
+                    except BaseException as exc:
+                        # Whatever it was (KeyboardInterrupt...), part of the batch may
+                        # be on the wire, so nothing may ever follow it.
+                        self._break(
+                            SupervisorGone(f"comm channel write failed: {type(exc).__name__}")
+                        )
+                        raise
                 if scope.cancelled_caught:
                     raise self._break(
                         SupervisorGone(
