@@ -69,6 +69,17 @@ def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _env_int(
+    environ: Mapping[str, str], name: str, default: int, low: int, high: int, expected: str
+) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise UsageError(f"{name} must be {expected}, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The runtime's settings; ``from_env`` reads the optional overrides once."""
@@ -88,20 +99,14 @@ class Config:
         cls, comm: Address, logs: Address, environ: Mapping[str, str] = os.environ
     ) -> Config:
         """Build a Config, taking ``TRIO_COORD_*`` overrides from the environment."""
-        max_frame = environ.get("TRIO_COORD_MAX_FRAME_SIZE")
-        size = DEFAULT_MAX_FRAME_SIZE
-        if max_frame:
-            if not max_frame.isdigit() or not 1 <= int(max_frame) <= WIRE_MAX_FRAME_SIZE:
-                raise UsageError(f"TRIO_COORD_MAX_FRAME_SIZE must be 1..2**32-1, got {max_frame!r}")
-            size = int(max_frame)
-        spin = environ.get("TRIO_COORD_REPLY_SPIN_US")
-        reply_spin = DEFAULT_REPLY_SPIN
-        if spin:
-            if not spin.isdigit() or int(spin) > 10_000:
-                raise UsageError(
-                    f"TRIO_COORD_REPLY_SPIN_US must be 0..10000 microseconds, got {spin!r}"
-                )
-            reply_spin = int(spin) * 1e-6
+        size = _env_int(
+            environ, "TRIO_COORD_MAX_FRAME_SIZE", DEFAULT_MAX_FRAME_SIZE,
+            1, WIRE_MAX_FRAME_SIZE, "1..2**32-1",
+        )  # fmt: skip
+        spin_us = _env_int(
+            environ, "TRIO_COORD_REPLY_SPIN_US", round(DEFAULT_REPLY_SPIN * 1e6),
+            0, 10_000, "0..10000 microseconds",
+        )  # fmt: skip
         return cls(
             comm=comm,
             logs=logs,
@@ -114,5 +119,5 @@ class Config:
             ),
             shutdown_grace=_env_float(environ, "TRIO_COORD_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE),
             max_frame_size=size,
-            reply_spin=reply_spin,
+            reply_spin=spin_us / 1e6,
         )
