@@ -47,7 +47,7 @@ def _models() -> list[type[Model]]:
 ROWS = [(cls, row) for cls in _models() for row in _schema_of(cls)]
 
 
-@pytest.mark.parametrize(("cls", "row"), ROWS, ids=[f"{c.__name__}.{r[0]}" for c, r in ROWS])
+@pytest.mark.parametrize(("cls", "row"), ROWS, ids=[f"{c.__name__}.{r.name}" for c, r in ROWS])
 def test_passthrough_types_are_returned_unchanged(cls: type[Model], row: Any) -> None:
     name, _required, enc, dec, qualified, out_ok, in_ok = row
     assert qualified == f"{cls.__name__}.{name}"
@@ -61,10 +61,10 @@ def test_passthrough_types_are_returned_unchanged(cls: type[Model], row: Any) ->
 
 def test_the_fast_paths_are_used() -> None:
     """Not vacuous: the common reply and request fields do take the fast path."""
-    rows = {r[0]: r for r in _schema_of(messages.VariableResult)}
-    assert str in rows["key"][6] and type(None) in rows["value"][6]
-    rows = {r[0]: r for r in _schema_of(messages.GetVariable)}
-    assert str in rows["key"][5]
+    rows = {r.name: r for r in _schema_of(messages.VariableResult)}
+    assert str in rows["key"].in_ok and type(None) in rows["value"].in_ok
+    rows = {r.name: r for r in _schema_of(messages.GetVariable)}
+    assert str in rows["key"].out_ok
     # Checked further when sent, so never passed through outbound.
-    rows = {r[0]: r for r in _schema_of(messages.SetXCom)}
-    assert int not in rows["map_index"][5]
+    rows = {r.name: r for r in _schema_of(messages.SetXCom)}
+    assert int not in rows["map_index"].out_ok

@@ -211,7 +211,7 @@ def _real_accepts_none(info: pydantic.fields.FieldInfo) -> bool:
 
 
 def _our_accepts_none(cls: type[Model], name: str) -> bool:
-    (enc,) = (row[2] for row in _schema_of(cls) if row[0] == name)
+    (enc,) = (row.encoder for row in _schema_of(cls) if row.name == name)
     try:
         enc(None, name)
     except LocalProtocolError:
@@ -923,7 +923,7 @@ def _reply_body(name: str) -> dict[str, Any]:
 
 
 _REQUIRED_KEYS = [
-    (tag, row[0]) for tag, cls in INBOUND.items() for row in _schema_of(cls) if row[1]
+    (tag, row.name) for tag, cls in INBOUND.items() for row in _schema_of(cls) if row.required
 ]
 
 

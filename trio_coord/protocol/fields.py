@@ -30,7 +30,7 @@ import types
 import typing
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, Union
+from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, TypeAlias, Union
 
 from ..errors import LocalProtocolError, RemoteProtocolError, describe
 
@@ -64,11 +64,26 @@ Seconds: TypeAlias = Annotated[float, _SecondsMarker]
 
 Encoder = Callable[[Any, str], Any]
 Decoder = Callable[[Any, str], Any]
-#: One field of a compiled schema: name, required, encoder, decoder, the field's path
-#: when its model is the top-level body (``"GetVariable.key"``), and the value types the
-#: encoder and the decoder would return unchanged (see :func:`_passthrough`). The last
-#: three only spare the hot path work: no string formatted and no call made per field.
-_Row: TypeAlias = tuple[str, bool, Encoder, Decoder, str, frozenset[type], frozenset[type]]
+
+
+class _Row(NamedTuple):
+    """One field of a compiled schema (unpacked positionally on the hot path).
+
+    ``path``, ``out_ok`` and ``in_ok`` only spare the hot path work: no string formatted
+    and no call made per field.
+    """
+
+    name: str
+    required: bool
+    encoder: Encoder
+    decoder: Decoder
+    #: The field's path when its model is the top-level body (``"GetVariable.key"``).
+    path: str
+    #: Value types the encoder / decoder return unchanged (see :func:`_compile`).
+    out_ok: frozenset[type]
+    in_ok: frozenset[type]
+
+
 #: A compiled annotation: encoder, decoder, and what each returns unchanged (``_compile``).
 _Compiled: TypeAlias = tuple[Encoder, Decoder, frozenset[type], frozenset[type]]
 
@@ -121,7 +136,7 @@ def _schema_of(cls: type[Model]) -> tuple[_Row, ...]:
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             enc, dec, out_ok, in_ok = _compile(hints[f.name])
-            rows.append((f.name, required, enc, dec, f"{cls.__name__}.{f.name}", out_ok, in_ok))
+            rows.append(_Row(f.name, required, enc, dec, f"{cls.__name__}.{f.name}", out_ok, in_ok))
         schema = tuple(rows)
         cls._schema = schema
     return schema
