@@ -48,18 +48,37 @@ async def _read_frame(peer: trio.SocketStream, buf: bytearray) -> Any:
 
 
 @asynccontextmanager
-async def _channel(*, reader: bool = True) -> AsyncIterator[tuple[CommChannel, trio.SocketStream]]:
-    """A channel past its first frame, with its reader running, as Run wires it."""
+async def _channel(
+    *, reader: bool = True, small_buffers: bool = False, **options: Any
+) -> AsyncIterator[tuple[CommChannel, trio.SocketStream]]:
+    """A channel past its first frame, with its reader running, as Run wires it.
+
+    ``small_buffers`` shrinks the kernel's socket buffers so that a large frame is
+    written in parts; ``options`` go to CommChannel.
+    """
     a, b = socket.socketpair()
-    ours = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+    if small_buffers:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
-    channel = CommChannel(ours, CommConnection())
     await peer.send_all(_frame([0, Wire().startup_body(), None]))
+    async with _started(a, reader=reader, **options) as channel:
+        yield channel, peer
+
+
+@asynccontextmanager
+async def _started(
+    sock: socket.socket, *, reader: bool = True, **options: Any
+) -> AsyncIterator[CommChannel]:
+    """A channel on ``sock`` that has read the first frame, its reader running."""
+    channel = CommChannel(
+        trio.SocketStream(trio.socket.from_stdlib_socket(sock)), CommConnection(), **options
+    )
     await channel.receive_first()
     async with trio.open_nursery() as nursery:
         if reader:
             await nursery.start(channel.run_reader)
-        yield channel, peer
+        yield channel
         nursery.cancel_scope.cancel()
 
 
@@ -273,16 +292,8 @@ async def _polling_channel(
 ) -> AsyncIterator[tuple[CommChannel, _ThreadPeer]]:
     a, b = socket.socketpair()
     thread_peer = _ThreadPeer(b, **peer)
-    channel = CommChannel(
-        trio.SocketStream(trio.socket.from_stdlib_socket(a)),
-        CommConnection(),
-        reply_spin=reply_spin,
-    )
-    await channel.receive_first()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(channel.run_reader)
+    async with _started(a, reply_spin=reply_spin) as channel:
         yield channel, thread_peer
-        nursery.cancel_scope.cancel()
     await channel.aclose()
 
 
@@ -383,29 +394,21 @@ async def test_a_request_timing_out_during_its_own_write_does_not_spin_the_reade
     """Found in review: an expired request still writing kept its past deadline in the
     reader's scope, which the reader then re-entered and left in a busy loop."""
     with trio.fail_after(LIMIT):
-        a, b = socket.socketpair()
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        ours = trio.SocketStream(trio.socket.from_stdlib_socket(a))
-        peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
-        channel = CommChannel(ours, CommConnection(), write_timeout=LIMIT)
-        await peer.send_all(_frame([0, Wire().startup_body(), None]))
-        await channel.receive_first()
-        expiries = CallCounter(channel, "_expire")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(channel.run_reader)
+        async with _channel(small_buffers=True, write_timeout=LIMIT) as (channel, peer):
+            expiries = CallCounter(channel, "_expire")
 
             async def slow_peer() -> None:
                 await trio.sleep(0.5)  # reads nothing for a while, then drains
                 while await peer.receive_some(1 << 20):
                     pass
 
-            nursery.start_soon(slow_peer)
-            big = SetXCom(key="k", value="v" * (4 << 20), dag_id="d", run_id="r", task_id="t")
-            with pytest.raises(RequestTimeout):
-                await channel.request(big, timeout=0.1)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(slow_peer)
+                big = SetXCom(key="k", value="v" * (4 << 20), dag_id="d", run_id="r", task_id="t")
+                with pytest.raises(RequestTimeout):
+                    await channel.request(big, timeout=0.1)
+                nursery.cancel_scope.cancel()
             assert expiries.calls <= 3, f"the reader looped: {expiries.calls} expiries"
-            nursery.cancel_scope.cancel()
 
 
 async def test_an_unexpected_error_in_a_write_poisons_the_channel() -> None:
