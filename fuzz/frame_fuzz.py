@@ -39,10 +39,10 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
+from reproducers import save_reproducer  # this directory (scripts and tests/test_fuzz.py)
 
 from model.fake_supervisor import Wire, encode, frame
 from model.protocol_model import Answer, AnswerKind, FirstFrame, split_frames
@@ -58,8 +58,6 @@ from trio_coord.protocol import (
     codec,
 )
 from trio_coord.protocol import messages as m
-
-HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -300,10 +298,11 @@ def run(budget: str, *, seed: int, limit: int, report_every: float = 10.0) -> St
         try:
             check_stream(data, cuts, limit, stats)
         except BaseException:
-            crash = HERE / "crashes" / f"frame-{seed}-{stats.inputs}.hex"
-            crash.parent.mkdir(exist_ok=True)
-            crash.write_text(f"limit {limit}\ncuts {cuts}\n{data.hex()}\n")
-            print(f"invariant broken; input saved to {crash}", file=sys.stderr)
+            save_reproducer(
+                f"frame-{seed}-{stats.inputs}.hex",
+                f"limit {limit}\ncuts {cuts}\n{data.hex()}\n",
+                "input",
+            )
             raise
         now = time.perf_counter()
         if now - start >= seconds:

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 import trio
 import trio.testing
+from reproducers import save_reproducer  # this directory
 
 from model.fake_supervisor import FakeSupervisor, Wire, encode, frame
 from model.protocol_model import (
@@ -246,10 +247,11 @@ def run(budget: str, *, seed: int, limit: int, report_every: float = 10.0) -> St
                 clock=trio.testing.MockClock(autojump_threshold=0),
             )
         except BaseException:
-            crash = HERE / "crashes" / f"serve-{seed}-{stats.conversations}.txt"
-            crash.parent.mkdir(exist_ok=True)
-            crash.write_text(f"seed {seed} conversation {stats.conversations}\nrng {state!r}\n")
-            print(f"invariant broken; replay state saved to {crash}", file=sys.stderr)
+            save_reproducer(
+                f"serve-{seed}-{stats.conversations}.txt",
+                f"seed {seed} conversation {stats.conversations}\nrng {state!r}\n",
+                "replay state",
+            )
             raise
         now = time.perf_counter()
         if now - last >= report_every:
