@@ -136,7 +136,7 @@ def test_layout_launcher_payload_sources_manifest(tmp_path: Path) -> None:
 def test_pack_reports_what_it_wrote(tmp_path: Path) -> None:
     """The one stdout line names the path, the sdk, the number of dags and the exact size."""
     out = tmp_path / "sub" / "dir" / "b"
-    proc = run_cli("pack", str(EXAMPLE), "-o", str(out))
+    proc = run_cli("pack", str(EXAMPLE), "-o", str(out), "--parents")
     assert proc.returncode == 0, proc.stderr
     assert (
         proc.stdout
