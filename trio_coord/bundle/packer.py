@@ -1,6 +1,6 @@
 """``trio-coord pack``: a Python file of tasks -> one self-contained executable bundle.
 
-Steps (bundle.md §7.2, with the issue's additions):
+Steps (the packer of the bundle format, with trio-coord's additions):
 
 1. Read the bundle file, then import it in a child ``python -I`` and describe its DAGs.
 2. Validate: at least one DAG, a PEP 440 bundle version (duplicate dag or task ids

@@ -208,12 +208,9 @@ def discover(roots: Sequence[Path]) -> Discovery:
     return Discovery(findings, by_dag)
 
 
-_CHMOD_HINT = "the coordinator ignores it: run chmod +x on it"
-
-
 def _describe(f: Finding) -> str:
     if f.status == "ignored" and "not executable" in f.reason:
-        return f"not executable: {f.path}: {_CHMOD_HINT}"
+        return f"ignored: {f.path}: {f.reason}, so the coordinator skips it: run chmod +x {f.path}"
     if f.usable:
         text = f"usable: {f.path}: dags {', '.join(repr(d) for d in f.dags) or '(none)'} (schema {f.schema_version})"
     else:
