@@ -362,3 +362,44 @@ def test_run_of_a_broken_bundle_says_nothing_was_run(tmp_path: Path) -> None:
         == "trio-coord run: the bundle failed to import; nothing was run"
     )
     assert textwrap.dedent(proc.stdout) == ""
+
+
+# -- 11. a task's third-party dependency does not break the DAG processor's parse ---------------
+
+THIRD_PARTY = EXAMPLE.parent / "third_party_bundle.py"
+
+
+@pytest.fixture
+def no_polars() -> None:
+    """The example's dependency must be absent, as on a DAG processor without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("polars") is not None:
+        pytest.skip("polars is installed here; the test needs a Python without it")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_polars")
+def test_guarded_third_party_imports_parse_where_the_package_is_missing(tmp_path: Path) -> None:
+    """DagBag parses examples/third_party_bundle.py (import inside the task, guarded import) without polars."""
+    copy = tmp_path / THIRD_PARTY.name
+    shutil.copyfile(THIRD_PARTY, copy)
+    out = dagbag(copy)
+    assert out["errors"] == {}
+    assert list(out["dags"]["report"]["tasks"]) == ["summarize"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_polars")
+def test_unguarded_third_party_import_breaks_the_parse(tmp_path: Path) -> None:
+    """The same file with a plain module-level import fails in DagBag: what the docs warn about."""
+    text = THIRD_PARTY.read_text()
+    guarded = "try:  # the guarded form"
+    assert guarded in text
+    start = text.index(guarded)
+    end = text.index("polars = None\n", start) + len("polars = None\n")
+    broken = tmp_path / THIRD_PARTY.name
+    broken.write_text(text[:start] + "import polars\n" + text[end:])
+    out = dagbag(broken)
+    assert out["dags"] == {}
+    assert "No module named 'polars'" in "".join(out["errors"].values())
