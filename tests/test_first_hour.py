@@ -345,7 +345,14 @@ def test_an_error_in_the_bundle_file_prints_one_traceback_of_the_users_code(
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("command", [("run", "{p}", "d", "t"), ("pack", "{p}", "-o", "{d}/out")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run", "{p}", "d", "t"),
+        ("pack", "{p}", "-o", "{d}/out"),
+        ("serve", "--bundle", "{p}", "--dump-bundle-spec"),
+    ],
+)
 def test_debug_shows_trio_coords_own_frames(tmp_path: Path, command: tuple[str, ...]) -> None:
     """--debug adds trio-coord's loader frames to the traceback."""
     path = _broken(tmp_path, "import")
