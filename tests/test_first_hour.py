@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from bundle_helpers import EXAMPLE, packed_example, write_bundle
+from bundle_helpers import EXAMPLE, FRAGILE_BUNDLE, packed, packed_example, write_bundle
 from test_bundle_airflow import dagbag
 
 import trio_coord
@@ -30,7 +30,7 @@ TRIO_COORD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tri
 
 
 def cli(
-    *args: str, cwd: Path | None = None, timeout: float = 180
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """``trio-coord ARGS`` as a user runs it (text output captured)."""
     return subprocess.run(
@@ -38,6 +38,7 @@ def cli(
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
@@ -359,6 +360,16 @@ def test_debug_shows_trio_coords_own_frames(tmp_path: Path, command: tuple[str, 
     proc = cli(*(a.format(p=path, d=tmp_path) for a in command), "--debug")
     assert "trio_coord/loader.py" in proc.stderr
     assert f'File "{path}", line 3' in proc.stderr
+
+
+def test_a_packed_bundle_that_fails_to_import_shows_only_the_users_frame(tmp_path: Path) -> None:
+    """run on a packed bundle whose module raises: one traceback, the module's line, no boot/loader frames."""
+    bundle = packed(write_bundle(tmp_path, body=FRAGILE_BUNDLE, filename="fragile.py"), "fragile")
+    proc = cli("run", str(bundle), "fragile", "t", env={"FRAGILE_BREAK": "1"})
+    assert proc.returncode == 4
+    assert proc.stderr.count("Traceback (most recent call last)") == 1
+    assert re.search(r'File ".*!/lib/fragile\.py", line \d+, in <module>', proc.stderr)
+    assert "!/_tc/" not in proc.stderr and "trio_coord/" not in proc.stderr
 
 
 def test_run_of_a_broken_bundle_says_nothing_was_run(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def enable_debug() -> None:
 
 
 def _internal(filename: str) -> bool:
-    if filename.startswith("<frozen "):
+    # A packed bundle's own importer shows as "<bundle>!/_tc/boot.py".
+    if filename.startswith("<frozen ") or "!/_tc/" in filename:
         return True
     resolved = os.path.realpath(filename)
     return resolved.startswith((_PACKAGE, _IMPORTLIB)) or filename.startswith(_PACKAGE)
