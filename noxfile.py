@@ -25,7 +25,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks beside their baselines (issue 6); rewrites docs/performance.md. Not in the
+    """Benchmarks beside their baselines; rewrites docs/performance.md. Not in the
     default run. Needs the test extras (the real task-sdk is a baseline) and a C compiler;
     matplotlib only for the plot. Pass options through: nox -s bench -- --rounds 3."""
     session.install("-e", ".[test]", "matplotlib")
@@ -34,7 +34,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def model(session: nox.Session) -> None:
-    """The protocol model's state machines with the long Hypothesis profile (issue 4).
+    """The protocol model's state machines with the long Hypothesis profile.
     Extra arguments go to pytest: nox -s model -- -x."""
     session.install("-e", ".[test]")
     stats = session.create_tmp() + "/model-stats.json"

@@ -108,7 +108,7 @@ def packed_example() -> Path:
     """The example bundle packed once per test process (read-only: copy before changing it)."""
     if "example" not in _cache:
         out = _scratch / "packed" / "hello"
-        proc = run_cli("pack", str(EXAMPLE), "-o", str(out))
+        proc = run_cli("pack", str(EXAMPLE), "-o", str(out), "--parents")
         assert proc.returncode == 0, proc.stderr
         _cache["example"] = out
     return _cache["example"]
@@ -118,7 +118,7 @@ def packed(entry: Path, name: str, *extra: str) -> Path:
     """Pack ``entry`` once per process under ``name`` and return the bundle."""
     if name not in _cache:
         out = _scratch / "packed" / name
-        proc = run_cli("pack", str(entry), "-o", str(out), *extra)
+        proc = run_cli("pack", str(entry), "-o", str(out), "--parents", *extra)
         assert proc.returncode == 0, proc.stderr
         _cache[name] = out
     return _cache[name]

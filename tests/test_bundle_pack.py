@@ -136,7 +136,7 @@ def test_layout_launcher_payload_sources_manifest(tmp_path: Path) -> None:
 def test_pack_reports_what_it_wrote(tmp_path: Path) -> None:
     """The one stdout line names the path, the sdk, the number of dags and the exact size."""
     out = tmp_path / "sub" / "dir" / "b"
-    proc = run_cli("pack", str(EXAMPLE), "-o", str(out))
+    proc = run_cli("pack", str(EXAMPLE), "-o", str(out), "--parents")
     assert proc.returncode == 0, proc.stderr
     assert (
         proc.stdout
@@ -149,8 +149,8 @@ def test_packing_twice_gives_identical_bytes(tmp_path: Path) -> None:
     """Same inputs, two packs into different places: byte-identical files (no time, path or order leaks)."""
     src = write_bundle(tmp_path / "src", "twice")
     a, b = tmp_path / "a" / "twice", tmp_path / "b" / "other-name"
-    assert run_cli("pack", str(src), "-o", str(a)).returncode == 0
-    assert run_cli("pack", str(src), "-o", str(b), cwd=tmp_path).returncode == 0
+    assert run_cli("pack", str(src), "-o", str(a), "--parents").returncode == 0
+    assert run_cli("pack", str(src), "-o", str(b), "--parents", cwd=tmp_path).returncode == 0
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -342,7 +342,7 @@ def test_replacing_a_bundle_is_an_atomic_rename(tmp_path: Path) -> None:
     """Packing over an existing bundle renames a new file in: an open reader keeps the old, complete bytes."""
     src = write_bundle(tmp_path / "src", "swap", version="1.0")
     out = tmp_path / "deploy" / "swap"
-    assert run_cli("pack", str(src), "-o", str(out)).returncode == 0
+    assert run_cli("pack", str(src), "-o", str(out), "--parents").returncode == 0
     old_bytes = out.read_bytes()
     with open(out, "rb") as old:
         old_inode = os.fstat(old.fileno()).st_ino

@@ -935,11 +935,15 @@ def test_label_survives_the_terminal_message(
     assert code == 0
 
 
-def test_unknown_task_is_removed(bundle: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """A task id the bundle does not have ends removed, without any other request."""
-    code, summary, _ = run_json(capsys, bundle, "d", "no_such_task")
-    assert code == 1
-    assert (summary["state"], summary["requests"]) == ("removed", {"TaskState": 1})
+def test_unknown_task_is_refused_before_starting(
+    bundle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task id the bundle does not have is a usage error (exit 2) naming the ids it has."""
+    assert main([bundle, "d", "no_such_task", "--timeout", REAL_RUN_TIMEOUT]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("trio-coord run: error: DAG 'd' has no task 'no_such_task'")
+    assert "\n  d: " in err
 
 
 def test_thousand_log_lines_arrive_complete_and_in_order(
@@ -1007,16 +1011,16 @@ def test_nonzero_exit_is_failed_or_up_for_retry(
 def test_bundle_that_fails_to_import_is_explained(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An import error reaches the printed log and the summary; trio-coord run prints no traceback."""
+    """An import error stops the run before it starts: exit 4, the user's line, no summary."""
     bad = tmp_path / "broken_bundle.py"
     bad.write_text("import trio_coord\nbundle = trio_coord.Bundle('b')\n1 / 0\n")
     code = main([str(bad), "d", "t", "--timeout", REAL_RUN_TIMEOUT])
     out, err = capsys.readouterr()
-    assert code == 1
-    assert re.search(r"^state: +failed$", out, re.M)
-    assert re.search(r"^last error: .*ZeroDivisionError: division by zero$", out, re.M)
-    assert "task.stderr: error: importing bundle" in out
-    assert "Traceback" not in err
+    assert code == 4
+    assert out == ""
+    assert f'File "{bad}", line 3, in <module>' in err
+    assert re.search(r"^ZeroDivisionError: division by zero$", err, re.M)
+    assert "trio_coord/" not in err
 
 
 def test_timeout_flag_stops_the_task(bundle: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ functions run in a worker thread with a blocking client.
 from __future__ import annotations
 
 import datetime
+import difflib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -59,6 +60,19 @@ INJECTABLE: Final[Mapping[str, str]] = {
 
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 
+#: Schedule strings Airflow 3.3 accepts besides cron expressions. ``@once`` and
+#: ``@continuous`` are their own timetables; the others are cron shorthands.
+SCHEDULE_PRESETS: Final = frozenset(
+    {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+)
+#: One cron field: numbers, names (``MON``, ``JAN``), ``*``, ranges, steps, lists and the
+#: ``? L W #`` extensions. A shape check only: Airflow's parser has the last word at parse
+#: time, but a typo like ``"daily"`` or ``"0 * *"`` fails here, at declaration.
+_CRON_FIELD: Final = re.compile(r"^[0-9A-Za-z*?,/#\-]+$")
+
+#: A schedule: None (triggered only), a preset or cron string, or a fixed interval.
+Schedule = str | datetime.timedelta | None
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -76,6 +90,76 @@ def _check_id(kind: str, value: str) -> str:
             f"{kind} {value!r} is not valid: use 1-250 letters, digits, '_', '-' or '.'"
         )
     return value
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keywords(where: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Unknown keywords are typos; say which one and what was probably meant."""
+    for key in given:
+        raise UsageError(f"{where}: unknown keyword {key!r}{did_you_mean(key, allowed)}")
+
+
+def _check_settings(
+    where: str,
+    *,
+    retries: Any = None,
+    retry_delay: Any = None,
+    queue: Any = None,
+) -> None:
+    """The settings a DAG and a task share, checked the same way for both.
+
+    ``None`` means "not given" (a task then inherits the DAG's value).
+    """
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        raise UsageError(f"{where}: retries must be a non-negative integer, got {retries!r}")
+    if retry_delay is not None and (
+        not isinstance(retry_delay, datetime.timedelta) or retry_delay < datetime.timedelta(0)
+    ):
+        raise UsageError(
+            f"{where}: retry_delay must be a non-negative datetime.timedelta, got {retry_delay!r}"
+        )
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise UsageError(f"{where}: queue must be a non-empty string, got {queue!r}")
+
+
+def _check_schedule(where: str, schedule: Any, max_active_runs: int | None) -> None:
+    if schedule is None:
+        return
+    if isinstance(schedule, datetime.timedelta):
+        if schedule <= datetime.timedelta(0):
+            raise UsageError(f"{where}: a timedelta schedule must be positive, got {schedule!r}")
+        return
+    if not isinstance(schedule, str):
+        raise UsageError(
+            f"{where}: schedule must be None, a cron string, a preset such as '@daily', or a "
+            f"datetime.timedelta, got {type(schedule).__name__}"
+        )
+    if schedule.startswith("@"):
+        if schedule not in SCHEDULE_PRESETS:
+            raise UsageError(
+                f"{where}: unknown schedule preset {schedule!r}{did_you_mean(schedule, SCHEDULE_PRESETS)} "
+                f"(presets: {', '.join(sorted(SCHEDULE_PRESETS))})"
+            )
+        if schedule == "@continuous" and (max_active_runs or 0) != 1:
+            raise UsageError(
+                f"{where}: schedule '@continuous' needs max_active_runs=1 "
+                "(Airflow refuses more than one continuous run at a time)"
+            )
+        return
+    fields = schedule.split()
+    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        hint = did_you_mean("@" + schedule, SCHEDULE_PRESETS) if len(fields) == 1 else ""
+        raise UsageError(
+            f"{where}: schedule {schedule!r} is not a cron expression (5 fields, e.g. "
+            f"'0 * * * *') or a preset such as '@daily'{hint}"
+        )
 
 
 @dataclass(eq=False)
@@ -150,7 +234,7 @@ class Dag:
 
     bundle: Bundle
     dag_id: str
-    schedule: str | None = None
+    schedule: Schedule = None
     start_date: datetime.datetime | None = None
     catchup: bool = False
     description: str | None = None
@@ -160,6 +244,13 @@ class Dag:
     queue: str = TRIO_COORD_QUEUE
     max_active_runs: int | None = None
     tasks: dict[str, Task] = field(default_factory=dict)
+
+    @property
+    def schedule_text(self) -> str | None:
+        """The schedule as text for JSON documents and ``inspect`` (a timedelta is not JSON)."""
+        if isinstance(self.schedule, datetime.timedelta):
+            return f"every {self.schedule}"
+        return self.schedule
 
     @overload
     def task(self, fn: F) -> Task: ...
@@ -193,8 +284,9 @@ class Dag:
             tid = _check_id("task id", task_id or func.__name__)
             if tid in self.tasks:
                 raise UsageError(f"task id {tid!r} is declared twice in DAG {self.dag_id!r}")
-            if retries is not None and (not isinstance(retries, int) or retries < 0):
-                raise UsageError(f"task {tid!r}: retries must be a non-negative integer")
+            _check_settings(
+                f"task {self.dag_id}.{tid}", retries=retries, retry_delay=retry_delay, queue=queue
+            )
             t = Task(
                 dag=self,
                 task_id=tid,
@@ -236,6 +328,19 @@ def _injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+_DAG_KEYWORDS: Final = (
+    "schedule",
+    "start_date",
+    "catchup",
+    "description",
+    "tags",
+    "retries",
+    "retry_delay",
+    "queue",
+    "max_active_runs",
+)
+
+
 class Bundle:
     """A named, versioned set of DAGs: the unit that is packed and deployed."""
 
@@ -251,7 +356,7 @@ class Bundle:
         self,
         dag_id: str,
         *,
-        schedule: str | None = None,
+        schedule: Schedule = None,
         start_date: datetime.datetime | None = None,
         catchup: bool = False,
         description: str | None = None,
@@ -260,13 +365,37 @@ class Bundle:
         retry_delay: datetime.timedelta | None = None,
         queue: str = TRIO_COORD_QUEUE,
         max_active_runs: int | None = None,
+        **unknown: Any,
     ) -> Dag:
-        """Declare a DAG; its tasks are added with ``@dag.task``."""
+        """Declare a DAG; its tasks are added with ``@dag.task``.
+
+        Everything is checked here, so a mistake fails where it was written (and at
+        ``trio-coord pack``) rather than later in Airflow's DAG processor.
+        """
         _check_id("dag id", dag_id)
+        where = f"DAG {dag_id!r}"
+        _check_keywords(where, unknown, _DAG_KEYWORDS)
         if dag_id in self.dags:
             raise UsageError(f"dag id {dag_id!r} is declared twice in bundle {self.name!r}")
-        if start_date is not None and start_date.tzinfo is None:
-            raise UsageError(f"DAG {dag_id!r}: start_date must be timezone-aware")
+        _check_settings(where, retries=retries, retry_delay=retry_delay, queue=queue)
+        if start_date is not None and (
+            not isinstance(start_date, datetime.datetime) or start_date.tzinfo is None
+        ):
+            raise UsageError(
+                f"{where}: start_date must be a timezone-aware datetime, e.g. "
+                "datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)"
+            )
+        if max_active_runs is not None and (
+            isinstance(max_active_runs, bool)
+            or not isinstance(max_active_runs, int)
+            or max_active_runs < 1
+        ):
+            raise UsageError(
+                f"{where}: max_active_runs must be a positive integer, got {max_active_runs!r}"
+            )
+        _check_schedule(where, schedule, max_active_runs)
+        if isinstance(tags, str):
+            raise UsageError(f"{where}: tags must be a list of strings, not one string")
         d = Dag(
             bundle=self,
             dag_id=dag_id,

@@ -21,7 +21,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -29,6 +28,7 @@ from typing import Any, Final, NoReturn
 from . import __version__
 from .authoring import Bundle
 from .errors import UsageError
+from .tracebacks import enable_debug, user_traceback
 
 __all__ = ["BundleSource", "bundle_main", "main", "EXIT_USAGE", "EXIT_IMPORT"]
 
@@ -38,6 +38,8 @@ EXIT_IMPORT: Final = 4
 
 _FORMATS: Final = ("yaml", "json")
 _SWITCHES: Final = ("--bundle-metadata", "--dump-bundle-spec", "--airflow-metadata")
+#: Shows trio-coord's own frames in import-error tracebacks (they are hidden otherwise).
+_DEBUG: Final = "--debug"
 _VALUED: Final = ("--comm", "--logs", "--format")
 
 
@@ -89,7 +91,7 @@ def _usage(source: BundleSource) -> str:
     return (
         f"usage: {source.prog} [-h]{bundle}\n"
         f"{pad} [--bundle-metadata | --dump-bundle-spec | --airflow-metadata [--format yaml|json]]\n"
-        f"{pad} [--comm HOST:PORT --logs HOST:PORT]\n"
+        f"{pad} [--comm HOST:PORT --logs HOST:PORT] [--debug]\n"
     )
 
 
@@ -111,6 +113,7 @@ def _help(source: BundleSource) -> str:
         "  --format yaml|json   output format of --airflow-metadata\n"
         "  --comm HOST:PORT     the supervisor's comm socket (coordinator mode)\n"
         "  --logs HOST:PORT     the supervisor's logs socket (coordinator mode)\n"
+        "  --debug              show trio-coord's own frames in import-error tracebacks\n"
         "\nexit status: 0 success, 2 usage error, 4 the bundle failed to import\n"
     )
 
@@ -126,6 +129,8 @@ def _parse_bundle_args(argv: Sequence[str], source: BundleSource) -> _BundleArgs
         name, eq, value = arg.partition("=")
         if arg in ("-h", "--help"):
             args.help = True
+        elif arg == _DEBUG:
+            enable_debug()
         elif name in _SWITCHES:
             if eq:
                 raise _BadArgs(f"flag {name} takes no value")
@@ -160,7 +165,7 @@ def _err(text: str) -> None:
 def _report_load_failure(exc: BaseException) -> None:
     cause = exc.__cause__ if isinstance(exc, UsageError | BundleLoadError) else exc
     if cause is not None:
-        traceback.print_exception(cause, file=sys.stderr)
+        sys.stderr.write(user_traceback(cause))
     _err(f"error: {_describe(exc)}")
 
 
@@ -314,6 +319,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=f"trio-coord {command}", description=_COMMANDS[command])
     if command == "pack":
         from .bundle.packer import add_arguments
+
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            help="show trio-coord's own frames when importing the bundle fails",
+        )
     elif command == "inspect":
         from .bundle.inspection import add_arguments
     else:
@@ -344,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return local_main(rest)
         if command in _COMMANDS:
             ns = build_parser(command).parse_args(rest)
+            if getattr(ns, "debug", False):
+                enable_debug()
             handler: Callable[[Any], int] = ns.handler
             return handler(ns)
     except UsageError as exc:

@@ -2,7 +2,7 @@
 
 Timeouts are part of the protocol's safety story (protocol.md §2.6, §6.1, §12): the
 supervisor drops what it cannot decode without replying, so every wait on it is
-bounded; the defaults below are the settled ones (spec/DECISIONS.md).
+bounded; the defaults below are the settled ones (docs/decisions.md).
 """
 
 from __future__ import annotations

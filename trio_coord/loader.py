@@ -58,23 +58,33 @@ def _import_target(target: str) -> ModuleType:
         if target.endswith(".py") or os.sep in target or "/" in target:
             return _import_file(Path(target))
         return importlib.import_module(target)
-    except UsageError:
-        raise
+    except _LoaderError as exc:
+        raise UsageError(str(exc)) from None
+    except UsageError as exc:
+        # Raised by the bundle's own declarations (e.g. retries=-1): keep the traceback,
+        # which points at the user's line.
+        raise UsageError(f"bundle {target!r}: {exc}") from exc
     except ModuleNotFoundError as exc:
-        raise UsageError(f"cannot import bundle module {target!r}: {exc}") from None
+        if exc.name == target:
+            raise UsageError(f"cannot import bundle module {target!r}: {exc}") from None
+        raise UsageError(f"importing bundle {target!r} failed: {exc}") from exc
     except Exception as exc:
         raise UsageError(
             f"importing bundle {target!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
 
 
+class _LoaderError(UsageError):
+    """The loader's own refusal (no such file), as opposed to one raised by the bundle."""
+
+
 def _import_file(path: Path) -> ModuleType:
     if not path.is_file():
-        raise UsageError(f"bundle file {str(path)!r} does not exist")
+        raise _LoaderError(f"bundle file {str(path)!r} does not exist")
     name = "_trio_coord_bundle_" + path.stem.replace("-", "_")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise UsageError(f"{str(path)!r} is not an importable Python file")
+        raise _LoaderError(f"{str(path)!r} is not an importable Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     directory = str(path.resolve().parent)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,27 @@ class Report:
 def supervise(
     task_id: str, *, bundle: str = TEST_BUNDLE, timeout: float = 120, **scenario: Any
 ) -> Report:
-    """Run ``task_id`` of ``bundle`` under the real supervisor and return what it recorded."""
-    scenario = {"bundle": bundle, "dag_id": "d1", "task_id": task_id, **scenario}
+    """Run ``task_id`` of ``bundle`` under the real supervisor and return what it recorded.
+
+    The driver works in a temporary directory removed on return (unless the scenario
+    names its own ``workdir``), so no run leaves an Airflow home behind.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    proc = subprocess.run(
-        [sys.executable, str(DRIVER), json.dumps(scenario)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    with tempfile.TemporaryDirectory(prefix="trio-coord-sup-", ignore_cleanup_errors=True) as tmp:
+        scenario = {
+            "bundle": bundle,
+            "dag_id": "d1",
+            "task_id": task_id,
+            "workdir": tmp,
+            **scenario,
+        }
+        proc = subprocess.run(
+            [sys.executable, str(DRIVER), json.dumps(scenario)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     out = proc.stdout
     if "@@REPORT@@" not in out:
         raise AssertionError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from typing import Any
 
 __all__ = ["main", "describe"]
@@ -22,7 +21,7 @@ def describe(bundle: Any) -> dict[str, Any]:
     dags: dict[str, Any] = {}
     for d in bundle.dags.values():
         dags[d.dag_id] = {
-            "schedule": d.schedule,
+            "schedule": d.schedule_text,
             "start_date": d.start_date.isoformat() if d.start_date else None,
             "tags": list(d.tags),
             "tasks": {
@@ -45,17 +44,14 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, app_root)
     before = set(sys.modules)
     from trio_coord.loader import load_bundle
+    from trio_coord.tracebacks import user_traceback
 
     result: dict[str, Any]
     try:
         bundle = load_bundle(entry)
     except Exception as exc:
         cause = exc.__cause__ or exc
-        detail = (
-            "".join(traceback.format_exception(cause))
-            if cause is not exc or not _is_usage(exc)
-            else ""
-        )
+        detail = user_traceback(cause) if cause is not exc or not _is_usage(exc) else ""
         result = {"error": str(exc), "traceback": detail}
     else:
         owner, attr = _owner(bundle, entry)

@@ -27,7 +27,7 @@ __all__ = ["MARKER", "MIN_PYTHON", "bootstrap_source", "launcher"]
 
 #: The last line of the launcher; the payload ZIP starts right after it.
 MARKER: Final = b"#@@TRIO-COORD-PAYLOAD@@\n"
-#: Oldest interpreter a bundle runs on (spec DECISIONS.md: Python 3.11).
+#: Oldest interpreter a bundle runs on (docs/decisions.md: Python 3.11).
 MIN_PYTHON: Final = (3, 11)
 LAYOUT: Final = 1
 

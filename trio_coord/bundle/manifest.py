@@ -185,7 +185,6 @@ def render_yaml(doc: Mapping[str, Any]) -> str:
 def identity(name: str, version: str | None) -> dict[str, Any]:
     """The ``--bundle-metadata`` document: the Go E2a ``BundleInfo`` keys of bundle.md §6.2.
 
-    Issue 5 asks for "the JSON shapes of bundle.md section 6", which overrides the
-    lower-case form of spec/DECISIONS.md (see docs/decisions.md).
+    The Go SDK's key spelling, so bundles of either SDK answer alike (docs/decisions.md).
     """
     return {"Name": name, "Version": version}

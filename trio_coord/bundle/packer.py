@@ -1,6 +1,6 @@
 """``trio-coord pack``: a Python file of tasks -> one self-contained executable bundle.
 
-Steps (bundle.md §7.2, with the issue's additions):
+Steps (the packer of the bundle format, with trio-coord's additions):
 
 1. Read the bundle file, then import it in a child ``python -I`` and describe its DAGs.
 2. Validate: at least one DAG, a PEP 440 bundle version (duplicate dag or task ids
@@ -64,6 +64,8 @@ class PackOptions:
     app_root: Path | None = None
     store: bool = False
     verify: bool = True
+    #: Create the output's missing parent directories (``--parents``); refused otherwise.
+    parents: bool = False
 
 
 @dataclass(frozen=True)
@@ -458,6 +460,8 @@ def pack(opts: PackOptions) -> PackResult:
     output = opts.output
     if output is not None and output.is_dir():
         raise PackError(f"output {output} is a directory; name the bundle file to write")
+    if output is not None and not opts.parents and not output.parent.is_dir():
+        raise PackError(f"directory {output.parent} does not exist: create it, or pass --parents")
 
     info = _introspect(opts.entry, app_root)
     warnings = _validate(info)
@@ -539,6 +543,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--app-root", type=Path, help="import root of a MODULE:ATTR entry (default: cwd)"
     )
+    parser.add_argument(
+        "--parents", action="store_true", help="create -o's missing parent directories"
+    )
     parser.add_argument("--store", action="store_true", help="store the payload uncompressed")
     parser.add_argument(
         "--no-verify", dest="verify", action="store_false", help="skip running the packed bundle"
@@ -556,6 +563,7 @@ def _main(ns: argparse.Namespace) -> int:
         app_root=ns.app_root,
         store=ns.store,
         verify=ns.verify,
+        parents=ns.parents,
     )
     try:
         result = pack(opts)

@@ -209,6 +209,8 @@ def discover(roots: Sequence[Path]) -> Discovery:
 
 
 def _describe(f: Finding) -> str:
+    if f.status == "ignored" and "not executable" in f.reason:
+        return f"ignored: {f.path}: {f.reason}, so the coordinator skips it: run chmod +x {f.path}"
     if f.usable:
         text = f"usable: {f.path}: dags {', '.join(repr(d) for d in f.dags) or '(none)'} (schema {f.schema_version})"
     else:
@@ -242,6 +244,15 @@ def _main(ns: argparse.Namespace) -> int:
     roots: list[Path] = ns.root
     if not bundles and not roots:
         raise UsageError("give at least one BUNDLE or --root DIR")
+    for root in roots:
+        # A missing root is a typo, not "nothing to report": exit before walking.
+        if not root.exists():
+            raise UsageError(
+                f"--root {root} does not exist: give the directory listed in the workers' "
+                "executables_root"
+            )
+        if not root.is_dir():
+            raise UsageError(f"--root {root} is not a directory: check BUNDLE files without --root")
     problems = 0
     out: list[str] = []
     for path in bundles:
@@ -256,10 +267,19 @@ def _main(ns: argparse.Namespace) -> int:
         discovery = discover(roots)
         where = os.pathsep.join(str(r.resolve()) for r in roots)
         out.append(f"walking {where} in the coordinator's order:")
+        bundles_seen = 0
         for finding in discovery.findings:
             if finding.status == "ignored" and "not executable" not in finding.reason:
                 continue
+            bundles_seen += 1
+            if not finding.usable:
+                problems += 1
             out.append("  " + _describe(finding).replace("\n", "\n  "))
+        if not bundles_seen:
+            out.append(
+                f"no bundles under {where}: pack one there with trio-coord pack FILE.py -o DIR/NAME"
+            )
+            problems += 1
         for dag_id, found in sorted(discovery.conflicts().items()):
             usable = [f for f in found if f.usable]
             problems += 1

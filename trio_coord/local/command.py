@@ -11,19 +11,23 @@ import trio
 
 from ..errors import UsageError
 from ..runtime.masking import Masker
+from ..tracebacks import enable_debug
 from .logs import Printer
 from .options import PROG, parse_args
 from .summary import render_json, render_text
-from .supervisor import run_local
+from .supervisor import child_environment, run_local
+from .target import BundleLooksBroken, check_ids, describe_bundle
 
-__all__ = ["main", "EXIT_SUCCESS", "EXIT_NOT_SUCCESS", "EXIT_USAGE"]
+__all__ = ["main", "EXIT_SUCCESS", "EXIT_NOT_SUCCESS", "EXIT_USAGE", "EXIT_IMPORT"]
 
 #: The task ended in state success, and a worker would have recorded it so.
 EXIT_SUCCESS: Final = 0
 #: Any other outcome: failed, up_for_retry, skipped, removed, deferred, stuck, not started.
 EXIT_NOT_SUCCESS: Final = 1
-#: The command line was wrong (one line on stderr).
+#: The command line was wrong (one line on stderr), or names a dag or task the bundle lacks.
 EXIT_USAGE: Final = 2
+#: The bundle failed to import: its traceback is printed and nothing was run.
+EXIT_IMPORT: Final = 4
 #: ``trio-coord run`` was interrupted before the supervisor was running.
 _EXIT_INTERRUPTED: Final = 130
 
@@ -41,6 +45,24 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if opts.debug:
+        enable_debug()
+    try:
+        check_ids(
+            opts.bundle,
+            describe_bundle(opts.bundle, child_environment(), opts.timeout),
+            opts.dag_id,
+            opts.task_id,
+        )
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
+    except BundleLooksBroken as exc:
+        sys.stderr.write(f"{exc}\n{PROG}: the bundle failed to import; nothing was run\n")
+        return EXIT_IMPORT
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return _EXIT_INTERRUPTED
     masker = Masker.from_env()
     printer = Printer(masker, logs=sys.stderr if opts.json else sys.stdout, quiet=opts.quiet)
     try:

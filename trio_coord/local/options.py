@@ -48,6 +48,7 @@ class RunOptions:
     timeout: float = DEFAULT_TIMEOUT
     json: bool = False
     quiet: bool = False
+    debug: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +65,7 @@ values:
                          the key is after the last dot; TASK=JSON means TASK.return_value
 
 exit status: 0 the task ended in state success, 1 any other outcome, 2 usage error
+(including a DAG_ID or TASK_ID the bundle does not hold), 4 the bundle failed to import
 """
 
 
@@ -72,15 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description=(
-            "Run one task of a bundle on this machine, without Airflow: `trio-coord serve`\n"
-            "runs as a real subprocess against an embedded supervisor that answers from\n"
-            "the values given here, prints the task's logs, then a short summary."
+            "Run one task of a bundle on this machine, without Airflow: the bundle (a source\n"
+            "file through `trio-coord serve`, or a packed bundle executed itself) runs as a\n"
+            "real subprocess against an embedded supervisor that answers from the values\n"
+            "given here; prints the task's logs, then a short summary."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    p.add_argument("bundle", metavar="BUNDLE", help="FILE.py, FILE.py:ATTR or MODULE:ATTR")
+    p.add_argument(
+        "bundle",
+        metavar="BUNDLE",
+        help="FILE.py, FILE.py:ATTR, MODULE:ATTR, or a packed bundle (trio-coord pack's output)",
+    )
     p.add_argument("dag_id", metavar="DAG_ID")
     p.add_argument("task_id", metavar="TASK_ID")
     p.add_argument(
@@ -116,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the summary as one JSON object (logs go to stderr)",
     )
     p.add_argument("--quiet", action="store_true", help="print the summary only")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="show trio-coord's own frames when the bundle fails to import",
+    )
     return p
 
 
@@ -147,6 +159,7 @@ def parse_args(argv: Sequence[str]) -> RunOptions:
         timeout=ns.timeout,
         json=ns.json,
         quiet=ns.quiet,
+        debug=ns.debug,
     )
 
 
@@ -154,8 +167,11 @@ def parse_args(argv: Sequence[str]) -> RunOptions:
 
 
 def _check_bundle(spec: str) -> None:
-    # Only what can be checked without importing: the child imports the bundle and
-    # reports its errors in the task log, where they belong.
+    # Only what can be checked without importing (the look before running imports it).
+    if os.path.isfile(spec) and not spec.endswith(".py"):
+        if not os.access(spec, os.X_OK):
+            raise UsageError(f"bundle {spec!r} is not executable: run chmod +x {spec}")
+        return
     target, _, attr = spec.partition(":")
     if not target or (":" in spec and not attr):
         raise UsageError(f"BUNDLE {spec!r} is not FILE.py, FILE.py:ATTR or MODULE:ATTR")

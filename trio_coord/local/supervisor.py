@@ -33,7 +33,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -46,6 +45,7 @@ from ..protocol.peer import decode_request_frame, encode_first_frame, encode_rep
 from .logs import SUPERVISOR_LEVELS, Printer, check_log_line, try_context
 from .options import DEFAULT_TIMEOUT, RunOptions
 from .session import Report, Session, describe_exit
+from .target import bundle_program
 
 __all__ = ["EmbeddedSupervisor", "Limits", "ProcessLike", "child_command", "run_local"]
 
@@ -90,14 +90,9 @@ class ProcessLike(Protocol):
 
 
 def child_command(bundle: str, comm_port: int, logs_port: int) -> list[str]:
-    """The runtime's argv, as a worker would build it for ``trio-coord serve`` (§2.4)."""
+    """The runtime's argv, as a worker builds it: the bundle program plus the two sockets."""
     return [
-        sys.executable,
-        "-m",
-        "trio_coord",
-        "serve",
-        "--bundle",
-        bundle,
+        *bundle_program(bundle),
         f"--comm=127.0.0.1:{comm_port}",
         f"--logs=127.0.0.1:{logs_port}",
     ]
