@@ -43,6 +43,7 @@ import marshal
 import os
 import stat
 import sys
+import threading
 import time
 import types
 import zipfile
@@ -483,6 +484,7 @@ class PayloadFinder(importlib.abc.MetaPathFinder):
         self.report: Callable[[str], None] | None = _to_stderr
         self._cache: PrivateCache | None = None
         self._cache_opened = False
+        self._cache_lock = threading.Lock()
         #: Descriptors of loaded extension modules, open for the process's life: the
         #: mapping is permanent anyway, and a reused descriptor number would make the
         #: dynamic loader hand back the library loaded under the same /proc path.
@@ -525,9 +527,10 @@ class PayloadFinder(importlib.abc.MetaPathFinder):
 
     def cache(self) -> PrivateCache | None:
         """The private cache, opened on first use; None when there is none at all."""
-        if not self._cache_opened:
-            self._cache_opened = True
-            self._cache = self._open_cache()
+        with self._cache_lock:  # imports in two threads must not open two caches
+            if not self._cache_opened:
+                self._cache_opened = True
+                self._cache = self._open_cache()
         return self._cache
 
     def _open_cache(self) -> PrivateCache | None:
