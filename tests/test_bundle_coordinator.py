@@ -160,11 +160,17 @@ def test_unsafe_cache_is_refused_with_one_warning_record(
     marker = tmp_path / "planted-ran"
     plant(cache, marker, forge_with_key=True)
     configured = make_unsafe(cache)
-    r = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured))
+    runtime = tmp_path / "run"  # where the per-user fallback cache goes
+    r = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured), XDG_RUNTIME_DIR=str(runtime))
     assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
     assert not marker.exists()
+    assert any((runtime / f"trio-coord-cache-{os.geteuid()}" / "pyc").iterdir())
     (warning,) = _cache_warnings(r)
     assert warning["level"] == "warning"
     assert f"cache directory {configured} is not used because it" in str(warning["event"])
-    assert "starts are slower" in str(warning["event"]) and "Fix: " in str(warning["event"])
+    assert "slower" in str(warning["event"]) and "Fix: " in str(warning["event"])
     assert not [rec for rec in r.task_log if rec.get("level") in ("error", "critical")]
+    # The next task try on this worker is not told again (within a day); nothing planted runs.
+    again = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured), XDG_RUNTIME_DIR=str(runtime))
+    assert (again.exit_code, again.final_state) == (0, "success"), again.stderr[-3000:]
+    assert not marker.exists() and _cache_warnings(again) == []

@@ -278,6 +278,7 @@ def test_unsafe_cache_directory_is_refused_with_one_warning(
         pytest.skip("chown to another uid needs root")
     unsafe = make(tmp_path)
     monkeypatch.setenv("TRIO_COORD_CACHE_DIR", str(unsafe))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     before = sorted(p.name for p in unsafe.resolve().iterdir())
     finder = importer.PayloadFinder(_zip({}), "/b")
     for i in range(3):
@@ -285,13 +286,41 @@ def test_unsafe_cache_directory_is_refused_with_one_warning(
         exec(finder.code_for(b"OK = %d\n" % i, "/b!/lib/m.py"), ns)
         assert ns["OK"] == i
     cache = finder.cache()
-    assert cache is not None and not cache.path.startswith(str(tmp_path))
+    assert cache is not None and cache.path == str(
+        tmp_path / "run" / f"trio-coord-cache-{os.geteuid()}"
+    )
     assert stat.S_IMODE(os.stat(cache.path).st_mode) == 0o700
     assert sorted(p.name for p in unsafe.resolve().iterdir()) == before  # untouched
     err = capsys.readouterr().err
     assert err.count("warning:") == 1, err
     assert f"cache directory {unsafe} is not used because it " in err and problem in err
-    assert "starts are slower" in err and "Fix: " in err
+    assert "slower" in err and "Fix: " in err
+
+
+def test_the_refusal_warning_is_repeated_at_most_daily_when_the_fallback_persists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second process refusing the same directory stays quiet (its per-user fallback remembers); a day later, or with a per-process fallback, it warns again."""
+    monkeypatch.setenv("TRIO_COORD_CACHE_DIR", str(_world_writable(tmp_path)))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    warnings = []
+    for _ in range(2):
+        importer.PayloadFinder(_zip({}), "/b").cache()
+        warnings.append(capsys.readouterr().err.count("warning:"))
+    assert warnings == [1, 0]
+    fallback = tmp_path / "run" / f"trio-coord-cache-{os.geteuid()}"
+    for seen in fallback.glob("seen-*"):
+        os.utime(seen, (time.time() - 90000, time.time() - 90000))
+    importer.PayloadFinder(_zip({}), "/b").cache()
+    assert capsys.readouterr().err.count("warning:") == 1
+    fallback.chmod(0o777)  # the per-user fallback is refused too: a per-process one, every time
+    for _ in range(2):
+        cache = importer.PayloadFinder(_zip({}), "/b").cache()
+        assert (
+            cache is not None and "trio-coord-cache-" in cache.path and cache.path != str(fallback)
+        )
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1 and "slower starts" in err, err
 
 
 def test_unwritable_cache_warns_once_and_still_compiles(

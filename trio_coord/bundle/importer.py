@@ -72,6 +72,8 @@ _MAX_ENTRY = 256 << 20
 _KEY_SIZE = 32
 #: Temporary files older than this are leftovers of a killed process.
 _STALE_TMP_S = 3600
+#: A warning about the same refused cache directory repeats at most this often.
+_REMIND_S = 86400
 #: A hit refreshes an entry's mtime (its LRU age) at most this often.
 _TOUCH_S = 3600
 
@@ -195,6 +197,17 @@ class PrivateCache:
             raise
         return cls(path, fd, cap)
 
+    @classmethod
+    def open_keyed(cls, path: str, cap: int) -> PrivateCache:
+        """:meth:`open` and make sure the HMAC key is usable (closing it again if not)."""
+        cache = cls.open(path, cap)
+        try:
+            cache.key()
+        except BaseException:
+            cache.close()
+            raise
+        return cache
+
     @staticmethod
     def _open_dir(part: str, dir_fd: int, path: str) -> int:
         try:
@@ -317,6 +330,18 @@ class PrivateCache:
             os.close(got[0])
             self._key = got[1]
         return self._key
+
+    def seen_recently(self, event: str) -> bool:
+        """Whether ``event`` was recorded here within a day; records it if not."""
+        name = "seen-" + hashlib.sha256(event.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime > time.time() - _REMIND_S:
+                return True
+            os.unlink(name, dir_fd=self.fd)
+        except OSError:
+            pass
+        return not self._write(self.fd, name, b"", entry=False)
 
     # -- bytecode -------------------------------------------------------------------
 
@@ -537,9 +562,7 @@ class PayloadFinder(importlib.abc.MetaPathFinder):
         cap = _cap_bytes(self.notice)
         path = cache_root()
         try:
-            cache = PrivateCache.open(path, cap)
-            cache.key()
-            return cache
+            return PrivateCache.open_keyed(path, cap)
         except _Untrusted as exc:
             why = exc
         except OSError as exc:
@@ -547,24 +570,44 @@ class PayloadFinder(importlib.abc.MetaPathFinder):
                 f"cannot be used ({exc.strerror})",
                 "point TRIO_COORD_CACHE_DIR at a directory you own",
             )
-        self._refuse(path, why)
-        try:
-            import tempfile
+        fallback, temporary = self._fallback_cache(cap, path)
+        if fallback is not None and not temporary and fallback.seen_recently(f"{path}\0{why}"):
+            return fallback  # told within the day; the task logs need not all repeat it
+        self._refuse(path, why, temporary=temporary)
+        return fallback
 
+    @staticmethod
+    def _fallback_cache(cap: int, refused: str) -> tuple[PrivateCache | None, bool]:
+        """A per-user private cache under ``$XDG_RUNTIME_DIR`` or the temporary directory,
+        else one for this process only (removed at exit); True for the latter."""
+        import tempfile
+
+        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        shared = os.path.join(base, f"trio-coord-cache-{os.geteuid()}")
+        if os.path.abspath(refused) != shared:
+            try:
+                return PrivateCache.open_keyed(shared, cap), False
+            except (OSError, _Untrusted):
+                pass
+        try:
             tmp = tempfile.mkdtemp(prefix="trio-coord-cache-")
             atexit.register(_rmtree_path, tmp)
-            cache = PrivateCache.open(tmp, cap)
-            cache.key()
-            return cache
+            return PrivateCache.open_keyed(tmp, cap), True
         except (OSError, _Untrusted):
-            return None
+            return None, True
 
-    def _refuse(self, path: str, why: _Untrusted) -> None:
+    def _refuse(self, path: str, why: _Untrusted, *, temporary: bool = True) -> None:
+        cost = (
+            "a private directory for this process only, so every start compiles every "
+            "module again (slower starts)"
+            if temporary
+            else "a private per-user directory that is lost at reboot (the first start "
+            "after that is slower); this warning repeats at most once a day"
+        )
         self.notice(
             "cache",
             f"cache directory {path} is not used because it {why.problem}; this process "
-            "caches in a private temporary directory instead, so starts are slower (every "
-            f"module is compiled again). Fix: {why.fix}.",
+            f"caches in {cost}. Fix: {why.fix}.",
         )
 
     def _cache_failed(self, cache: PrivateCache, exc: BaseException) -> None:
