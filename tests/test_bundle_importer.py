@@ -11,6 +11,7 @@ import io
 import marshal
 import os
 import stat
+import subprocess
 import sys
 import time
 import traceback
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from bundle_helpers import planted_shared_object
 
 from trio_coord.bundle import importer
 from trio_coord.bundle.launcher import bootstrap_source
@@ -376,3 +378,49 @@ def test_a_bad_cache_cap_is_reported_and_the_default_used(
     assert (
         "TRIO_COORD_CACHE_MAX_MB='lots' is not a positive whole number" in capsys.readouterr().err
     )
+
+
+_SWAP = r"""
+import importlib.machinery, importlib.util, io, os, sys, zipfile
+import msgpack._cmsgpack as real
+from trio_coord.bundle import importer
+cache, planted, marker = sys.argv[1:]
+suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as zf:
+    zf.writestr("lib/tcswap/__init__.py", b"")
+    zf.writestr("lib/tcswap/_cmsgpack" + suffix, open(real.__file__, "rb").read())
+os.environ["TRIO_COORD_CACHE_DIR"] = cache
+finder = importer.PayloadFinder(zipfile.ZipFile(io.BytesIO(buf.getvalue())), "/b")
+spec = finder.find_spec("tcswap._cmsgpack")  # checked here ...
+(entry,) = [e for e in os.listdir(os.path.join(cache, "ext")) if not e.startswith(".")]
+swap = os.path.join(cache, "ext", ".swap")
+with open(swap, "wb") as f:
+    f.write(open(planted, "rb").read())
+os.replace(swap, os.path.join(cache, "ext", entry))  # ... swapped before the load ...
+try:
+    module = importlib.util.module_from_spec(spec)  # ... and loaded here
+    spec.loader.exec_module(module)
+    loaded = hasattr(module, "Packer")
+except ImportError:
+    loaded = False
+print("LOADED", loaded, os.path.exists(marker))
+"""
+
+
+def test_an_extension_swapped_between_check_and_load_is_not_loaded(tmp_path: Path) -> None:
+    """Replacing the cached extension file after its hash was checked does not change what dlopen maps."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("loading through the checked descriptor needs /proc")
+    marker = tmp_path / "planted-ran"
+    so = tmp_path / "planted.so"
+    so.write_bytes(planted_shared_object(tmp_path / "so", marker))
+    proc = subprocess.run(
+        [sys.executable, "-c", _SWAP, str(tmp_path / "cache"), str(so), str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["LOADED", "True", "False"]
+    assert not marker.exists()
