@@ -179,3 +179,68 @@ def real_coordinator_view(
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_PLANTED_C = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen("%s", "w");
+    if (f) { fputs("planted code ran\n", f); fclose(f); }
+}
+"""
+
+
+def planted_shared_object(directory: Path, marker: Path) -> bytes:
+    """A real shared object whose load (its ELF constructor) writes ``marker``.
+
+    Before returning, it is loaded once with ctypes in a child process writing to a
+    control file, so a test using it knows that loading it would have been seen.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for target in (directory / "control-marker", marker):
+        src = directory / f"planted-{target.name}.c"
+        src.write_text(_PLANTED_C % target)
+        out = src.with_suffix(".so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
+        objects.append(out)
+    subprocess.run(
+        [sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(objects[0])!r})"], check=True
+    )
+    assert (directory / "control-marker").exists(), "the planted object does not run on load"
+    return objects[1].read_bytes()
+
+
+def planted_code(marker: Path) -> bytes:
+    """Marshalled code writing ``marker``: what a planted bytecode entry would run."""
+    import marshal
+
+    return marshal.dumps(compile(f"open({str(marker)!r}, 'w').write('ran')\n", "<planted>", "exec"))
+
+
+def plant(cache: Path, marker: Path, *, forge_with_key: bool) -> int:
+    """Overwrite every bytecode and extension entry of ``cache`` with code writing ``marker``.
+
+    Bytecode entries get the marker code behind a SHA-256 of itself (the old, unkeyed
+    format) or, with ``forge_with_key``, behind a valid HMAC under the cache's own key
+    (what someone able to write and read the directory could do). Returns the number of
+    entries replaced.
+    """
+    import hashlib
+    import hmac
+
+    body = planted_code(marker)
+    key = (cache / "key").read_bytes()
+    count = 0
+    for entry in (cache / "pyc").iterdir():
+        if forge_with_key:
+            seal = hmac.new(key, entry.name.encode() + body, hashlib.sha256).digest()
+        else:
+            seal = hashlib.sha256(body).digest()
+        entry.write_bytes(seal + body)
+        count += 1
+    so = planted_shared_object(scratch("planted-so") / marker.name, marker)
+    for entry in (cache / "ext").iterdir():
+        entry.write_bytes(so)
+        count += 1
+    return count

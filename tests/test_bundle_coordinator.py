@@ -9,7 +9,10 @@ hash checks, the launch and the socket handshake are all Airflow's code.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from bundle_helpers import (
     bare_python,
     packed,
     packed_example,
+    plant,
     scratch,
     write_bundle,
 )
@@ -96,3 +100,77 @@ def test_import_failure_on_the_worker_reaches_the_task_log(tmp_path: Path) -> No
     assert (r.exit_code, r.final_state) == (0, "failed"), r.stderr[-3000:]
     assert "fragile refuses to import today" in r.log_text
     assert "fragile.py" in r.log_text
+
+
+def _warm_cache(tmp_path: Path, root: Path) -> Path:
+    """A cache filled by one successful run of hello.greet (bytecode and msgpack's extension)."""
+    cache = tmp_path / "cache"
+    r = _run("greet", root, TRIO_COORD_CACHE_DIR=str(cache))
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    assert any((cache / "pyc").iterdir()) and any((cache / "ext").iterdir())
+    return cache
+
+
+def _cache_warnings(r: Report) -> list[dict[str, object]]:
+    return [rec for rec in r.task_log if "cache directory" in str(rec.get("event", ""))]
+
+
+def test_planted_bytecode_and_extensions_do_not_run(tmp_path: Path) -> None:
+    """Entries replaced in our own cache between two starts (bytecode, a real .so) are re-checked and rewritten, never run."""
+    root = _root(tmp_path, ("hello", packed_example()))
+    cache = _warm_cache(tmp_path, root)
+    marker = tmp_path / "planted-ran"
+    assert plant(cache, marker, forge_with_key=False) > 10
+    r = _run("greet", root, TRIO_COORD_CACHE_DIR=str(cache))
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    assert not marker.exists()
+    assert r.xcoms["hello/r1/greet/return_value"] == {"greeting": "hello, world", "run_id": "r1"}
+    assert "warning" not in r.log_text.lower(), r.log_text[-2000:]
+    # The second start re-verified the swapped extension and put the payload's bytes back.
+    for entry in (cache / "ext").iterdir():
+        assert hashlib.sha256(entry.read_bytes()).hexdigest() == entry.name.split("-", 1)[0]
+
+
+def _make_symlink(cache: Path) -> Path:
+    link = cache.with_name("cache-link")
+    link.symlink_to(cache)
+    return link
+
+
+def _make_world_writable(cache: Path) -> Path:
+    cache.chmod(0o777)
+    return cache
+
+
+def _make_foreign(cache: Path) -> Path:
+    for dirpath, _dirs, files in os.walk(cache):
+        os.chown(dirpath, 12345, 12345)
+        for name in files:
+            os.chown(os.path.join(dirpath, name), 12345, 12345)
+    return cache
+
+
+@pytest.mark.parametrize("make_unsafe", [_make_symlink, _make_world_writable, _make_foreign])
+def test_unsafe_cache_is_refused_with_one_warning_record(
+    tmp_path: Path, make_unsafe: Callable[[Path], Path]
+) -> None:
+    """A symlinked, 0777 or foreign cache holding validly sealed planted code: nothing of it runs, the task succeeds, one warning record (not error) says why."""
+    root = _root(tmp_path, ("hello", packed_example()))
+    cache = _warm_cache(tmp_path, root)
+    marker = tmp_path / "planted-ran"
+    plant(cache, marker, forge_with_key=True)
+    configured = make_unsafe(cache)
+    runtime = tmp_path / "run"  # where the per-user fallback cache goes
+    r = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured), XDG_RUNTIME_DIR=str(runtime))
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    assert not marker.exists()
+    assert any((runtime / f"trio-coord-cache-{os.geteuid()}" / "pyc").iterdir())
+    (warning,) = _cache_warnings(r)
+    assert warning["level"] == "warning"
+    assert f"cache directory {configured} is not used because it" in str(warning["event"])
+    assert "slower" in str(warning["event"]) and "Fix: " in str(warning["event"])
+    assert not [rec for rec in r.task_log if rec.get("level") in ("error", "critical")]
+    # The next task try on this worker is not told again (within a day); nothing planted runs.
+    again = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured), XDG_RUNTIME_DIR=str(runtime))
+    assert (again.exit_code, again.final_state) == (0, "success"), again.stderr[-3000:]
+    assert not marker.exists() and _cache_warnings(again) == []

@@ -184,26 +184,34 @@ def test_runs_on_a_bare_interpreter_from_the_payload_only() -> None:
     assert probe["trio"] == f"{bundle}!/lib/trio/__init__.py"
     assert probe["packer"] == "msgpack._cmsgpack" and probe["libyaml"] is True
     assert probe["flags"] == [1, 1]
-    # The extension cache is content-addressed: ext/<sha256 of the file>/<original name>.
-    cached = sorted((cache / "ext").glob("*/*.so"))
-    assert {p.name.split(".")[0] for p in cached} == {"_cmsgpack", "_yaml"}
+    # The extension cache is content-addressed: ext/<sha256 of the file>-<original name>,
+    # private to this user (files 0600 in 0700 directories).
+    cached = sorted((cache / "ext").glob("*.so"))
+    assert {p.name.split("-", 1)[1].split(".")[0] for p in cached} == {"_cmsgpack", "_yaml"}
     for p in cached:
-        assert hashlib.sha256(p.read_bytes()).hexdigest() == p.parent.name
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name.split("-", 1)[0]
+        assert p.stat().st_mode & 0o777 == 0o600
+    assert {d.stat().st_mode & 0o777 for d in (cache, cache / "ext", cache / "pyc")} == {0o700}
 
 
 @pytest.mark.slow
-def test_unusable_extension_cache_falls_back_to_pure_python_with_one_warning(
+def test_unusable_cache_directory_costs_one_warning_and_a_temporary_cache(
     tmp_path: Path,
 ) -> None:
-    """When the cache cannot be written, msgpack and PyYAML use their pure-Python code and one warning is printed."""
+    """A cache directory that cannot be created costs one warning; extensions still load from a private temporary cache."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     proc = run_bundle(
-        _probe_bundle(), "--dump-bundle-spec", env={"TRIO_COORD_CACHE_DIR": str(blocker)}
+        _probe_bundle(),
+        "--dump-bundle-spec",
+        # The per-user fallback goes under XDG_RUNTIME_DIR: keep it inside this test's directory.
+        env={"TRIO_COORD_CACHE_DIR": str(blocker), "XDG_RUNTIME_DIR": str(tmp_path / "run")},
     )
     probe = _probe(proc)
-    assert probe["packer"] == "msgpack.fallback" and probe["libyaml"] is False
-    assert proc.stderr.count("warning: compiled module") == 1
+    assert probe["packer"] == "msgpack._cmsgpack" and probe["libyaml"] is True
+    assert proc.stderr.count("warning:") == 1, proc.stderr
+    assert f"cache directory {blocker} is not used because it cannot be opened" in proc.stderr
+    assert "slower" in proc.stderr and "Fix: " in proc.stderr
 
 
 @pytest.mark.slow

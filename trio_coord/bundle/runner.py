@@ -8,23 +8,39 @@ importing user code; every other mode imports the entry module from the payload.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..authoring import Bundle
 from ..cli import BundleLoadError, BundleSource, bundle_main
+
+if TYPE_CHECKING:
+    from .importer import PayloadFinder
 
 __all__ = ["run_packed"]
 
 
 def run_packed(
-    info: dict[str, Any], bundle_path: str, argv: list[str], launch_error: str | None
+    info: dict[str, Any],
+    bundle_path: str,
+    argv: list[str],
+    launch_error: str | None,
+    finder: PayloadFinder | None = None,
 ) -> int:
-    """Run the bundle CLI for a packed bundle described by its ``bundle.json``."""
+    """Run the bundle CLI for a packed bundle described by its ``bundle.json``.
+
+    The importer's warnings (an unsafe cache directory, a skipped extension module) are
+    logged when the bundle is loaded: under a supervisor that makes them one warning
+    record in the task log rather than an error-level stderr line; in the metadata
+    modes Python's last-resort handler prints them on stderr.
+    """
     module_name, _, attr = str(info["entry"]).partition(":")
     ident = info["bundle"]
 
     def load(_spec: str | None) -> Bundle:
+        if finder is not None:
+            finder.route_notices(logging.getLogger("trio_coord.bundle").warning)
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
