@@ -198,7 +198,9 @@ class Cluster:
         """Migrate the database, start the four components and wait until each is healthy."""
         env = self.base_env()
         self._run_checked("airflow db migrate", ["airflow", "db", "migrate"], env=env)
-        self._spawn("scheduler", ["airflow", "scheduler"], {**env, **self.coordinator_env()})
+        # The bundles' module cache inside the throw-away directory, not the user's home.
+        worker = {**self.coordinator_env(), "TRIO_COORD_CACHE_DIR": str(self.tmp / "bundle-cache")}
+        self._spawn("scheduler", ["airflow", "scheduler"], {**env, **worker})
         self._spawn("dag-processor", ["airflow", "dag-processor"], {**env, "PYTHONPATH": str(self.dagproc_lib)})
         self._spawn("api-server", ["airflow", "api-server"], env)
         self._spawn("triggerer", ["airflow", "triggerer"], env)
