@@ -77,7 +77,9 @@ class Api:
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
     def ti_path(self, dag_id: str, run_id: str, task_id: str) -> str:
-        return f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+        return (
+            f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+        )
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
         """The run once it is finished (success or failed); raises with the TI states if not."""
@@ -111,4 +113,6 @@ class Api:
         return "\n".join(lines)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        return self.get(f"{self.ti_path(dag_id, run_id, task_id)}/xcomEntries/{quote(key)}")["value"]
+        return self.get(f"{self.ti_path(dag_id, run_id, task_id)}/xcomEntries/{quote(key)}")[
+            "value"
+        ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -166,7 +167,9 @@ class Cluster:
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(self.ports["trigger_logs"]),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="True",
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST="127.0.0.1",
-            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(self.ports["scheduler_health"]),
+            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(
+                self.ports["scheduler_health"]
+            ),
         )
 
     # -- deployment (docs/deployment.md §3 and §4) --------------------------------------
@@ -201,7 +204,11 @@ class Cluster:
         # The bundles' module cache inside the throw-away directory, not the user's home.
         worker = {**self.coordinator_env(), "TRIO_COORD_CACHE_DIR": str(self.tmp / "bundle-cache")}
         self._spawn("scheduler", ["airflow", "scheduler"], {**env, **worker})
-        self._spawn("dag-processor", ["airflow", "dag-processor"], {**env, "PYTHONPATH": str(self.dagproc_lib)})
+        self._spawn(
+            "dag-processor",
+            ["airflow", "dag-processor"],
+            {**env, "PYTHONPATH": str(self.dagproc_lib)},
+        )
         self._spawn("api-server", ["airflow", "api-server"], env)
         self._spawn("triggerer", ["airflow", "triggerer"], env)
         self.wait_healthy()
@@ -326,7 +333,7 @@ class Cluster:
         if killed:
             print(f"e2e: needed SIGKILL: {', '.join(killed)}")
         for name, port in self.ports.items():
-            if not _wait_for(lambda p=port: port_is_free(p), 15):
+            if not _wait_for(functools.partial(port_is_free, port), 15):
                 problems.append(f"port {port} ({name}) is still in use after teardown")
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self.tmp.exists():

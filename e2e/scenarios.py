@@ -10,6 +10,7 @@ XComs and logs). A hook fails the scenario by raising ``AssertionError`` with a 
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
 import time
@@ -141,7 +142,9 @@ def data_check(r: Run) -> None:
     expect_eq(r.xcom("check_outputs"), {"seen": expected}, "check_outputs' return_value XCom")
     log = r.log("read_inputs")
     expect_in(log, f"variable e2e_plain={made['plain']}", "read_inputs' log")
-    expect_in(log, "connection e2e_conn host=db.example.internal login=e2e-user", "read_inputs' log")
+    expect_in(
+        log, "connection e2e_conn host=db.example.internal login=e2e-user", "read_inputs' log"
+    )
     expect_in(log, f"xcom from the API: {made['from_api']!r}", "read_inputs' log")
     # The lines carrying secrets are there, masked: proof they were logged and hidden.
     expect_in(log, "secret variable e2e_api_key=***", "read_inputs' log")
@@ -172,7 +175,7 @@ GONE_WITHIN_S = 60.0
 
 def _process_ended(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
 
@@ -197,6 +200,7 @@ def sleeper_during(r: Run) -> None:
         raise AssertionError(
             f"the task's pid {pid} is not a bundle process under the scheduler ({sorted(pids)})"
         )
+    r.made["pid"] = pid
     marked = time.monotonic()
     r.api.patch(r.api.ti_path(r.dag_id, r.run_id, "sleep_long"), {"new_state": "failed"})
     while not _process_ended(pid):
@@ -209,21 +213,64 @@ def sleeper_during(r: Run) -> None:
 
 
 def sleeper_check(r: Run) -> None:
+    """The process ended on the SIGTERM path: the runtime logged it, no SIGKILL was needed."""
     expect_eq(r.ti("sleep_long")["state"], "failed", "sleep_long state")
-    expect_in(r.log("sleep_long"), "sleeping in pid", "sleep_long's log")
+    log = r.log("sleep_long")
+    expect_in(log, "sleeping in pid", "sleep_long's log")
+    expect_in(log, "received SIGTERM; cancelling the task", "sleep_long's log")
+    expect_in(log, "task finished: failed: received SIGTERM", "sleep_long's log")
+    pid = r.made["pid"]
+    worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
+    mine = [x for x in worker_log.splitlines() if re.search(rf"\bpid={pid}\b", x)]
+    exits = [x for x in mine if "Process exited" in x]
+    if not exits or "signal_sent=SIGTERM" not in exits[0]:
+        raise AssertionError(f"the supervisor did not see pid {pid} exit after SIGTERM: {exits}")
+    stuck = [x for x in mine if "did not terminate in time" in x]
+    expect_eq(stuck, [], "supervisor escalations for the bundle process")
+    told = re.search(r'"timestamp":"([^"]+)","level":"\w+","event":"Server indicated', _raw_log(r))
+    seen = re.match(r"(\S+Z)", exits[0])
+    if told and seen:
+        took = _ts(seen.group(1)) - _ts(told.group(1))
+        r.notes["supervisor: SIGTERM -> exit seen"] = f"{took.total_seconds():.1f} s"
+
+
+def _raw_log(r: Run) -> str:
+    """The task log file as the worker wrote it (JSON lines), for exact timestamps."""
+    path = (
+        r.cluster.home / "logs" / f"dag_id={r.dag_id}" / f"run_id={r.run_id}"
+        / "task_id=sleep_long" / "attempt=1.log"
+    )  # fmt: skip
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _ts(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # -- e2e_missing_bundle: a DAG file whose bundle was never deployed ---------------------
 
-MISSING_REASON = "cannot find executable bundle"
+#: What 1.3.2's coordinator raises, in the worker, when no bundle declares the dag id.
+MISSING_REASON = "cannot find executable bundle containing dag_id='e2e_missing_bundle'"
 
 
 def missing_check(r: Run) -> None:
+    """Airflow 1.3.2 fails the task before it starts: the reason is in the worker's log only.
+
+    The coordinator raises while the LocalExecutor's worker prepares the task, so the task
+    instance never reaches ``running`` (no start date), its task log has no line from the
+    task, and the executor's "failed" event makes the scheduler fail it. With LocalExecutor
+    the worker's log is the scheduler's.
+    """
+    ti = r.ti("never_runs")
+    expect_eq(ti["start_date"], None, "never_runs' start date (it never started)")
     log = r.log("never_runs")
-    expect_in(log, MISSING_REASON, "never_runs' log")
-    expect_in(log, "e2e_missing_bundle", "never_runs' log")
     expect_not_in(log, "this line must not appear", "never_runs' log")
-    r.notes["reason in the task log"] = next(x for x in log.splitlines() if MISSING_REASON in x)[:200]
+    expect_not_in(log, "trio_coord", "never_runs' log")
+    worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
+    expect_in(worker_log, MISSING_REASON, "the scheduler's (LocalExecutor worker's) log")
+    r.notes["reason, in the scheduler's log"] = next(
+        x for x in worker_log.splitlines() if MISSING_REASON in x
+    )[:200]
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -261,7 +308,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "missing-bundle",
         "e2e_missing_bundle",
         {"never_runs": "failed"},
-        "A task whose bundle is not under executables_root fails, and its log says why.",
+        "A task whose bundle is not under executables_root fails before it starts; the worker's log says why.",
         check=missing_check,
     ),
 )

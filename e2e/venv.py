@@ -147,7 +147,9 @@ def _run(cmd: list[str]) -> None:
         raise VenvError(f"{cmd[:4]} did not finish in {INSTALL_TIMEOUT_S}s") from exc
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-4000:]
-        raise VenvError(f"cannot build the Airflow venv: {' '.join(cmd)} exited {done.returncode}:\n{tail}")
+        raise VenvError(
+            f"cannot build the Airflow venv: {' '.join(cmd)} exited {done.returncode}:\n{tail}"
+        )
 
 
 if __name__ == "__main__":
