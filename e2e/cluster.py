@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from .api import Api, ApiError
-from .venv import clean_env
+from .venv import clean_env, run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,21 +228,7 @@ class Cluster:
         self.components[name] = Component(name, proc, log)
 
     def _run_checked(self, what: str, argv: list[str], env: dict[str, str] | None) -> None:
-        try:
-            done = subprocess.run(
-                argv,
-                cwd=self.tmp,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=MIGRATE_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ClusterError(f"{what} did not finish within {MIGRATE_TIMEOUT_S}s") from exc
-        if done.returncode != 0:
-            out = (done.stdout + done.stderr).splitlines()[-40:]
-            raise ClusterError(f"{what} failed (exit {done.returncode}):\n" + "\n".join(out))
+        run_step(what, argv, error=ClusterError, timeout=MIGRATE_TIMEOUT_S, env=env, cwd=self.tmp)
 
     def check_alive(self) -> None:
         """Raise, with its log's tail, if any component has exited."""

@@ -133,23 +133,35 @@ def ensure_venv() -> tuple[Path, float]:
         return venv, time.monotonic() - started
 
 
-def _run(cmd: list[str]) -> None:
+def run_step(
+    what: str,
+    argv: list[str],
+    *,
+    error: type[Exception],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> None:
+    """Run one set-up command; raise ``error`` with its output's tail if it fails or overruns."""
     try:
         done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-            env=clean_env(),
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise VenvError(f"{cmd[:4]} did not finish in {INSTALL_TIMEOUT_S}s") from exc
+        raise error(f"{what} did not finish within {timeout:.0f}s") from exc
     if done.returncode != 0:
-        tail = (done.stdout + done.stderr)[-4000:]
-        raise VenvError(
-            f"cannot build the Airflow venv: {' '.join(cmd)} exited {done.returncode}:\n{tail}"
-        )
+        out = (done.stdout + done.stderr).splitlines()[-40:]
+        raise error(f"{what} failed (exit {done.returncode}):\n" + "\n".join(out))
+
+
+def _run(cmd: list[str]) -> None:
+    run_step(
+        f"building the Airflow venv: {' '.join(cmd[:6])}",
+        cmd,
+        error=VenvError,
+        timeout=INSTALL_TIMEOUT_S,
+        env=clean_env(),
+    )
 
 
 if __name__ == "__main__":
