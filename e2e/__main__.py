@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 import time
@@ -187,7 +188,11 @@ def main() -> int:
     total = time.monotonic() - started
     if perf_text and args.record and not failures:
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        env = f"{platform.node() and 'this machine'}: {_cpus()} CPUs, Python {platform.python_version()}"
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        env = (
+            f"{_cpus()} CPUs, load average {load} at the end, Python "
+            f"{platform.python_version()}, Airflow venv {'built in this run' if built else 'cached'}"
+        )
         write_perf_doc(perf_text, when, env)
         say(f"wrote {PERF_DOC}")
     if failures:
@@ -208,8 +213,6 @@ class _Partial(Exception):
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
 
 
