@@ -22,6 +22,7 @@ import time
 import traceback
 
 from . import perf
+from .api import ApiError
 from .cluster import ROOT, Cluster, ClusterError, running_cluster
 from .scenarios import SCENARIOS, Run, Scenario
 from .venv import VenvError, ensure_venv
@@ -182,7 +183,9 @@ def main() -> int:
             say(f"per-task cost ({time.monotonic() - t:.0f} s):\n{perf_text}")
     except _Partial:
         pass
-    except Exception as exc:  # any error fails the run, with its reason
+    except (ClusterError, ApiError) as exc:  # an expected kind of failure: its message says it all
+        failures.append(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # anything else fails the run too, with its traceback
         failures.append(f"{type(exc).__name__}: {exc}")
         traceback.print_exc()
     total = time.monotonic() - started
@@ -196,7 +199,11 @@ def main() -> int:
         write_perf_doc(perf_text, when, env)
         say(f"wrote {PERF_DOC}")
     if failures:
+        for f in failures:
+            if "\n" in f:
+                print(f, flush=True)
         say(f"FAILED after {total:.0f} s: " + "; ".join(f.splitlines()[0] for f in failures))
+        say("set TRIO_COORD_E2E_KEEP_LOGS=DIR to keep the component and task logs of a run")
         return 1
     if args.only:
         say(

@@ -88,10 +88,11 @@ def spec_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _smoke_ok(venv: Path) -> bool:
+def _smoke_error(venv: Path) -> str | None:
+    """Why the venv is not usable (no marker, no interpreter, failed smoke check), or None."""
     py = venv / "bin" / "python"
     if not (venv / MARKER).exists() or not py.exists():
-        return False
+        return "not built"
     done = subprocess.run(
         [str(py), "-I", "-c", SMOKE],
         cwd=str(venv),
@@ -101,9 +102,7 @@ def _smoke_ok(venv: Path) -> bool:
         check=False,
         env=clean_env(),
     )
-    if done.returncode != 0:
-        print(f"e2e: cached Airflow venv {venv} is broken, rebuilding:\n{done.stderr[-2000:]}")
-    return done.returncode == 0
+    return None if done.returncode == 0 else done.stderr[-2000:]
 
 
 def ensure_venv() -> tuple[Path, float]:
@@ -118,8 +117,11 @@ def ensure_venv() -> tuple[Path, float]:
     with open(root / ".lock", "w") as lock:
         # Two e2e runs at once would otherwise build the same venv over each other.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _smoke_ok(venv):
+        why = _smoke_error(venv)
+        if why is None:
             return venv, 0.0
+        if why != "not built":
+            print(f"e2e: the cached Airflow venv {venv} is broken, rebuilding it:\n{why}")
         started = time.monotonic()
         shutil.rmtree(venv, ignore_errors=True)
         print(f"e2e: building the Airflow venv {venv} (cold cache; takes minutes)", flush=True)
@@ -127,9 +129,10 @@ def ensure_venv() -> tuple[Path, float]:
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--progress-bar", "off"]
         _run([*pip, "-c", str(CONSTRAINTS), *REQUIREMENTS])
         (venv / MARKER).write_text(" ".join(REQUIREMENTS) + "\n")
-        if not _smoke_ok(venv):
+        why = _smoke_error(venv)
+        if why is not None:
             (venv / MARKER).unlink()
-            raise VenvError(f"the freshly built Airflow venv {venv} fails its smoke check")
+            raise VenvError(f"the freshly built Airflow venv {venv} fails its smoke check:\n{why}")
         return venv, time.monotonic() - started
 
 
