@@ -118,6 +118,7 @@ class Cluster:
             "trigger_logs": free_port(),
         }
         self.components: dict[str, Component] = {}
+        self._stopped: list[psutil.Process] = []
         self.api = Api(f"http://127.0.0.1:{self.ports['api']}")
         for d in (self.dags, self.executables_root, self.logs):
             d.mkdir(parents=True)
@@ -254,7 +255,7 @@ class Cluster:
                 if not bad:
                     return last
             time.sleep(1)
-        unhealthy = {k: v for k, v in last.items()}
+        unhealthy = dict(last)
         who = {
             "scheduler": "scheduler",
             "triggerer": "triggerer",
@@ -298,15 +299,22 @@ class Cluster:
         # Whatever is left, in the groups or re-parented out of them (task processes).
         for name, procs in trees.items():
             for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    if p.is_running():
+                if _alive(p):
+                    with contextlib.suppress(psutil.Error):
                         p.kill()
-                        if name not in killed:
-                            killed.append(f"{name}:{p.pid}")
+                    if name not in killed:
+                        killed.append(f"{name}:{p.pid}")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.components[name].proc.pid, signal.SIGKILL)
-            self.components[name].proc.wait(timeout=STOP_GRACE_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.components[name].proc.wait(timeout=STOP_GRACE_S)
+        self._stopped = [p for procs in trees.values() for p in procs]
         return killed
+
+    def survivors(self) -> list[str]:
+        """Processes of the stopped components that still run (after ``stop``)."""
+        _wait_for(lambda: not any(_alive(p) for p in self._stopped), 5)
+        return [str(p.pid) for p in self._stopped if _alive(p)]
 
     def close(self) -> list[str]:
         """Stop everything, check the ports are free again, remove the directory.
@@ -318,6 +326,7 @@ class Cluster:
         killed = self.stop()
         if killed:
             print(f"e2e: needed SIGKILL: {', '.join(killed)}")
+        problems += [f"process {x} survived the teardown" for x in self.survivors()]
         for name, port in self.ports.items():
             if not _wait_for(functools.partial(port_is_free, port), 15):
                 problems.append(f"port {port} ({name}) is still in use after teardown")
@@ -332,6 +341,14 @@ class Cluster:
         shutil.copytree(self.logs, dest / "components")
         if (self.home / "logs").exists():
             shutil.copytree(self.home / "logs", dest / "tasks")
+
+
+def _alive(p: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie has exited; only its parent's reaping is left)."""
+    try:
+        return bool(p.is_running() and p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
