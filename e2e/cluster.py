@@ -46,6 +46,7 @@ STOP_GRACE_S = 20
 
 COORDINATOR = "airflow.sdk.coordinators.executable.ExecutableCoordinator"
 QUEUE = "trio-coord"
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 class ClusterError(RuntimeError):
@@ -111,12 +112,7 @@ class Cluster:
         self.executables_root = self.tmp / "executable-bundles"
         self.dagproc_lib = self.tmp / "dag-processor-lib"
         self.logs = self.tmp / "component-logs"
-        self.ports = {
-            "api": free_port(),
-            "scheduler_health": free_port(),
-            "worker_logs": free_port(),
-            "trigger_logs": free_port(),
-        }
+        self.ports = {"api": free_port(), "scheduler_health": free_port()}
         self.components: dict[str, Component] = {}
         self._stopped: list[psutil.Process] = []
         self.api = Api(f"http://127.0.0.1:{self.ports['api']}")
@@ -164,8 +160,6 @@ class Cluster:
             AIRFLOW__API__BASE_URL=api,
             AIRFLOW__API__SECRET_KEY=secret,
             AIRFLOW__API_AUTH__JWT_SECRET=secret,
-            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(self.ports["worker_logs"]),
-            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(self.ports["trigger_logs"]),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="True",
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST="127.0.0.1",
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(
@@ -204,15 +198,18 @@ class Cluster:
         self._run_checked("airflow db migrate", ["airflow", "db", "migrate"], env=env)
         # The bundles' module cache inside the throw-away directory, not the user's home.
         worker = {**self.coordinator_env(), "TRIO_COORD_CACHE_DIR": str(self.tmp / "bundle-cache")}
-        self._spawn("scheduler", ["airflow", "scheduler"], {**env, **worker})
+        # --skip-serve-logs: the log servers listen on every interface, and are not needed when
+        # the API server reads task logs from the same AIRFLOW_HOME.
+        self._spawn("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], {**env, **worker})
         self._spawn(
             "dag-processor",
             ["airflow", "dag-processor"],
             {**env, "PYTHONPATH": str(self.dagproc_lib)},
         )
         self._spawn("api-server", ["airflow", "api-server"], env)
-        self._spawn("triggerer", ["airflow", "triggerer"], env)
+        self._spawn("triggerer", ["airflow", "triggerer", "--skip-serve-logs"], env)
         self.wait_healthy()
+        self.check_loopback_only()
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log = self.logs / f"{name}.log"
@@ -272,6 +269,20 @@ class Cluster:
             f"Airflow did not become healthy within {START_TIMEOUT_S}s; last /monitor/health: "
             f"{unhealthy}{logs}"
         )
+
+    def check_loopback_only(self) -> None:
+        """Raise if any component process listens on an address other than the loopback."""
+        wide = []
+        for c in self.components.values():
+            for p in c.tree():
+                with contextlib.suppress(psutil.Error):
+                    for conn in p.net_connections(kind="inet"):
+                        if conn.status == psutil.CONN_LISTEN and conn.laddr.ip not in LOOPBACK:
+                            wide.append(
+                                f"{c.name} pid {p.pid} on {conn.laddr.ip}:{conn.laddr.port}"
+                            )
+        if wide:
+            raise ClusterError("listening beyond 127.0.0.1: " + ", ".join(wide))
 
     def processes_matching(self, needle: str) -> list[psutil.Process]:
         """Processes below any component whose command line mentions ``needle``."""
