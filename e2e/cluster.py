@@ -144,6 +144,8 @@ class Cluster:
         return clean_env(
             PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             AIRFLOW_HOME=str(self.home),
+            # Component logs are read while the components run (scenario checks, errors).
+            PYTHONUNBUFFERED="1",
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",

@@ -171,6 +171,8 @@ def retry_check(r: Run) -> None:
 #: Bounds on the mark-failed scenario: the task must be seen running, and then gone.
 RUNNING_WITHIN_S = 180.0
 GONE_WITHIN_S = 60.0
+#: Bound on the wait for the supervisor's "Process exited" line once the process is gone.
+VERDICT_WITHIN_S = 60.0
 
 
 def _process_ended(pid: int) -> bool:
@@ -220,9 +222,16 @@ def sleeper_check(r: Run) -> None:
     expect_in(log, "received SIGTERM; cancelling the task", "sleep_long's log")
     expect_in(log, "task finished: failed: received SIGTERM", "sleep_long's log")
     pid = r.made["pid"]
-    worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
-    mine = [x for x in worker_log.splitlines() if re.search(rf"\bpid={pid}\b", x)]
-    exits = [x for x in mine if "Process exited" in x]
+    # The run is over as soon as the API marks the task failed; the supervisor writes its
+    # verdict on the process a moment later.
+    deadline = time.monotonic() + VERDICT_WITHIN_S
+    while True:
+        worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
+        mine = [x for x in worker_log.splitlines() if re.search(rf"\bpid={pid}\b", x)]
+        exits = [x for x in mine if "Process exited" in x]
+        if exits or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     if not exits or "signal_sent=SIGTERM" not in exits[0]:
         raise AssertionError(f"the supervisor did not see pid {pid} exit after SIGTERM: {exits}")
     stuck = [x for x in mine if "did not terminate in time" in x]
