@@ -79,3 +79,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "trio_coord", "model")
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """trio-coord under a real, running Airflow 3.3.2 (e2e/): scheduler, DAG processor, API
+    server and triggerer as separate processes, in a throw-away AIRFLOW_HOME, with Airflow in
+    a venv of its own cached under ~/.cache/trio-coord-e2e. Fails, never skips, when Airflow
+    cannot be installed or started. Options go to e2e: nox -s e2e -- --record."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "e2e", *session.posargs)

@@ -1,0 +1,118 @@
+"""Airflow's public REST API (``/api/v2``), the way a user or an operator drives a deployment.
+
+The throw-away deployment uses the simple auth manager with every user an admin, so the
+API server authorises requests itself and no token is needed. Every request is bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+REQUEST_TIMEOUT_S = 30.0
+
+
+class ApiError(RuntimeError):
+    """A request failed or answered with an error status; the message has the body."""
+
+
+class Api:
+    """A small synchronous client of one API server."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"{method} {path}: {exc!r}") from exc
+        if r.status_code >= 400:
+            raise ApiError(f"{method} {path}: HTTP {r.status_code}: {r.text[:2000]}")
+        return r.json() if r.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    # -- DAGs and runs ------------------------------------------------------------------
+
+    def wait_dag(self, dag_id: str, timeout: float) -> dict[str, Any]:
+        """The DAG once the DAG processor has parsed it; raises with the import errors if not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return dict(self.get(f"/api/v2/dags/{quote(dag_id)}"))
+            except ApiError as exc:
+                if time.monotonic() > deadline:
+                    errors = self.get("/api/v2/importErrors").get("import_errors", [])
+                    raise ApiError(
+                        f"DAG {dag_id!r} did not appear within {timeout:.0f}s ({exc}); "
+                        f"import errors: {errors}"
+                    ) from exc
+            time.sleep(1)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.patch(f"/api/v2/dags/{quote(dag_id)}", {"is_paused": paused})
+
+    def trigger(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        body = {"dag_run_id": run_id, "logical_date": None}
+        return dict(self.post(f"/api/v2/dags/{quote(dag_id)}/dagRuns", body))
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """task id -> task instance (unmapped tasks only, which is all the e2e DAGs have)."""
+        body = self.get(f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances")
+        return {ti["task_id"]: ti for ti in body["task_instances"]}
+
+    def ti_path(self, dag_id: str, run_id: str, task_id: str) -> str:
+        return (
+            f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+        )
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+        """The run once it is finished (success or failed); raises with the TI states if not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                states = {t: ti["state"] for t, ti in self.task_instances(dag_id, run_id).items()}
+                raise ApiError(
+                    f"run {dag_id}/{run_id} still {run['state']!r} after {timeout:.0f}s; "
+                    f"task states: {states}"
+                )
+            time.sleep(0.5)
+
+    def log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """The task log of one try, as one text: every event and its fields, one per line."""
+        body = self.get(
+            f"{self.ti_path(dag_id, run_id, task_id)}/logs/{try_number}", full_content="true"
+        )
+        content = body.get("content", [])
+        if isinstance(content, str):
+            return content
+        lines = []
+        for entry in content:
+            if isinstance(entry, dict):
+                lines.append(" ".join(f"{k}={v}" for k, v in entry.items()))
+            else:
+                lines.append(str(entry))
+        return "\n".join(lines)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        return self.get(f"{self.ti_path(dag_id, run_id, task_id)}/xcomEntries/{quote(key)}")[
+            "value"
+        ]

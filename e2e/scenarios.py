@@ -1,0 +1,323 @@
+"""What the e2e run checks: one ``Scenario`` per DAG run, each a DAG, expected task states and hooks.
+
+Adding a scenario takes a DAG in an example bundle (examples/e2e_bundle.py) and an entry
+in ``SCENARIOS``: the DAG id and the final state each task must reach. Optional hooks run
+with a ``Run`` (the API, the cluster, the run id): ``before`` after the run is created
+and before the DAG is unpaused (to create variables, connections, XComs it will read),
+``during`` while it runs (to act on it), ``check`` once it has finished (to assert on
+XComs and logs). A hook fails the scenario by raising ``AssertionError`` with a message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from .api import Api
+from .cluster import Cluster
+
+
+@dataclass
+class Run:
+    """One scenario's DAG run, and the handles its hooks need."""
+
+    cluster: Cluster
+    dag_id: str
+    run_id: str
+    #: Facts a hook wants in the report (a measured time, an observed message).
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: Values ``before`` made up and ``check`` looks for (secrets, expected XComs).
+    made: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api(self) -> Api:
+        return self.cluster.api
+
+    def log(self, task_id: str, try_number: int = 1) -> str:
+        return self.api.log_text(self.dag_id, self.run_id, task_id, try_number)
+
+    def xcom(self, task_id: str, key: str = "return_value") -> Any:
+        return self.api.xcom(self.dag_id, self.run_id, task_id, key)
+
+    def ti(self, task_id: str) -> dict[str, Any]:
+        return self.api.task_instances(self.dag_id, self.run_id)[task_id]
+
+
+Hook = Callable[[Run], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A DAG run and what must come of it."""
+
+    name: str
+    dag_id: str
+    #: task id -> the state the task instance must end in.
+    expect: Mapping[str, str]
+    #: One sentence: the behaviour this scenario pins down.
+    doc: str
+    before: Hook | None = None
+    during: Hook | None = None
+    check: Hook | None = None
+    timeout: float = 240.0
+
+
+def expect_in(text: str, needle: str, what: str) -> None:
+    """Assert that ``needle`` is in a log text, showing the text's tail if not."""
+    if needle not in text:
+        raise AssertionError(f"{what}: {needle!r} not found; log tail:\n{_tail(text)}")
+
+
+def expect_not_in(text: str, needle: str, what: str) -> None:
+    if needle in text:
+        line = next(x for x in text.splitlines() if needle in x)
+        raise AssertionError(f"{what}: {needle!r} leaked into the log: {line}")
+
+
+def _tail(text: str, n: int = 25) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def expect_eq(actual: Any, expected: Any, what: str) -> None:
+    if actual != expected:
+        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+# -- hello: the README's example bundle ----------------------------------------------------
+
+
+def hello_check(r: Run) -> None:
+    expect_in(r.log("greet"), "hello, world (run ", "greet's log")
+    expect_in(r.log("greet"), "task finished: success", "greet's log")
+    expect_eq(r.xcom("shout"), "HELLO, WORLD", "shout's return_value XCom")
+    expect_eq(r.ti("fail_sometimes")["try_number"], 2, "fail_sometimes try number")
+    expect_in(r.log("fail_sometimes", 1), "first try always fails", "fail_sometimes try 1 log")
+    expect_in(r.log("fail_sometimes", 2), "second try succeeded", "fail_sometimes try 2 log")
+
+
+# -- e2e_data: variables, connections, XComs from the API; secrets masked ---------------
+
+
+def data_before(r: Run) -> None:
+    made = r.made
+    made["plain"] = f"plain-{secrets.token_hex(4)}"
+    made["api_key"] = f"sk-{secrets.token_hex(12)}"
+    made["password"] = f"pw-{secrets.token_hex(12)}"
+    made["from_api"] = {"n": 7, "tag": secrets.token_hex(3)}
+    r.api.post("/api/v2/variables", {"key": "e2e_plain", "value": made["plain"]})
+    r.api.post("/api/v2/variables", {"key": "e2e_api_key", "value": made["api_key"]})
+    r.api.post(
+        "/api/v2/connections",
+        {
+            "connection_id": "e2e_conn",
+            "conn_type": "http",
+            "host": "db.example.internal",
+            "login": "e2e-user",
+            "password": made["password"],
+        },
+    )
+    # Posted on the downstream task's instance, which runs only after read_inputs read it.
+    r.api.post(
+        f"{r.api.ti_path(r.dag_id, r.run_id, 'check_outputs')}/xcomEntries",
+        {"key": "from_api", "value": made["from_api"]},
+    )
+
+
+def data_check(r: Run) -> None:
+    made = r.made
+    expected = {
+        "plain": made["plain"],
+        "host": "db.example.internal",
+        "login": "e2e-user",
+        "from_api": made["from_api"],
+    }
+    expect_eq(r.xcom("read_inputs"), expected, "read_inputs' return_value XCom")
+    expect_eq(r.xcom("check_outputs"), {"seen": expected}, "check_outputs' return_value XCom")
+    log = r.log("read_inputs")
+    expect_in(log, f"variable e2e_plain={made['plain']}", "read_inputs' log")
+    expect_in(
+        log, "connection e2e_conn host=db.example.internal login=e2e-user", "read_inputs' log"
+    )
+    expect_in(log, f"xcom from the API: {made['from_api']!r}", "read_inputs' log")
+    # The lines carrying secrets are there, masked: proof they were logged and hidden.
+    expect_in(log, "secret variable e2e_api_key=***", "read_inputs' log")
+    expect_in(log, "secret connection password=***", "read_inputs' log")
+    for task_id in ("read_inputs", "check_outputs"):
+        text = r.log(task_id)
+        for name in ("api_key", "password"):
+            expect_not_in(text, made[name], f"{task_id}'s log")
+
+
+# -- e2e_retry ---------------------------------------------------------------------------
+
+
+def retry_check(r: Run) -> None:
+    expect_eq(r.ti("always_fails")["try_number"], 2, "always_fails try number")
+    for n in (1, 2):
+        log = r.log("always_fails", n)
+        expect_in(log, f"try {n} is going to fail", f"always_fails try {n} log")
+        expect_in(log, f"e2e failure on try {n}", f"always_fails try {n} log")
+
+
+# -- e2e_sleeper: mark failed through the API while it runs ------------------------------
+
+#: Bounds on the mark-failed scenario: the task must be seen running, and then gone.
+RUNNING_WITHIN_S = 180.0
+GONE_WITHIN_S = 60.0
+#: Bound on the wait for the supervisor's "Process exited" line once the process is gone.
+VERDICT_WITHIN_S = 60.0
+
+
+def _process_ended(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def sleeper_during(r: Run) -> None:
+    deadline = time.monotonic() + RUNNING_WITHIN_S
+    pid = None
+    while pid is None:
+        ti = r.ti("sleep_long")
+        if ti["state"] == "running":
+            m = re.search(r"sleeping in pid (\d+)", r.log("sleep_long"))
+            pid = int(m.group(1)) if m else None
+        if pid is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"sleep_long not seen running within {RUNNING_WITHIN_S:.0f}s (state {ti['state']})"
+                )
+            time.sleep(0.5)
+    bundle = str(r.cluster.executables_root / "e2e")
+    pids = {p.pid for p in r.cluster.processes_matching(bundle)}
+    if pid not in pids:
+        raise AssertionError(
+            f"the task's pid {pid} is not a bundle process under the scheduler ({sorted(pids)})"
+        )
+    r.made["pid"] = pid
+    marked = time.monotonic()
+    r.api.patch(r.api.ti_path(r.dag_id, r.run_id, "sleep_long"), {"new_state": "failed"})
+    while not _process_ended(pid):
+        if time.monotonic() - marked > GONE_WITHIN_S:
+            raise AssertionError(
+                f"bundle process {pid} still running {GONE_WITHIN_S:.0f}s after mark-failed"
+            )
+        time.sleep(0.1)
+    r.notes["process gone after mark-failed"] = f"{time.monotonic() - marked:.1f} s"
+
+
+def sleeper_check(r: Run) -> None:
+    """The process ended on the SIGTERM path: the runtime logged it, no SIGKILL was needed."""
+    expect_eq(r.ti("sleep_long")["state"], "failed", "sleep_long state")
+    log = r.log("sleep_long")
+    expect_in(log, "sleeping in pid", "sleep_long's log")
+    expect_in(log, "received SIGTERM; cancelling the task", "sleep_long's log")
+    expect_in(log, "task finished: failed: received SIGTERM", "sleep_long's log")
+    pid = r.made["pid"]
+    # The run is over as soon as the API marks the task failed; the supervisor writes its
+    # verdict on the process a moment later.
+    deadline = time.monotonic() + VERDICT_WITHIN_S
+    while True:
+        worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
+        mine = [x for x in worker_log.splitlines() if re.search(rf"\bpid={pid}\b", x)]
+        exits = [x for x in mine if "Process exited" in x]
+        if exits or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if not exits or "signal_sent=SIGTERM" not in exits[0]:
+        raise AssertionError(f"the supervisor did not see pid {pid} exit after SIGTERM: {exits}")
+    stuck = [x for x in mine if "did not terminate in time" in x]
+    expect_eq(stuck, [], "supervisor escalations for the bundle process")
+    told = re.search(r'"timestamp":"([^"]+)","level":"\w+","event":"Server indicated', _raw_log(r))
+    seen = re.match(r"(\S+Z)", exits[0])
+    if told and seen:
+        took = _ts(seen.group(1)) - _ts(told.group(1))
+        r.notes["supervisor: SIGTERM -> exit seen"] = f"{took.total_seconds():.1f} s"
+
+
+def _raw_log(r: Run) -> str:
+    """The task log file as the worker wrote it (JSON lines), for exact timestamps."""
+    path = (
+        r.cluster.home / "logs" / f"dag_id={r.dag_id}" / f"run_id={r.run_id}"
+        / "task_id=sleep_long" / "attempt=1.log"
+    )  # fmt: skip
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _ts(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- e2e_missing_bundle: a DAG file whose bundle was never deployed ---------------------
+
+#: What 1.3.2's coordinator raises, in the worker, when no bundle declares the dag id.
+MISSING_REASON = "cannot find executable bundle containing dag_id='e2e_missing_bundle'"
+
+
+def missing_check(r: Run) -> None:
+    """Airflow 1.3.2 fails the task before it starts: the reason is in the worker's log only.
+
+    The coordinator raises while the LocalExecutor's worker prepares the task, so the task
+    instance never reaches ``running`` (no start date), its task log has no line from the
+    task, and the executor's "failed" event makes the scheduler fail it. With LocalExecutor
+    the worker's log is the scheduler's.
+    """
+    ti = r.ti("never_runs")
+    expect_eq(ti["start_date"], None, "never_runs' start date (it never started)")
+    log = r.log("never_runs")
+    expect_not_in(log, "this line must not appear", "never_runs' log")
+    expect_not_in(log, "trio_coord", "never_runs' log")
+    worker_log = r.cluster.components["scheduler"].log.read_text(errors="replace")
+    expect_in(worker_log, MISSING_REASON, "the scheduler's (LocalExecutor worker's) log")
+    r.notes["reason, in the scheduler's log"] = next(
+        x for x in worker_log.splitlines() if MISSING_REASON in x
+    )[:200]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "hello",
+        "hello",
+        {"greet": "success", "shout": "success", "fail_sometimes": "success"},
+        "The README's example bundle runs under Airflow: every task succeeds, XCom flows, a retry succeeds.",
+        check=hello_check,
+    ),
+    Scenario(
+        "data",
+        "e2e_data",
+        {"read_inputs": "success", "check_outputs": "success"},
+        "Variables, a connection and an XCom created through the REST API reach the task; secrets are masked in its log.",
+        before=data_before,
+        check=data_check,
+    ),
+    Scenario(
+        "retry-then-fail",
+        "e2e_retry",
+        {"always_fails": "failed"},
+        "A task that always raises is retried once and then fails, each try with its own log.",
+        check=retry_check,
+    ),
+    Scenario(
+        "mark-failed",
+        "e2e_sleeper",
+        {"sleep_long": "failed"},
+        "Marking a running task failed through the API ends its bundle process within seconds.",
+        during=sleeper_during,
+        check=sleeper_check,
+    ),
+    Scenario(
+        "missing-bundle",
+        "e2e_missing_bundle",
+        {"never_runs": "failed"},
+        "A task whose bundle is not under executables_root fails before it starts; the worker's log says why.",
+        check=missing_check,
+    ),
+)
