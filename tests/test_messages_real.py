@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 from trio_coord.errors import LocalProtocolError, RemoteProtocolError
 from trio_coord.protocol import codec, messages
-from trio_coord.protocol.fields import JsonValue, Model, Seconds, UUIDStr, _schema_of
+from trio_coord.protocol.fields import AnyValue, JsonValue, Model, Seconds, UUIDStr, _schema_of
 from trio_coord.protocol.framing import encode_frame
 from trio_coord.protocol.messages import INBOUND, REQUESTS, decode_body, encode_body
 
@@ -526,7 +526,7 @@ _SECONDS = st.floats(min_value=-8.6e13, max_value=8.6e13) | st.timedeltas(
 
 def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     """Values of an annotation of ours, one strategy per field kind."""
-    if tp == JsonValue:
+    if tp in (JsonValue, AnyValue):
         return _JSON
     if tp == UUIDStr:
         return st.uuids().map(str) | st.uuids()
