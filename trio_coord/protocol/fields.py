@@ -656,7 +656,8 @@ def check_json(value: Any, path: str) -> int:
                 if is_map:
                     if type(key) is not str:
                         raise ValueError(f"map key {describe(key)} is not a string")
-                    total += _utf8_size(key) + 3
+                    n = _utf8_size(key)
+                    total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
                 t = type(item)
                 if t is list or t is tuple or t is dict:
                     iid = id(item)
@@ -675,7 +676,7 @@ def check_json(value: Any, path: str) -> int:
                         break
                 elif t is str and item.isascii():
                     n = len(item)
-                    total += n + (1 if n < 32 else 5)
+                    total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
                 else:
                     total += _leaf_size(item)
             except (ValueError, UnicodeError) as exc:
@@ -697,7 +698,8 @@ def _open(container: Any, frames: list[Any], open_ids: set[int], total: int) -> 
     open_ids.add(cid)
     is_map = type(container) is dict
     frames.append((iter(container.items()) if is_map else enumerate(container), cid, total, is_map))
-    return total + (1 if len(container) < 16 else 5)
+    n = len(container)
+    return total + (1 if n < 16 else 3 if n < 65536 else 5)
 
 
 def _reason(exc: Exception) -> str:
