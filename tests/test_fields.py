@@ -150,10 +150,14 @@ def test_size_is_exact_for_strings_and_containers() -> None:
 def test_oversized_value_is_refused_before_packing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A value over MAX_JSON_BYTES fails in the encoder, naming the field, before any bytes exist."""
     monkeypatch.setattr(fields, "MAX_JSON_BYTES", 1000)
-    msg = messages.SetXCom(key="k", value=["x" * 600, "y" * 600], dag_id="d", run_id="r", task_id="t")
+    msg = messages.SetXCom(
+        key="k", value=["x" * 600, "y" * 600], dag_id="d", run_id="r", task_id="t"
+    )
     with pytest.raises(LocalProtocolError, match=r"SetXCom\.value\[1\]: .*more than 1000 bytes"):
         messages.encode_body(msg)
     big = messages.SetXCom(key="k", value="z" * 1001, dag_id="d", run_id="r", task_id="t")
     with pytest.raises(LocalProtocolError, match=r"SetXCom\.value: .*more than 1000 bytes"):
         messages.encode_body(big)
-    messages.encode_body(messages.SetXCom(key="k", value="z" * 900, dag_id="d", run_id="r", task_id="t"))
+    messages.encode_body(
+        messages.SetXCom(key="k", value="z" * 900, dag_id="d", run_id="r", task_id="t")
+    )

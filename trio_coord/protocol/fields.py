@@ -589,9 +589,7 @@ def _utf8_size(text: str) -> int:
         return len(text)
     if len(text) <= _UTF8_CHUNK:
         return len(text.encode())
-    return sum(
-        len(text[i : i + _UTF8_CHUNK].encode()) for i in range(0, len(text), _UTF8_CHUNK)
-    )
+    return sum(len(text[i : i + _UTF8_CHUNK].encode()) for i in range(0, len(text), _UTF8_CHUNK))
 
 
 def _leaf_size(value: Any) -> int:
@@ -668,9 +666,7 @@ def check_json(value: Any, path: str) -> int:
                         if iid in open_ids:
                             raise ValueError("the value contains itself (a reference cycle)")
                         if len(frames) >= MAX_JSON_DEPTH:
-                            raise ValueError(
-                                f"nested deeper than {MAX_JSON_DEPTH} arrays and maps"
-                            )
+                            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} arrays and maps")
                         keys.append(key)
                         total = _open(item, frames, open_ids, total)
                         break
