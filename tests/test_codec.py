@@ -18,9 +18,9 @@ import msgpack
 import msgspec
 import pendulum
 import pytest
+from helpers import MAX_MSGPACK_DEPTH, FrameFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from helpers import MAX_MSGPACK_DEPTH, FrameFactory
 
 from trio_coord.errors import LocalProtocolError, RemoteProtocolError
 from trio_coord.protocol import codec
@@ -496,7 +496,7 @@ def _nasty_documents(draw: st.DrawFn) -> bytes:
 def test_scan_bounds_what_decoding_takes(payload: bytes) -> None:
     """For any generated document, the scan's figure is at least what decoding really takes, itself under 112x the size."""
     estimate = codec._decode_cost(payload, budget=2**62)
-    peak, result = _peak_while(
+    peak, _result = _peak_while(
         lambda: msgpack.unpackb(
             payload, raw=False, object_pairs_hook=codec._pairs_to_map, timestamp=3
         )

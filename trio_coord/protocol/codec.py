@@ -184,7 +184,7 @@ def _decode_cost(data: bytes, budget: int) -> int:
         if pos >= end:
             break
         todo -= 1
-        key_next = is_map and todo & 1
+        key_next = is_map and todo % 2 == 1
         b = data[pos]
         pos += 1
         c = fixed_cost[b]
