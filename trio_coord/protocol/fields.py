@@ -580,8 +580,6 @@ _MEMO_MIN: Final = 64
 #: so their UTF-8 size is known without a whole second copy.
 _UTF8_CHUNK: Final = 1 << 20
 
-_INT_RANGE: Final = range(_INT_MIN, _UINT_MAX + 1)
-
 
 def _utf8_size(text: str) -> int:
     """UTF-8 length of ``text``; raises UnicodeEncodeError for a lone surrogate."""
@@ -601,7 +599,7 @@ def _leaf_size(value: Any) -> int:
     if t is bool or value is None:
         return 1
     if t is int:
-        if value not in _INT_RANGE:
+        if not _INT_MIN <= value <= _UINT_MAX:
             raise ValueError(f"integer {describe(value)} does not fit in 64 bits")
         return 1 if -32 <= value < 128 else 9
     if t is float:
@@ -673,6 +671,10 @@ def check_json(value: Any, path: str) -> int:
                 elif t is str and item.isascii():
                     n = len(item)
                     total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+                elif t is int and _INT_MIN <= item <= _UINT_MAX:
+                    total += 1 if -32 <= item < 128 else 9
+                elif t is float and math.isfinite(item):
+                    total += 9
                 else:
                     total += _leaf_size(item)
             except (ValueError, UnicodeError) as exc:
