@@ -503,3 +503,11 @@ def test_scan_bounds_what_decoding_takes(payload: bytes) -> None:
     )
     assert peak <= estimate
     assert peak <= codec.WORST_DECODE_RATIO * len(payload) + codec.DECODER_BASE_COST
+
+
+@pytest.mark.parametrize("head", [b"\xdb", b"\xc6", b"\xc9"], ids=["str32", "bin32", "ext32"])
+def test_scan_leaves_a_truncated_payload_to_msgpack(head: bytes) -> None:
+    """A length running past the payload's end is reported as truncated input, not as too costly."""
+    payload = head + (1 << 30).to_bytes(4, "big") + b"x" * 60_000
+    with pytest.raises(RemoteProtocolError, match="incomplete input"):
+        codec.unpackb(payload)

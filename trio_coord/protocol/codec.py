@@ -215,6 +215,8 @@ def _decode_cost(data: bytes, budget: int) -> int:
                 break
             n = int.from_bytes(data[pos : pos + size], "big")
             pos += size
+            if n > end - pos:
+                break  # longer than what is left: truncated, which msgpack reports
             if kind == "s":
                 pass
             elif kind == "b":
@@ -226,8 +228,6 @@ def _decode_cost(data: bytes, budget: int) -> int:
                 pos += n + 1
                 continue
             else:
-                if n > end - pos:
-                    break  # more items than bytes left: truncated
                 if kind == "m":
                     cost += _dict_cost(n)
                     widest_map = max(widest_map, n)
