@@ -161,3 +161,16 @@ def test_oversized_value_is_refused_before_packing(monkeypatch: pytest.MonkeyPat
     messages.encode_body(
         messages.SetXCom(key="k", value="z" * 900, dag_id="d", run_id="r", task_id="t")
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [list(range(10)), ["x" * (1 << 20)], "é" * (1 << 20), [[1] * 6, [2] * 6]],
+    ids=["11 items", "a long str inside", "a long str", "13 items nested"],
+)
+def test_a_bounded_check_stops_on_large_values(value: Any) -> None:
+    """check_json with max_items stops with CheckIncomplete on more items or a long string, and finishes without it."""
+    with pytest.raises(fields.CheckIncomplete):
+        fields.check_json(value, "V", max_items=10)
+    assert fields.check_json(value, "V") > 0
+    assert fields.check_json([1] * 8, "V", max_items=10) == 9

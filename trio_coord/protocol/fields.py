@@ -48,6 +48,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_JSON_BYTES",
     "check_json",
+    "CheckIncomplete",
 ]
 
 
@@ -614,7 +615,17 @@ def _at(path: str, keys: list[Any]) -> str:
     return path + "".join(f"[{k}]" if type(k) is int else f".{k}" for k in keys)
 
 
-def check_json(value: Any, path: str) -> int:
+class CheckIncomplete(Exception):
+    """``check_json`` reached ``max_items`` before the end: the value is large, so finish
+    the check where a long walk blocks nothing (the runtime uses a worker thread)."""
+
+
+#: Strings at least this long make a ``max_items`` check stop at once (a long non-ASCII
+#: string is measured by encoding it, which takes a while).
+_LONG_STR: Final = 1 << 20
+
+
+def check_json(value: Any, path: str, max_items: int | None = None) -> int:
     """Check that ``value`` can be sent as JSON, and return its msgpack size in bytes.
 
     The walk is iterative, so a deep value cannot raise RecursionError, and it ends in
@@ -628,10 +639,14 @@ def check_json(value: Any, path: str) -> int:
             cycle, a non-string key, a value with no JSON form, a non-finite float, a
             lone surrogate, an integer beyond 64 bits, nesting deeper than
             :data:`MAX_JSON_DEPTH`, or a value larger than :data:`MAX_JSON_BYTES`.
+        CheckIncomplete: ``max_items`` was given, and the value has more items than
+            that, or a string of a MiB or more; nothing was found wrong before.
     """
     limit = MAX_JSON_BYTES
     t = type(value)
     if t is not list and t is not tuple and t is not dict:
+        if max_items is not None and t is str and len(value) >= _LONG_STR:
+            raise CheckIncomplete
         try:
             size = _leaf_size(value)
         except (ValueError, UnicodeError) as exc:
@@ -645,9 +660,13 @@ def check_json(value: Any, path: str) -> int:
     # (children, id, size before it, is a map) of each open container, innermost last.
     frames: list[tuple[Any, int, int, bool]] = []
     total = _open(value, frames, open_ids, 0)
+    items_left = -1 if max_items is None else max_items
     while frames:
         children, cid, start, is_map = frames[-1]
         for key, item in children:
+            items_left -= 1
+            if not items_left:
+                raise CheckIncomplete
             try:
                 if is_map:
                     if type(key) is not str:
@@ -668,7 +687,7 @@ def check_json(value: Any, path: str) -> int:
                         keys.append(key)
                         total = _open(item, frames, open_ids, total)
                         break
-                elif t is str and item.isascii():
+                elif t is str and item.isascii() and (max_items is None or len(item) < _LONG_STR):
                     n = len(item)
                     total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
                 elif t is int and _INT_MIN <= item <= _UINT_MAX:
@@ -676,6 +695,8 @@ def check_json(value: Any, path: str) -> int:
                 elif t is float and math.isfinite(item):
                     total += 9
                 else:
+                    if max_items is not None and t is str and len(item) >= _LONG_STR:
+                        raise CheckIncomplete
                     total += _leaf_size(item)
             except (ValueError, UnicodeError) as exc:
                 raise LocalProtocolError(f"{_at(path, [*keys, key])}: {_reason(exc)}") from None

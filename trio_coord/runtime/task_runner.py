@@ -34,7 +34,7 @@ from ..authoring import FailTask, SkipTask, Task
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone
-from ..protocol.fields import check_json
+from ..protocol.fields import CheckIncomplete, check_json
 from ..protocol.messages import (
     Request,
     RetryTask,
@@ -177,8 +177,8 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
     Every value is checked before the first is sent (a cycle, an item with no JSON
     form, a size over what one frame carries: ``check_json``), so a bad value sends
     nothing at all. The check walks the whole value, which takes a while for a large
-    one, so it runs in a worker thread: the Trio thread keeps handling SIGTERM, which
-    abandons the check (the thread finishes on its own; nothing is sent).
+    one, so a large one is checked in a worker thread: the Trio thread keeps handling
+    SIGTERM, which abandons the check (the thread finishes on its own; nothing is sent).
 
     Raises:
         SupervisorGone: the comm channel broke.
@@ -194,7 +194,10 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
         pushes += value.items()
     pushes.append(("return_value", value))
     try:
-        await trio.to_thread.run_sync(_check_values, pushes, abandon_on_cancel=True)
+        try:
+            _check_values(pushes, _INLINE_CHECK_ITEMS)
+        except CheckIncomplete:
+            await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
         for key, item in pushes:
             await client.set_xcom(key, item)
     except SupervisorGone:
@@ -204,9 +207,14 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
     return None
 
 
-def _check_values(pushes: list[tuple[str, Any]]) -> None:
+#: Values with up to this many items are checked in the Trio thread (well under a
+#: millisecond); larger ones, or with a string of a MiB or more, in a worker thread.
+_INLINE_CHECK_ITEMS = 10_000
+
+
+def _check_values(pushes: list[tuple[str, Any]], max_items: int | None) -> None:
     for key, item in pushes:
-        check_json(item, f"XCom {key!r}")
+        check_json(item, f"XCom {key!r}", max_items)
 
 
 def _resume_failure(ctx: TaskContext, next_method: str) -> TaskOutcome:
