@@ -730,7 +730,9 @@ class FirstFrame(enum.Enum):
     STARTUP = "STARTUP"
     #: A valid StartupDetails naming a task the bundle does not have (§9.1 step 2).
     UNKNOWN_TASK = "UNKNOWN_TASK"
-    #: StartupDetails that cannot name a try (empty dag_id, try_number 0; §4.1).
+    #: StartupDetails that cannot name a try (empty dag_id, try_number 0; §4.1), or with
+    #: any field the real model would refuse (a ti.id that is not a UUID, an offset-less
+    #: string in an AwareDatetime field, a wrong type anywhere): the same outcome.
     INVALID_STARTUP = "INVALID_STARTUP"
     #: A first frame that is some other response type (§4: log, send nothing, exit 1).
     OTHER_TYPE = "OTHER_TYPE"
@@ -888,6 +890,16 @@ class RunModel:
             self.owed.append(Expected("push", "SetXCom"))  # §9.4: before the terminal
         else:
             self._owe_terminal("SucceedTask", "success")
+
+    def task_returns_unsendable(self) -> None:
+        """The task body returns a value that cannot be sent: a reference cycle, an item
+        with no JSON form, NaN, nesting deeper than 254, or more bytes than one frame.
+
+        Nothing of it is pushed (every XCom is checked before the first is sent) and the
+        try fails like an error: ``RetryTask`` or ``TaskState(failed)`` by should_retry.
+        """
+        self.task_running = False
+        self._fail_terminal()
 
     def task_raises(self, kind: RaiseKind, token: str) -> None:
         """The task body raises; ``token`` is in the exception's message."""

@@ -8,6 +8,7 @@ junk, and the payload must decode to the expected value or raise RemoteProtocolE
 from __future__ import annotations
 
 import datetime
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import msgspec
 import pendulum
 import pytest
 from helpers import MAX_MSGPACK_DEPTH, FrameFactory
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_coord.errors import LocalProtocolError, RemoteProtocolError
 from trio_coord.protocol import codec
@@ -390,3 +393,121 @@ def test_a_packer_does_not_keep_a_large_buffer() -> None:
         tracemalloc.stop()
     assert held < 1 << 20
     assert codec.unpackb(packer.packb([1, "small"])) == [1, "small"]  # still works
+
+
+# -- the decode memory bound -------------------------------------------------------------
+
+
+def _array_of(count: int, item: bytes) -> bytes:
+    """An array32 of ``count`` copies of one encoded item."""
+    return b"\xdd" + count.to_bytes(4, "big") + item * count
+
+
+def _peak_while(call: Callable[[], Any]) -> tuple[int, Any]:
+    """Peak traced memory (bytes) while ``call`` runs, and what it returned or raised."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        result: Any = call()
+    except RemoteProtocolError as exc:
+        result = exc
+    finally:
+        _cur, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, result
+
+
+def _bound(size: int) -> int:
+    return codec.DECODE_MEMORY_FACTOR * size + codec.DECODE_MEMORY_ALLOWANCE
+
+
+#: Frames within the frame limit that decode to far more objects than bytes (each ratio
+#: measured on CPython 3.11 without the bound), and legitimate large values beside them.
+NASTY = {
+    "empty maps (73x)": _array_of(100_000, b"\x80"),
+    "empty arrays (65x)": _array_of(100_000, b"\x90"),
+    "arrays of one empty array (65x)": _array_of(100_000, b"\x91\x90"),
+    "maps {a: 1} (48x)": _array_of(100_000, b"\x81\xa1a\x01"),
+    "negative ints -20 (41x)": _array_of(200_000, b"\xec"),
+    "two-letter strings (20x)": _array_of(400_000, b"\xa2ab"),
+    "one map of 100k distinct keys to {} (29x)": b"\xdf"
+    + (100_000).to_bytes(4, "big")
+    + b"".join(msgpack.packb(f"k{i}") + b"\x80" for i in range(100_000)),
+}
+LEGITIMATE = {
+    "a 16 MiB string": msgpack.packb("x" * (16 << 20)),
+    "300k ints": msgpack.packb(list(range(1000, 301_000))),
+    "50k records": msgpack.packb([{"id": i, "name": f"n{i}", "v": i / 2} for i in range(50_000)]),
+    "300k short ids": msgpack.packb([f"id{i}" for i in range(300_000)]),
+    "300k floats": msgpack.packb([i / 3 for i in range(300_000)]),
+}
+
+
+@pytest.mark.parametrize("payload", NASTY.values(), ids=NASTY.keys())
+def test_many_tiny_items_are_refused_before_they_are_built(payload: bytes) -> None:
+    """A frame that would decode past 10x its size (+ the allowance) is refused, and refusing it stays under the bound."""
+    peak, result = _peak_while(lambda: codec.unpackb(payload))
+    assert isinstance(result, RemoteProtocolError)
+    assert "too many tiny items" in str(result)
+    assert peak <= _bound(len(payload))
+
+
+@pytest.mark.parametrize("payload", LEGITIMATE.values(), ids=LEGITIMATE.keys())
+def test_large_legitimate_values_decode_within_the_bound(payload: bytes) -> None:
+    """Big XCom-like values (a string, numbers, records) still decode, within 10x their size + the allowance."""
+    peak, result = _peak_while(lambda: codec.unpackb(payload))
+    assert not isinstance(result, RemoteProtocolError), result
+    assert peak <= _bound(len(payload))
+
+
+# Items that cost the most per wire byte, as building blocks of generated frames.
+_TINY = st.sampled_from([b"\x80", b"\x90", b"\xec", b"\xc0", b"\x05", b"\xa2ab", b"\xa1z",
+                         b"\xcd\x03\xe8", b"\xd0\x80", b"\xcb" + bytes(8), b"\xd6\xff\x00\x00\x00\x01",
+                         b"\xc4\x00", b"\xa3\xe4\xb8\x80"])  # fmt: skip
+
+
+@st.composite
+def _nasty_documents(draw: st.DrawFn) -> bytes:
+    """An array of many small, possibly nested, items (valid msgpack)."""
+
+    def node(depth: int) -> bytes:
+        kind = draw(st.sampled_from(["leaf", "leaf", "array", "map"] if depth < 4 else ["leaf"]))
+        if kind == "leaf":
+            return draw(_TINY)
+        n = draw(st.integers(0, 12))
+        if kind == "array":
+            return b"\xdc" + n.to_bytes(2, "big") + b"".join(node(depth + 1) for _ in range(n))
+        prefix = draw(st.sampled_from(["", "k", "é"]))
+        keys = [f"{prefix}{i}" for i in range(n)]
+        return (
+            b"\xde"
+            + n.to_bytes(2, "big")
+            + b"".join(msgpack.packb(k) + node(depth + 1) for k in keys)
+        )
+
+    # Volume without entropy: a few drawn items, each repeated many times.
+    parts = [node(1) for _ in range(draw(st.integers(1, 3)))]
+    count = draw(st.integers(1, 1000))
+    return b"\xdd" + (count * len(parts)).to_bytes(4, "big") + b"".join(parts) * count
+
+
+@settings(max_examples=25, deadline=None)
+@given(payload=_nasty_documents())
+def test_scan_bounds_what_decoding_takes(payload: bytes) -> None:
+    """For any generated document, the scan's figure is at least what decoding really takes, itself under 112x the size."""
+    estimate = codec._decode_cost(payload, budget=2**62)
+    peak, _result = _peak_while(
+        lambda: msgpack.unpackb(
+            payload, raw=False, object_pairs_hook=codec._pairs_to_map, timestamp=3
+        )
+    )
+    assert peak <= estimate
+    assert peak <= codec.WORST_DECODE_RATIO * len(payload) + codec.DECODER_BASE_COST
+
+
+@pytest.mark.parametrize("head", [b"\xdb", b"\xc6", b"\xc9"], ids=["str32", "bin32", "ext32"])
+def test_scan_leaves_a_truncated_payload_to_msgpack(head: bytes) -> None:
+    """A length running past the payload's end is reported as truncated input, not as too costly."""
+    payload = head + (1 << 30).to_bytes(4, "big") + b"x" * 60_000
+    with pytest.raises(RemoteProtocolError, match="incomplete input"):
+        codec.unpackb(payload)

@@ -248,7 +248,7 @@ BAD_FIRST = {
         f.reply(0, {k: v for k, v in f.startup_details_body().items() if k != "ti"}),
         "'ti'",
     ),
-    "empty ti.id": (f.startup(ti=f.task_instance(id="")), "ti.id is empty"),
+    "empty ti.id": (f.startup(ti=f.task_instance(id="")), r"ti\.id: '' is not a UUID"),
     "try_number 0": (f.startup(ti=f.task_instance(try_number=0)), "try_number"),
     "naive-looking garbage date": (f.startup(start_date="yesterday"), "RFC 3339"),
     "map, not array": (f.frame(f.encode({"id": 0})), "must be an array"),

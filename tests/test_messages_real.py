@@ -17,6 +17,7 @@ dropped without a reply (protocol.md §12 rows 7-8).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import enum
@@ -38,8 +39,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_coord.errors import LocalProtocolError, RemoteProtocolError
-from trio_coord.protocol import codec, messages
-from trio_coord.protocol.fields import JsonValue, Model, Seconds, UUIDStr, _schema_of
+from trio_coord.protocol import codec, fields, messages
+from trio_coord.protocol.fields import AnyValue, JsonValue, Model, Seconds, UUIDStr, _schema_of
 from trio_coord.protocol.framing import encode_frame
 from trio_coord.protocol.messages import INBOUND, REQUESTS, decode_body, encode_body
 
@@ -526,7 +527,7 @@ _SECONDS = st.floats(min_value=-8.6e13, max_value=8.6e13) | st.timedeltas(
 
 def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     """Values of an annotation of ours, one strategy per field kind."""
-    if tp == JsonValue:
+    if tp in (JsonValue, AnyValue):
         return _JSON
     if tp == UUIDStr:
         return st.uuids().map(str) | st.uuids()
@@ -1106,3 +1107,184 @@ def test_parse_result_without_dags_list_is_refused_like_the_manager() -> None:
     with pytest.raises(LocalProtocolError, match=r"DagFileParsingResult\.serialized_dags"):
         encode_body(msg)
     assert _supervisor_rejects(_ours(msg), TO_MANAGER)
+
+
+# == StartupDetails, field by field against the real model ================================
+
+#: How the real task runner reads a first frame: msgspec, then ``TypeAdapter(ToTask)``.
+_FIRST_FRAME = msgspec.msgpack.Decoder(real._ResponseFrame)
+
+
+def _startup_body() -> dict[str, Any]:
+    """A valid StartupDetails body as the wire carries it, with the alias the model reads.
+
+    The python-mode dump writes ``schema_`` (which we accept too); the real model only
+    validates ``schema``, so the table uses that key to let both sides see one body.
+    """
+    body = _reply_body("StartupDetails")
+    for conn in body["ti_context"]["connections"]:
+        conn["schema"] = conn.pop("schema_")
+    return body
+
+
+def _real_accepts_startup(body: dict[str, Any]) -> bool:
+    frame = _FIRST_FRAME.decode(msgspec.msgpack.encode([0, body, None]))
+    try:
+        TO_TASK.validate_python(frame.body)
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
+def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key and list index under ``value``, outermost first (not ``type``)."""
+    found: list[tuple[Any, ...]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if path == () and key == "type":
+            continue
+        found.append((*path, key))
+        if isinstance(item, dict | list):
+            found += _leaf_paths(item, (*path, key))
+    return found
+
+
+_DELETE = object()
+#: Each way a field can be broken on the wire (all producible by a msgpack peer).
+_BREAKAGES: dict[str, Any] = {
+    "missing": _DELETE,
+    "nil": None,
+    "int": 5,
+    "negative": -3,
+    "huge int": 2**64 - 1,
+    "float": 1.5,
+    "bool": True,
+    "str": "x",
+    "empty str": "",
+    "naive date-time str": "2024-01-01T00:00:00",
+    "bin": b"\x00\x01",
+    "date-time": T_SECONDS,
+    "array": [1],
+    "map": {"a": 1},
+}
+
+#: Fields whose unknown string values we accept and the real model refuses: enums that
+#: a newer Airflow may extend (forward compatibility, protocol.md §12 row 43).
+_FORWARD_COMPATIBLE = {("ti_context", "dag_run", "run_type"), ("ti_context", "dag_run", "state")}
+
+
+def _broken(body: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any] | None:
+    out = copy.deepcopy(body)
+    target = out
+    for step in path[:-1]:
+        target = target[step]
+    if value is _DELETE:
+        if isinstance(target, list):
+            return None
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return out
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return "StartupDetails" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+STARTUP_CASES = [
+    (path, how, broken)
+    for path in _leaf_paths(_startup_body())
+    for how, value in _BREAKAGES.items()
+    if (broken := _broken(_startup_body(), path, value)) is not None
+    and not _real_accepts_startup(broken)
+]
+
+
+def test_startup_table_is_not_vacuous() -> None:
+    """Every top-level and nested model of StartupDetails has broken fields in the table."""
+    assert _real_accepts_startup(_startup_body())
+    broken_fields = {path for path, _how, _body in STARTUP_CASES}
+    assert len(STARTUP_CASES) > 300
+    for part in ("ti", "bundle_info", "ti_context", "start_date", "dag_rel_path"):
+        assert any(path[0] == part for path in broken_fields), part
+    assert ("ti_context", "dag_run", "consumed_asset_events", 0, "asset", "extra") in broken_fields
+
+
+@pytest.mark.parametrize(
+    ("path", "how", "body"),
+    STARTUP_CASES,
+    ids=[f"{_dotted(p)}={h}" for p, h, _b in STARTUP_CASES],
+)
+def test_startup_refused_by_the_real_model_is_refused_here(
+    path: tuple[Any, ...], how: str, body: dict[str, Any]
+) -> None:
+    """A StartupDetails the real 1.3.2 runner refuses, we refuse too, naming the field."""
+    if path in _FORWARD_COMPATIBLE and how in ("str", "empty str", "naive date-time str"):
+        assert isinstance(decode_body(body), messages.StartupDetails)  # unknown enum value
+        return
+    with pytest.raises(RemoteProtocolError) as caught:
+        decode_body(body)
+    message = str(caught.value)
+    if how == "missing":
+        assert f"{_dotted(path[:-1])}: required key {path[-1]!r}" in message
+    else:
+        # The error names the broken field, or (inside a JSON value) the field holding it.
+        named = [_dotted(path[:i]) for i in range(len(path), 0, -1)]
+        assert any(f"{n}:" in message or f"{n}[" in message for n in named), message
+
+
+#: Valid variations of a first frame: (what, change to the canonical body).
+STARTUP_VALID: dict[str, Any] = {
+    "canonical": lambda b: None,
+    "ids as upper-case strings": lambda b: b["ti"].update(id=TI_ID.upper()),
+    "ids as 16 bytes": lambda b: b["ti"].update(dag_version_id=uuid.UUID(DAG_VERSION_ID).bytes),
+    "RFC 3339 date-times": lambda b: b["ti_context"]["dag_run"].update(
+        run_after="2024-01-02T03:04:05Z", logical_date="2024-01-02T03:04:05+02:00"
+    ),
+    "naive start_date string (a plain datetime field)": lambda b: b.update(
+        start_date="2024-01-02T03:04:05"
+    ),
+    "conf holding bytes and a date-time (an Any field)": lambda b: b["ti_context"][
+        "dag_run"
+    ].update(conf={"raw": b"\x00", "when": T_SECONDS}),
+    "optional keys left out": lambda b: [
+        b["ti"].pop(k) for k in ("map_index", "hostname", "context_carrier", "queue")
+    ],
+    "NaN inside a JSON value": lambda b: b["ti_context"]["dag_run"]["consumed_asset_events"][0][
+        "extra"
+    ].update(x=math.nan),
+}
+
+
+@pytest.mark.parametrize("change", STARTUP_VALID.values(), ids=STARTUP_VALID.keys())
+def test_startup_accepted_by_both(change: Any) -> None:
+    """A valid first frame, in each form the real model accepts, is accepted here too."""
+    body = _startup_body()
+    change(body)
+    assert _real_accepts_startup(body)
+    assert isinstance(decode_body(body), messages.StartupDetails)
+
+
+# == JSON values we send: the supervisor's limits =========================================
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [fields.MAX_JSON_DEPTH, fields.MAX_JSON_DEPTH + 1])
+def test_json_depth_limit_is_the_supervisors(depth: int) -> None:
+    """A SetXCom value nested MAX_JSON_DEPTH deep is sent and accepted; one deeper is refused by both."""
+    msg = messages.SetXCom(key="k", value=_nested(depth), dag_id="d", run_id="r", task_id="t")
+    body = {"type": "SetXCom", "key": "k", "value": _nested(depth)}
+    body |= {"dag_id": "d", "run_id": "r", "task_id": "t"}
+    if depth <= fields.MAX_JSON_DEPTH:
+        assert not _supervisor_rejects(body)
+        encode_body(msg)
+    else:
+        assert _supervisor_rejects(body)
+        with pytest.raises(LocalProtocolError, match=r"SetXCom\.value(\[0\])+: nested deeper"):
+            encode_body(msg)

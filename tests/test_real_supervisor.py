@@ -8,6 +8,7 @@ supervisor recorded: the final state, the API calls it made, the task log it wro
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from airflow_harness.harness import TI_ID, supervise
@@ -205,3 +206,44 @@ def test_slow_bundle_import_does_not_trip_the_startup_timeout(tmp_path) -> None:
     )
     assert (r.raised, r.exit_code, r.final_state) == (None, 0, "success"), r.raw
     assert r.xcoms[f"{XCOM_PREFIX}/t1/return_value"] == "imported late"
+
+
+# -- inbound strictness and outbound bounds ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"ti.id": "not-a-uuid"}, "StartupDetails.ti.id"),
+        ({"ti_context.dag_run.run_after": "2026-01-02T03:04:05"}, "dag_run.run_after"),
+        ({"bundle_info": {"version": None}}, "StartupDetails.bundle_info: required key 'name'"),
+    ],
+    ids=["bad UUID", "naive run_after", "bundle_info without name"],
+)
+def test_malformed_first_frame_from_the_real_supervisor(
+    override: dict[str, Any], named: str
+) -> None:
+    """A StartupDetails the real supervisor would never send: one error naming the field, exit 1, the task never run."""
+    r = supervise("ok", startup_override=override)
+    assert r.exit_code == 1, (r.raw, r.events())
+    assert not [c for c in r.calls if "/xcoms/" in c["path"]]
+    errors = [e for e in r.events() if named in e]
+    assert len(errors) == 1, r.events()
+    assert not any("ok running" in e for e in r.events("task"))
+
+
+def test_cyclic_return_value_fails_under_the_real_supervisor() -> None:
+    """A return value that contains itself fails the try with its path logged, and no XCom is stored."""
+    r = supervise("cyclic_return")
+    assert (r.exit_code, r.final_state) == (0, "failed"), (r.raw, r.events())
+    assert not any("/cyclic_return/" in k for k in r.xcoms)
+    assert any("'return_value'[1].again[0]: the value contains itself" in e for e in r.events())
+
+
+def test_sigterm_while_a_large_return_value_is_encoded() -> None:
+    """SIGTERM that arrives as a 200 MB return value is being checked ends the try as cancelled, storing nothing."""
+    r = supervise("sigterm_while_encoding", should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "up_for_retry"), (r.raw, r.events())
+    (patch,) = r.state_patches
+    assert "SIGTERM" in patch["retry_reason"]
+    assert not any("/sigterm_while_encoding/" in k for k in r.xcoms)

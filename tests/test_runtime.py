@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +23,9 @@ import trio.testing
 import trio_coord
 from trio_coord.config import Address, Config
 from trio_coord.errors import ConnectTimeout, RequestTimeout
+from trio_coord.protocol import fields
 from trio_coord.runtime import dial as dial_module
+from trio_coord.runtime import task_runner
 from trio_coord.runtime.logs import LevelFilter, LogPipeline
 from trio_coord.runtime.masking import Masker
 from trio_coord.runtime.serve import Run
@@ -564,3 +568,150 @@ async def test_rendered_map_index_is_repeated_in_the_terminal_message(
     assert sup.types == ["SetRenderedMapIndex", "TaskState" if fails else "SucceedTask"]
     assert sup.requests[0][1]["rendered_map_index"] == "region=eu"
     assert sup.requests[1][1]["rendered_map_index"] == "region=eu"
+
+
+# -- inbound strictness and outbound bounds (protocol.md §12: bad input, clear error) -----
+
+
+def _broken_startup(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    body = startup()
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    if value is _MISSING:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return body
+
+
+_MISSING = object()
+
+#: (broken field, value) -> the field path the one error record must name.
+MALFORMED_STARTUP = {
+    "ti.id not a UUID": (("ti", "id"), "task-1", "StartupDetails.ti.id"),
+    "dag_version_id a number": (("ti", "dag_version_id"), 7, "StartupDetails.ti.dag_version_id"),
+    "run_after without offset": (
+        ("ti_context", "dag_run", "run_after"),
+        "2026-01-02T03:04:05",
+        "StartupDetails.ti_context.dag_run.run_after",
+    ),
+    "bundle_info missing": (("bundle_info",), _MISSING, "required key 'bundle_info'"),
+    "try_number a string": (("ti", "try_number"), "1", "StartupDetails.ti.try_number"),
+    "max_tries nil": (("ti_context", "max_tries"), None, "StartupDetails.ti_context.max_tries"),
+    "dag_run state a number": (
+        ("ti_context", "dag_run", "state"),
+        3,
+        "StartupDetails.ti_context.dag_run.state",
+    ),
+    "variables not a list": (("ti_context", "variables"), {"k": "v"}, "ti_context.variables"),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"), MALFORMED_STARTUP.values(), ids=MALFORMED_STARTUP.keys()
+)
+async def test_malformed_startup_details_never_runs_the_task(
+    autojump_clock: trio.testing.MockClock, path: tuple[str, ...], value: Any, named: str
+) -> None:
+    """A first frame with one bad field: one error record naming it, nothing sent, exit 1, the task never called."""
+    ran: list[bool] = []
+
+    async def t() -> None:
+        ran.append(True)
+
+    code, sup, _ = await converse(one_task(t), [0, _broken_startup(path, value), None])
+    assert (code, sup.requests, ran) == (1, [], [])
+    errors = [r for r in sup.log_records if r["level"] == "error"]
+    assert len(errors) == 1 and named in errors[0]["event"], errors
+    assert "Traceback" not in sup.log_bytes.decode()
+
+
+def _cycle() -> list[Any]:
+    value: list[Any] = [1, {"x": []}]
+    value[1]["x"].append(value)
+    return value
+
+
+#: Return values that cannot be sent: (value, multiple_outputs, what the log must say).
+UNSENDABLE = {
+    "list containing itself": (
+        _cycle,
+        False,
+        r"XCom 'return_value'\[1\]\.x\[0\]: .*contains itself",
+    ),
+    "non-string key": (lambda: {"a": {2: "b"}}, False, r"'return_value'\.a\[2\]: map key 2"),
+    "object": (lambda: [object()], False, r"'return_value'\[0\]: a object is not a JSON value"),
+    "NaN": (lambda: {"f": math.nan}, False, r"'return_value'\.f: nan is not a JSON number"),
+    "too deep": (lambda: _deep(300), False, r"nested deeper than 254"),
+    "too large": (
+        lambda: ["x" * 600, "y" * 600],
+        False,
+        r"\[1\]: the value encodes to more than 1000",
+    ),
+    "bad second output": (lambda: {"a": 1, "b": {3}}, True, r"XCom 'b': a set is not"),
+}
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("make", "multiple", "says"), UNSENDABLE.values(), ids=UNSENDABLE.keys())
+@pytest.mark.parametrize("should_retry", [False, True])
+async def test_unsendable_return_value_fails_before_anything_is_sent(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Callable[[], Any],
+    multiple: bool,
+    says: str,
+    should_retry: bool,
+) -> None:
+    """A return value with no JSON form or over the size limit: no SetXCom at all, a failure terminal, the path in the log."""
+    monkeypatch.setattr(fields, "MAX_JSON_BYTES", 1000)
+    bundle = trio_coord.Bundle("b")
+    bundle.dag("d").task(task_id="t", multiple_outputs=multiple)(lambda: make())
+    code, sup, _ = await converse(bundle, [0, startup(should_retry=should_retry), None])
+    assert code == 0
+    assert sup.types == (["RetryTask"] if should_retry else ["TaskState"])
+    assert any(r["level"] == "error" and re.search(says, r["event"]) for r in sup.log_records), (
+        sup.log_records
+    )
+    assert "Traceback" not in sup.log_bytes.decode()
+
+
+async def test_sigterm_while_a_return_value_is_checked_ends_the_try(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """terminate() while a large return value is still being checked: no SetXCom, the cancellation terminal at once."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_check(value: Any, path: str, max_items: int | None) -> int:
+        if max_items is not None:
+            raise fields.CheckIncomplete  # a large value: checked in a worker thread
+        started.set()
+        release.wait(10)  # a value that takes long to walk; released when the test ends
+        return 0
+
+    monkeypatch.setattr(task_runner, "check_json", slow_check)
+
+    async def t() -> list[int]:
+        return [1, 2, 3]
+
+    async def sigterm(run: Run, sup: Supervisor) -> None:
+        await trio.to_thread.run_sync(started.wait, 60)
+        run.terminate("received SIGTERM")
+
+    try:
+        code, sup, _ = await converse(
+            one_task(t), [0, startup(should_retry=True), None], after_start=sigterm
+        )
+    finally:
+        release.set()
+    assert code == 0
+    ((_, body, _),) = sup.requests
+    assert body["type"] == "RetryTask" and "SIGTERM" in body["retry_reason"]

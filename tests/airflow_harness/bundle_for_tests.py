@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import trio
@@ -79,3 +81,19 @@ async def xcom_roundtrip(client, log):
     await client.set_xcom("extra_key", {"seen": upstream})
     log.info("upstream=%s missing=%s", upstream, missing)
     return "done"
+
+
+@d1.task
+async def cyclic_return(log):
+    value = [1, {"again": []}]
+    value[1]["again"].append(value)
+    return value
+
+
+@d1.task
+async def sigterm_while_encoding(log):
+    """A large return value with SIGTERM already on its way: the runtime hears the signal
+    at its first checkpoint, which is while the value is being checked for sending."""
+    value = ["x" * 1000] * 200_000  # 200 MB once encoded
+    os.kill(os.getpid(), signal.SIGTERM)
+    return value

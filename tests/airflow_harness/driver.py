@@ -131,6 +131,25 @@ def _start(cls: Any, **kwargs: Any) -> Any:
 _subprocess._PopenActivitySubprocess.start = classmethod(_start)  # type: ignore[method-assign]
 
 
+# "startup_override": {"ti.id": "not-a-uuid", ...} replaces fields of the StartupDetails
+# body as it leaves the real supervisor: a first frame it would never send by itself.
+if scenario.get("startup_override"):
+    _orig_serialize = _subprocess._PopenActivitySubprocess._serialize_response
+
+    def _serialize(self: Any, msg: Any, **dump_opts: Any) -> dict[str, Any]:
+        body: dict[str, Any] = _orig_serialize(self, msg, **dump_opts)
+        if body.get("type") == "StartupDetails":
+            for dotted, value in scenario["startup_override"].items():
+                *parents, last = dotted.split(".")
+                target = body
+                for step in parents:
+                    target = target[step]
+                target[last] = value
+        return body
+
+    _subprocess._PopenActivitySubprocess._serialize_response = _serialize  # type: ignore[method-assign]
+
+
 def runtime_pid() -> int | None:
     kids = psutil.Process().children()
     return kids[0].pid if kids else None

@@ -251,12 +251,11 @@ class CommConnection:
         except RemoteProtocolError as exc:
             self._conv.fail(exc)
             raise  # pragma: no cover - fail() raises
-        if payload is NEED_DATA:
+        if isinstance(payload, NeedData):
             return NEED_DATA
         if payload is None:
             self._conv.process(Input.RECV_EOF)
             return Closed(tuple(self._pending))
-        assert isinstance(payload, bytes)
         try:
             return self._frame_event(payload)
         except RemoteProtocolError as exc:

@@ -33,16 +33,53 @@ from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, TypeAlias, Union
 
 from ..errors import LocalProtocolError, RemoteProtocolError, describe
+from .framing import WIRE_MAX_FRAME_SIZE
 
-__all__ = ["JsonValue", "UUIDStr", "Seconds", "Model", "Encoder", "Decoder", "MISSING_REQUIRED"]
+__all__ = [
+    "JsonValue",
+    "AnyValue",
+    "UUIDStr",
+    "Seconds",
+    "LaxDatetime",
+    "Model",
+    "Encoder",
+    "Decoder",
+    "MISSING_REQUIRED",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_BYTES",
+    "check_json",
+    "CheckIncomplete",
+]
 
 
 class _JsonMarker:
     """Annotation marker: any JSON-compatible value (nil, bool, int, float, str, list, map)."""
 
 
-#: Any JSON value, as pydantic's ``JsonValue`` accepts it on the supervisor side.
+#: Any JSON value, as pydantic's ``JsonValue`` accepts it on the supervisor side: inbound,
+#: bytes, date-times and containers of them are refused, as the real model refuses them.
 JsonValue: TypeAlias = Annotated[Any, _JsonMarker]
+
+
+class _AnyMarker:
+    """Annotation marker: a field the real model types ``Any`` (sent as JSON, read as is)."""
+
+
+#: A field whose real type is ``Any`` or a bare ``dict`` (``dag_run.conf``, ``next_kwargs``,
+#: ``context_carrier``...): the real model accepts whatever msgpack carries, so inbound we
+#: do too; outbound it is checked as a :data:`JsonValue`, because the supervisor forwards
+#: it to the API as JSON.
+AnyValue: TypeAlias = Annotated[Any, _AnyMarker]
+
+
+class _LaxDatetimeMarker:
+    """Annotation marker: a date-time field that accepts a naive RFC 3339 string."""
+
+
+#: The real field is a plain ``datetime`` (only ``StartupDetails.start_date``): a naive
+#: string is read as UTC. Every other date-time field is ``AwareDatetime`` in 1.3.2 and
+#: refuses a string without an offset.
+LaxDatetime: TypeAlias = Annotated[datetime.datetime, _LaxDatetimeMarker]
 
 
 class _UuidMarker:
@@ -192,9 +229,12 @@ _BOOL: Final[frozenset[type]] = frozenset({bool})
 _INT: Final[frozenset[type]] = frozenset({int})
 _FLOAT: Final[frozenset[type]] = frozenset({float})
 _DATETIME: Final[frozenset[type]] = frozenset({datetime.datetime})
-#: What a JSON value's encoder passes through without looking inside (``_enc_json``).
-_JSON_OUT: Final[frozenset[type]] = frozenset({str, int, bool, type(None)})
-#: Every type the codec can produce; a JSON value's decoder passes them all (``_dec_json``).
+#: What a JSON value's encoder passes through without looking inside (``_enc_json``):
+#: not ``str`` (its size is checked) nor ``int`` (its range is).
+_JSON_OUT: Final[frozenset[type]] = frozenset({bool, type(None)})
+#: What a JSON value's decoder passes through: scalars pydantic's ``JsonValue`` accepts.
+_JSON_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
+#: Every type the codec can produce; an ``AnyValue`` decoder passes them all.
 _JSON_IN: Final[frozenset[type]] = frozenset(
     {str, int, float, bool, type(None), list, dict, bytes, datetime.datetime}
 )
@@ -217,9 +257,13 @@ def _compile(tp: Any) -> _Compiled:
     if origin is Annotated:
         base, *extras = typing.get_args(tp)
         if _JsonMarker in extras:
-            return _enc_json, _dec_json, _JSON_OUT, _JSON_IN
+            return _enc_json, _dec_json, _JSON_OUT, _JSON_SCALARS
+        if _AnyMarker in extras:
+            return _enc_json, _dec_any, _JSON_OUT, _JSON_IN
         if _UuidMarker in extras:
-            return _enc_uuid, _scalar(str, "str")[1], _NO_TYPES, _STR
+            return _enc_uuid, _dec_uuid, _NO_TYPES, _NO_TYPES
+        if _LaxDatetimeMarker in extras:
+            return _enc_datetime, _dec_lax_datetime, _NO_TYPES, _DATETIME
         if _SecondsMarker in extras:
             return _enc_seconds, _dec_float, _NO_TYPES, _FLOAT
         return _compile(base)
@@ -234,9 +278,9 @@ def _compile(tp: Any) -> _Compiled:
     if tp is float:
         return _enc_float, _dec_float, _NO_TYPES, _FLOAT
     if tp is datetime.datetime:
-        return _enc_datetime, _dec_datetime, _NO_TYPES, _DATETIME
+        return _enc_datetime, _dec_datetime, _NO_TYPES, _NO_TYPES
     if tp is Any:
-        return _enc_json, _dec_json, _JSON_OUT, _JSON_IN
+        return _enc_json, _dec_any, _JSON_OUT, _JSON_IN
     if isinstance(tp, type) and issubclass(tp, Model):
         return (*_nested(tp), _NO_TYPES, _NO_TYPES)
     if origin is Literal:
@@ -311,6 +355,20 @@ def _enc_uuid(value: Any, path: str) -> Any:
         raise LocalProtocolError(f"{path}: {value!r} is not a UUID") from None
 
 
+def _dec_uuid(value: Any, path: str) -> Any:
+    # pydantic's lax UUID parsing accepts what uuid.UUID() does (hyphens or not, braces,
+    # "urn:uuid:"), and 16 raw bytes; anything else fails validation in the real runner.
+    if type(value) is str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise RemoteProtocolError(f"{path}: {describe(value)} is not a UUID") from None
+        return value
+    if type(value) is bytes and len(value) == 16:
+        return str(uuid.UUID(bytes=value))
+    raise RemoteProtocolError(f"{path}: expected a UUID string, got {_kind(value)}")
+
+
 # timedelta's range in seconds; 10**9 days (just above timedelta.max) is refused.
 _MIN_SECONDS: Final = datetime.timedelta.min.total_seconds()
 _END_SECONDS: Final = 86_400.0 * 10**9
@@ -342,17 +400,32 @@ def _enc_datetime(value: Any, path: str) -> Any:
 
 
 def _dec_datetime(value: Any, path: str) -> Any:
-    if isinstance(value, datetime.datetime):
+    return _parse_datetime(value, path, lax=False)
+
+
+def _dec_lax_datetime(value: Any, path: str) -> Any:
+    return _parse_datetime(value, path, lax=True)
+
+
+def _parse_datetime(value: Any, path: str, *, lax: bool) -> datetime.datetime:
+    if type(value) is datetime.datetime:
+        if value.utcoffset() is None and not lax:
+            raise RemoteProtocolError(f"{path}: naive date-time {value.isoformat()}")
         return value
     if type(value) is str:
-        # §3.4: RFC 3339 strings are accepted too (JSON-mode dumps, naive values).
+        # §3.4: RFC 3339 strings are accepted too (JSON-mode dumps). A string without an
+        # offset is a naive value, which only a plain-datetime field (LaxDatetime) takes.
         try:
             parsed = datetime.datetime.fromisoformat(value)
         except ValueError:
             raise RemoteProtocolError(
                 f"{path}: {describe(value)} is not an RFC 3339 date-time"
             ) from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
+        if parsed.utcoffset() is not None:
+            return parsed
+        if not lax:
+            raise RemoteProtocolError(f"{path}: {describe(value)} has no UTC offset")
+        return parsed.replace(tzinfo=_UTC)
     raise RemoteProtocolError(f"{path}: expected a date-time, got {_kind(value)}")
 
 
@@ -486,37 +559,203 @@ def _union(members: tuple[Any, ...]) -> _Compiled:
 
 # -- JSON values -------------------------------------------------------------------------
 
-_JSON_LEAVES: Final = (str, int, bool, type(None))
+#: Deepest nesting of arrays and maps inside one JSON value we send. The 1.3.2
+#: supervisor's models accept a ``SetXCom`` value nested 254 deep and refuse one nested
+#: 255 deep (pydantic's recursion guard), and a refused request gets no reply at all;
+#: tests/test_messages_real.py pins both sides of the line.
+MAX_JSON_DEPTH: Final = 254
+
+#: Largest msgpack encoding of one JSON value we send, in bytes. The supervisor's frame
+#: reader takes any length its 4-byte prefix can express (2**32 - 1), and neither it nor
+#: the Execution API checks an XCom's size; 64 KiB are kept for the rest of the frame
+#: (keys, ids, the other fields). Read at call time, so tests can lower it.
+MAX_JSON_BYTES: int = WIRE_MAX_FRAME_SIZE - 64 * 1024
+
+#: A container whose encoding reaches this many bytes is remembered by ``id`` while a
+#: value is checked, so one that appears many times (a list holding the same dict twice,
+#: nested 60 deep) is sized once and not walked 2**60 times. Smaller ones are cheaper to
+#: walk again than to remember.
+_MEMO_MIN: Final = 64
+
+#: Non-ASCII strings longer than this are measured in chunks of this many characters,
+#: so their UTF-8 size is known without a whole second copy.
+_UTF8_CHUNK: Final = 1 << 20
+
+
+def _utf8_size(text: str) -> int:
+    """UTF-8 length of ``text``; raises UnicodeEncodeError for a lone surrogate."""
+    if text.isascii():  # O(1) for CPython's compact strings
+        return len(text)
+    if len(text) <= _UTF8_CHUNK:
+        return len(text.encode())
+    return sum(len(text[i : i + _UTF8_CHUNK].encode()) for i in range(0, len(text), _UTF8_CHUNK))
+
+
+def _leaf_size(value: Any) -> int:
+    """Encoded size (an upper bound for integers) of one scalar; ValueError if it has none."""
+    t = type(value)
+    if t is str:
+        n = _utf8_size(value)
+        return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+    if t is bool or value is None:
+        return 1
+    if t is int:
+        if not _INT_MIN <= value <= _UINT_MAX:
+            raise ValueError(f"integer {describe(value)} does not fit in 64 bits")
+        return 1 if -32 <= value < 128 else 9
+    if t is float:
+        if not math.isfinite(value):
+            # The supervisor forwards the value to the API as JSON, which has no NaN.
+            raise ValueError(f"{value!r} is not a JSON number")
+        return 9
+    raise ValueError(f"a {t.__name__} is not a JSON value")
+
+
+def _at(path: str, keys: list[Any]) -> str:
+    return path + "".join(f"[{k}]" if type(k) is int else f".{k}" for k in keys)
+
+
+class CheckIncomplete(Exception):
+    """``check_json`` reached ``max_items`` before the end: the value is large, so finish
+    the check where a long walk blocks nothing (the runtime uses a worker thread)."""
+
+
+#: Strings at least this long make a ``max_items`` check stop at once (a long non-ASCII
+#: string is measured by encoding it, which takes a while).
+_LONG_STR: Final = 1 << 20
+
+
+def check_json(value: Any, path: str, max_items: int | None = None) -> int:
+    """Check that ``value`` can be sent as JSON, and return its msgpack size in bytes.
+
+    The walk is iterative, so a deep value cannot raise RecursionError, and it ends in
+    time linear in the value: a container met again while still open is a cycle, one
+    met again after it was sized is counted without a second walk (``_MEMO_MIN``), and
+    the walk stops as soon as the size passes :data:`MAX_JSON_BYTES`. Integers count as
+    9 bytes unless they fit one, so the size is an upper bound, exact for the rest.
+
+    Raises:
+        LocalProtocolError: naming the path into the value (``SetXCom.value[3].a``) of a
+            cycle, a non-string key, a value with no JSON form, a non-finite float, a
+            lone surrogate, an integer beyond 64 bits, nesting deeper than
+            :data:`MAX_JSON_DEPTH`, or a value larger than :data:`MAX_JSON_BYTES`.
+        CheckIncomplete: ``max_items`` was given, and the value has more items than
+            that, or a string of a MiB or more; nothing was found wrong before.
+    """
+    limit = MAX_JSON_BYTES
+    t = type(value)
+    if t is not list and t is not tuple and t is not dict:
+        if max_items is not None and t is str and len(value) >= _LONG_STR:
+            raise CheckIncomplete
+        try:
+            size = _leaf_size(value)
+        except (ValueError, UnicodeError) as exc:
+            raise LocalProtocolError(f"{path}: {_reason(exc)}") from None
+        if size > limit:
+            raise LocalProtocolError(f"{path}: {_too_large(size, limit)}")
+        return size
+    memo: dict[int, int] = {}
+    open_ids: set[int] = set()
+    keys: list[Any] = []  # the key of each open container but the root, in its parent
+    # (children, id, size before it, is a map) of each open container, innermost last.
+    frames: list[tuple[Any, int, int, bool]] = []
+    total = _open(value, frames, open_ids, 0)
+    items_left = -1 if max_items is None else max_items
+    while frames:
+        children, cid, start, is_map = frames[-1]
+        for key, item in children:
+            items_left -= 1
+            if not items_left:
+                raise CheckIncomplete
+            try:
+                if is_map:
+                    if type(key) is not str:
+                        raise ValueError(f"map key {describe(key)} is not a string")
+                    n = _utf8_size(key)
+                    total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+                t = type(item)
+                if t is list or t is tuple or t is dict:
+                    iid = id(item)
+                    known = memo.get(iid)
+                    if known is not None:
+                        total += known
+                    else:
+                        if iid in open_ids:
+                            raise ValueError("the value contains itself (a reference cycle)")
+                        if len(frames) >= MAX_JSON_DEPTH:
+                            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} arrays and maps")
+                        keys.append(key)
+                        total = _open(item, frames, open_ids, total)
+                        break
+                elif t is str and item.isascii() and (max_items is None or len(item) < _LONG_STR):
+                    n = len(item)
+                    total += n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+                elif t is int and _INT_MIN <= item <= _UINT_MAX:
+                    total += 1 if -32 <= item < 128 else 9
+                elif t is float and math.isfinite(item):
+                    total += 9
+                else:
+                    if max_items is not None and t is str and len(item) >= _LONG_STR:
+                        raise CheckIncomplete
+                    total += _leaf_size(item)
+            except (ValueError, UnicodeError) as exc:
+                raise LocalProtocolError(f"{_at(path, [*keys, key])}: {_reason(exc)}") from None
+            if total > limit:
+                raise LocalProtocolError(f"{_at(path, [*keys, key])}: {_too_large(total, limit)}")
+        else:
+            frames.pop()
+            open_ids.discard(cid)
+            if keys:
+                keys.pop()
+            if total - start >= _MEMO_MIN:
+                memo[cid] = total - start
+    return total
+
+
+def _open(container: Any, frames: list[Any], open_ids: set[int], total: int) -> int:
+    cid = id(container)
+    open_ids.add(cid)
+    is_map = type(container) is dict
+    frames.append((iter(container.items()) if is_map else enumerate(container), cid, total, is_map))
+    n = len(container)
+    return total + (1 if n < 16 else 3 if n < 65536 else 5)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return f"the string holds a lone surrogate at index {exc.start}, which UTF-8 cannot carry"
+    return str(exc)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the value encodes to more than {limit} bytes (at least {size}), the most one "
+        "frame to the supervisor can carry"
+    )
 
 
 def _enc_json(value: Any, path: str) -> Any:
-    """Check a JSON value iteratively (deep user values must not hit the recursion limit)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        v, p = stack.pop()
-        t = type(v)
-        if t in _JSON_LEAVES:
-            continue
-        if t is float:
-            if not math.isfinite(v):
-                raise LocalProtocolError(f"{p}: {v!r} is not a JSON number")
-            continue
-        if t is list or t is tuple:
-            stack.extend((item, p) for item in v if type(item) not in _JSON_LEAVES)
-            continue
-        if t is dict:
-            for k, item in v.items():
-                if type(k) is not str:
-                    raise LocalProtocolError(f"{p}: map key {k!r} is not a string")
-                if type(item) not in _JSON_LEAVES:
-                    stack.append((item, f"{p}.{k}"))
-            continue
-        raise LocalProtocolError(f"{p}: a {t.__name__} is not a JSON value")
+    check_json(value, path)
     return value
 
 
 def _dec_json(value: Any, path: str) -> Any:
-    # The codec already guarantees string keys and no extension types but timestamps;
-    # bytes and datetimes are left as they are (pydantic would have refused them on the
-    # supervisor's side, so they do not reach us from a conforming peer).
+    """Refuse what pydantic's ``JsonValue`` refuses: bytes and date-times, at any depth."""
+    if type(value) in _JSON_SCALARS:
+        return value
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is list or t is dict:
+            for item in v.values() if t is dict else v:
+                if type(item) not in _JSON_SCALARS:
+                    stack.append(item)
+        else:
+            raise RemoteProtocolError(f"{path}: a {_kind(v)} is not a JSON value")
+    return value
+
+
+def _dec_any(value: Any, path: str) -> Any:
+    # The real field is ``Any``: whatever the codec produced is what pydantic accepts.
     return value

@@ -40,7 +40,7 @@ from dataclasses import field
 from typing import Any, ClassVar, Literal
 
 from ..errors import LocalProtocolError, RemoteProtocolError, describe
-from .fields import JsonValue, Model, Seconds, UUIDStr
+from .fields import AnyValue, JsonValue, LaxDatetime, Model, Seconds, UUIDStr
 
 # Every nested model is public here too: the star import re-exports models.__all__.
 from .models import *  # noqa: F403
@@ -94,7 +94,7 @@ class StartupDetails(Inbound):
     ti: TaskInstance
     dag_rel_path: str
     bundle_info: BundleInfo
-    start_date: datetime.datetime
+    start_date: LaxDatetime  # a plain datetime in 1.3.2: the one date-time that may be naive
     ti_context: TIRunContext
     sentry_integration: str
 
@@ -115,7 +115,7 @@ class DagFileParseRequest(Inbound):
     bundle_path: str
     bundle_name: str
     # DagCallbackRequest / TaskCallbackRequest / EmailRequest maps, tagged by "type".
-    callback_requests: list[dict[str, JsonValue]] = field(default_factory=list)
+    callback_requests: list[dict[str, AnyValue]] = field(default_factory=list)
 
 
 # -- generic replies (§3.7) --------------------------------------------------------------
@@ -125,7 +125,7 @@ class DagFileParseRequest(Inbound):
 class ErrorResponse(Inbound):
     TYPE = "ErrorResponse"
     error: ErrorType = "GENERIC_ERROR"
-    detail: dict[str, JsonValue] | None = None
+    detail: dict[str, AnyValue] | None = None
 
 
 @_frozen
@@ -299,13 +299,13 @@ class TICount(Inbound):
 @_frozen
 class TaskStatesResult(Inbound):
     TYPE = "TaskStatesResult"
-    task_states: dict[str, JsonValue]
+    task_states: dict[str, AnyValue]
 
 
 @_frozen
 class TaskBreadcrumbsResult(Inbound):
     TYPE = "TaskBreadcrumbsResult"
-    breadcrumbs: list[dict[str, JsonValue]]
+    breadcrumbs: list[dict[str, AnyValue]]
 
 
 # -- human in the loop (§5.6) ------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias, TypeVar, dataclass_transform
 
 from ..errors import LocalProtocolError
-from .fields import JsonValue, Model, UUIDStr
+from .fields import AnyValue, JsonValue, Model, UUIDStr
 
 __all__ = [
     "AssetAliasReference",
@@ -111,7 +111,7 @@ class TaskInstance(Model):
     dag_version_id: UUIDStr
     map_index: int | None = -1
     hostname: str | None = None
-    context_carrier: dict[str, JsonValue] | None = None
+    context_carrier: dict[str, AnyValue] | None = None
     queue: str | None = "default"
 
 
@@ -165,7 +165,7 @@ class DagRun(Model):
     clear_number: int | None = 0
     run_type: DagRunType
     state: DagRunState
-    conf: dict[str, JsonValue] | None = None
+    conf: dict[str, AnyValue] | None = None
     triggering_user_name: str | None = None
     consumed_asset_events: list[ConsumedAssetEvent]
     partition_key: str | None
@@ -208,7 +208,7 @@ class TIRunContext(Model):
     variables: list[VariableEntry] | None = None
     connections: list[ConnectionEntry] | None = None
     next_method: str | None = None
-    next_kwargs: dict[str, JsonValue] | str | None = None
+    next_kwargs: dict[str, AnyValue] | str | None = None
     xcom_keys_to_clear: list[str] | None = None
     should_retry: bool | None = False
     start_date: datetime.datetime | None = None
@@ -293,7 +293,7 @@ class HITLDetailRequest(Model):
     body: str | None = None
     defaults: list[str] | None = None
     multiple: bool | None = False
-    params: dict[str, JsonValue] | None = None
+    params: dict[str, AnyValue] | None = None
     assigned_users: list[HITLUser] | None = None
 
     def __post_init__(self) -> None:

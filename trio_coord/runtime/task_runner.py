@@ -34,6 +34,7 @@ from ..authoring import FailTask, SkipTask, Task
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone
+from ..protocol.fields import CheckIncomplete, check_json
 from ..protocol.messages import (
     Request,
     RetryTask,
@@ -113,9 +114,12 @@ async def run_task(
         return _resume_failure(ctx, next_method)
 
     task_log = logging.getLogger(TASK_LOGGER)
+    push_error: Exception | None = None
     try:
         with scope:
             value = await _call(task, ctx, client, task_log)
+            # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
+            push_error = await _push_result(task, client, value)
         if scope.cancelled_caught:
             reason = cancel_reason() or "the task was cancelled"
             log.error("task cancelled: %s", reason)
@@ -132,16 +136,12 @@ async def run_task(
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return _failure(ctx, f"{type(exc).__name__}: {exc}")
 
-    try:
-        await _push_result(task, client, value)
-    except SupervisorGone:
-        raise
-    except LocalProtocolError as exc:
-        log.error("the return value cannot be stored as an XCom: %s", exc)
-        return _failure(ctx, f"return value is not JSON-serialisable: {exc}")
-    except Exception as exc:
-        log.error("pushing the return value failed: %s", exc, exc_info=exc)
-        return _failure(ctx, f"pushing the return value failed: {exc}")
+    if isinstance(push_error, LocalProtocolError):
+        log.error("the return value cannot be stored as an XCom: %s", push_error)
+        return _failure(ctx, f"return value is not JSON-serialisable: {push_error}")
+    if push_error is not None:
+        log.error("pushing the return value failed: %s", push_error, exc_info=push_error)
+        return _failure(ctx, f"pushing the return value failed: {push_error}")
     return TaskOutcome(SucceedTask(end_date=_now()), "success")
 
 
@@ -171,17 +171,50 @@ def _inject(task: Task, ctx: TaskContext, client: Any, task_log: logging.Logger)
     return values
 
 
-async def _push_result(task: Task, client: Client, value: Any) -> None:
+async def _push_result(task: Task, client: Client, value: Any) -> Exception | None:
+    """Push the return value as XComs; return what went wrong instead of raising it.
+
+    Every value is checked before the first is sent (a cycle, an item with no JSON
+    form, a size over what one frame carries: ``check_json``), so a bad value sends
+    nothing at all. The check walks the whole value, which takes a while for a large
+    one, so a large one is checked in a worker thread: the Trio thread keeps handling
+    SIGTERM, which abandons the check (the thread finishes on its own; nothing is sent).
+
+    Raises:
+        SupervisorGone: the comm channel broke.
+    """
     if value is None:
-        return
+        return None
+    pushes: list[tuple[str, Any]] = []
     if task.multiple_outputs:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise LocalProtocolError(
+            return LocalProtocolError(
                 "multiple_outputs needs a dict with string keys as the return value"
             )
-        for key, item in value.items():
+        pushes += value.items()
+    pushes.append(("return_value", value))
+    try:
+        try:
+            _check_values(pushes, _INLINE_CHECK_ITEMS)
+        except CheckIncomplete:
+            await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
+        for key, item in pushes:
             await client.set_xcom(key, item)
-    await client.set_xcom("return_value", value)
+    except SupervisorGone:
+        raise
+    except Exception as exc:
+        return exc
+    return None
+
+
+#: Values with up to this many items are checked in the Trio thread (well under a
+#: millisecond); larger ones, or with a string of a MiB or more, in a worker thread.
+_INLINE_CHECK_ITEMS = 10_000
+
+
+def _check_values(pushes: list[tuple[str, Any]], max_items: int | None) -> None:
+    for key, item in pushes:
+        check_json(item, f"XCom {key!r}", max_items)
 
 
 def _resume_failure(ctx: TaskContext, next_method: str) -> TaskOutcome:
