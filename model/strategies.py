@@ -39,6 +39,10 @@ from .protocol_model import (
 __all__ = [
     "LOG_LEVELS",
     "CLOCK_STEPS",
+    "ENV_SECRET_KEY",
+    "ENV_SECRET",
+    "ENVIRON",
+    "map_indexes",
     "keys",
     "json_values",
     "log_texts",
@@ -73,6 +77,17 @@ LOG_LEVELS: Final = {
 CLOCK_STEPS: Final = (0.25, 3.5, 40.125, 101.0)
 
 # -- conversation choices -----------------------------------------------------------------
+
+#: A variable the runtime finds in its environment (the ``AIRFLOW_VAR_*`` fast path,
+#: §9.8): its key is a sensitive name, so its value must be masked, and the supervisor,
+#: which never saw it, must be told with ``MaskSecret`` before the task gets it.
+ENV_SECRET_KEY: Final = "db_password"
+ENV_SECRET: Final = "envsecretvalue!secret"
+#: The environment the runtime machine runs with.
+ENVIRON: Final = {f"AIRFLOW_VAR_{ENV_SECRET_KEY.upper()}": ENV_SECRET}
+
+#: ``ti.map_index`` of the try: unmapped (-1) most often, else a mapped instance.
+map_indexes = st.sampled_from([-1, -1, 0, 3])
 
 #: Names no AIRFLOW_VAR_/AIRFLOW_CONN_ fast path can shadow (the machines pass environ={}).
 keys = st.from_regex(r"[a-z][a-z0-9_]{0,14}", fullmatch=True)
@@ -136,6 +151,8 @@ def client_calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], bool]:
     """A client call: ``(method, args, has_default)``."""
     method = draw(st.sampled_from(sorted(CLIENT_CALLS)))
     key = draw(keys)
+    if method == "get_variable" and draw(st.integers(0, 2)) == 0:
+        key = ENV_SECRET_KEY
     if method == "get_variable":
         if draw(st.booleans()):
             return method, (key, draw(json_values)), True

@@ -263,7 +263,8 @@ class CommChannel:
                 self.conn.forget(request_id)
         if waiter.reply is not None:
             return waiter.reply
-        assert waiter.error is not None
+        if waiter.error is None:  # only the reader or a break wakes a parked caller
+            raise RuntimeError(f"{waiter.what} (id {request_id}) woke without a reply or error")
         raise waiter.error
 
     @property
@@ -342,7 +343,8 @@ class CommChannel:
 
     def _poll(self, waiter: _Waiter) -> None:
         """Read the socket without waiting until ``waiter`` is answered or the budget ends."""
-        assert self._sock is not None
+        if self._sock is None:  # _spin is 0 without a socket, so this is never reached
+            raise RuntimeError("polling needs a socket stream")
         self.polls += 1
         fd = self._sock.fileno()
         clock = time.perf_counter
