@@ -125,7 +125,10 @@ first_frames = st.sampled_from(
     ]
 )
 
-raise_kinds = st.sampled_from(list(RaiseKind))
+#: How a body raises. Hypothesis strongly favours the first choice of a sampled_from
+#: (a 300-conversation run raised SKIP 22 times, the others 3), so the common failure,
+#: an ordinary exception, comes first.
+raise_kinds = st.sampled_from([RaiseKind.ERROR, RaiseKind.SKIP, RaiseKind.FAIL] * 2)
 
 
 def answers_for(request_type: str) -> st.SearchStrategy[Answer]:

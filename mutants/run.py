@@ -210,8 +210,19 @@ MUTATIONS: tuple[Mutation, ...] = (
 )
 
 #: What a run needs besides the mutated package: the model and the stateful tests.
-COPIED = ("trio_coord", "model", "pyproject.toml", "tests/conftest.py", "tests/test_stateful.py")
-TESTS = ("tests/test_stateful.py",)
+COPIED = (
+    "trio_coord",
+    "model",
+    "pyproject.toml",
+    "mutants/run.py",
+    "tests/conftest.py",
+    "tests/test_stateful.py",
+)
+#: The two machines only (test_stateful.py also checks this table, against the real tree).
+TESTS = (
+    "tests/test_stateful.py::TestConnectionVsModel",
+    "tests/test_stateful.py::TestRuntimeVsModel",
+)
 
 
 #: Appended to the scratch copy's conftest: the ``ci`` profile (same examples, same
@@ -290,6 +301,8 @@ class Result:
     caught: bool
     by: str
     seconds: float
+    #: The run itself broke (collection error, pytest usage error): no verdict.
+    broken: bool = False
 
 
 _SECTION = re.compile(r"^_{3,} (\S+) _{3,}$", re.M)
@@ -353,7 +366,7 @@ def run_one(mutation: Mutation | None, timeout: float) -> Result:
     failures = _failures(out.stdout)
     if out.returncode not in (0, 1) or (out.returncode == 1 and not failures):
         tail = "\n".join(out.stdout.splitlines()[-15:] + out.stderr.splitlines()[-15:])
-        return Result(name, files, True, f"pytest exited {out.returncode}: {tail}", took)
+        return Result(name, files, False, f"pytest exited {out.returncode}: {tail}", took, True)
     return Result(name, files, bool(failures), "; ".join(failures) or "-", took)
 
 
@@ -379,7 +392,7 @@ def print_table(results: list[Result]) -> None:
     print("| mutation | file | caught | by (machine: first failure) | time |")
     print("|---|---|---|---|---|")
     for r in results:
-        caught = "yes" if r.caught else "**NO**"
+        caught = "yes" if r.caught else "**ERROR**" if r.broken else "**NO**"
         if r.name.startswith("("):
             caught = "fails" if r.caught else "passes"
         print(f"| {r.name} | {r.files} | {caught} | {_short(r.by, 110)} | {r.seconds:.0f} s |")
@@ -419,21 +432,27 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"baseline: {'FAILS' if base.caught else 'passes'} ({base.seconds:.0f} s)", flush=True
         )
-        if base.caught:
+        if base.caught or base.broken:
             print(f"the unmutated copy fails, so no verdict means anything: {base.by}")
             return 1
         results.append(base)
     for mutation in chosen:
         result = run_one(mutation, args.timeout)
-        print(f"{mutation.name}: {'caught' if result.caught else 'SURVIVED'} "
+        verdict = "caught" if result.caught else "RUN BROKEN" if result.broken else "SURVIVED"
+        print(f"{mutation.name}: {verdict} "
               f"({result.seconds:.0f} s) {_short(result.by, 200)}", flush=True)  # fmt: skip
         results.append(result)
     print_table(results)
+    broken = [r.name for r in results if r.broken]
     survivors = [r.name for r in results if r.name in {m.name for m in chosen} and not r.caught]
+    survivors = [name for name in survivors if name not in broken]
     print(f"{len(chosen) - len(survivors)}/{len(chosen)} caught in "
           f"{time.perf_counter() - total:.0f} s")  # fmt: skip
     if survivors:
         print("SURVIVORS (the machines did not notice these bugs):", ", ".join(survivors))
+    if broken:
+        print("RUNS THAT BROKE (no verdict; see their row):", ", ".join(broken))
+    if survivors or broken:
         return 1
     return 0
 
