@@ -149,10 +149,24 @@ def answers_for(request_type: str) -> st.SearchStrategy[Answer]:
     return st.sampled_from(options)
 
 
+#: The client calls, most used first (Hypothesis favours the first of a sampled_from).
+CALL_ORDER: Final = (
+    "get_variable",
+    "set_xcom",
+    "get_xcom",
+    "mask_secret",
+    "get_connection",
+    "set_variable",
+    "delete_xcom",
+    "delete_variable",
+)
+assert set(CALL_ORDER) == set(CLIENT_CALLS)
+
+
 @st.composite
 def client_calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], bool]:
     """A client call: ``(method, args, has_default)``."""
-    method = draw(st.sampled_from(sorted(CLIENT_CALLS)))
+    method = draw(st.sampled_from(CALL_ORDER))
     key = draw(keys)
     if method == "get_variable" and draw(st.integers(0, 2)) == 0:
         key = ENV_SECRET_KEY

@@ -115,6 +115,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_CLIENT, "await self.mask_secret(env, name=key)", "self._masker.add(env, key)"),
     ),
     _m(
+        "env_secret_not_masked_locally",
+        "mask_secret tells the supervisor but not the runtime's own masker",
+        (
+            _CLIENT,
+            "        self._masker.add(value, name)\n        await self.request(MaskSecret(",
+            "        await self.request(MaskSecret(",
+        ),
+    ),
+    _m(
         "request_without_timeout",
         "requests wait for their reply forever (the supervisor drops bodies it cannot decode)",
         (
@@ -324,7 +333,7 @@ def _failures(stdout: str) -> list[str]:
     return found
 
 
-def run_one(mutation: Mutation | None, timeout: float) -> Result:
+def run_one(mutation: Mutation | None, timeout: float, logs: Path | None = None) -> Result:
     """Run the machines against a scratch copy with ``mutation`` applied (None: unmutated)."""
     name = mutation.name if mutation else "(none: baseline)"
     files = (
@@ -360,6 +369,9 @@ def run_one(mutation: Mutation | None, timeout: float) -> Result:
         except subprocess.TimeoutExpired:
             return Result(name, files, True, f"timeout after {timeout:g} s", timeout)
         took = time.perf_counter() - start
+        if logs is not None:
+            stem = mutation.name if mutation else "baseline"
+            (logs / f"{stem}.txt").write_text(out.stdout + out.stderr)
         where = _imported_from(scratch, env)
     if where is not None:
         raise SystemExit(f"the scratch run imported trio_coord from {where}, not the copy")
@@ -406,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutations")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
+    parser.add_argument("--logs", type=Path, help="keep each run's pytest output here")
     args = parser.parse_args(argv)
     if args.list:
         for mutation in MUTATIONS:
@@ -427,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [m for m in MUTATIONS if m.name in args.only]
     results = []
     total = time.perf_counter()
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     if not args.no_baseline:
-        base = run_one(None, args.timeout)
+        base = run_one(None, args.timeout, args.logs)
         print(
             f"baseline: {'FAILS' if base.caught else 'passes'} ({base.seconds:.0f} s)", flush=True
         )
@@ -437,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results.append(base)
     for mutation in chosen:
-        result = run_one(mutation, args.timeout)
+        result = run_one(mutation, args.timeout, args.logs)
         verdict = "caught" if result.caught else "RUN BROKEN" if result.broken else "SURVIVED"
         print(f"{mutation.name}: {verdict} "
               f"({result.seconds:.0f} s) {_short(result.by, 200)}", flush=True)  # fmt: skip
