@@ -749,10 +749,13 @@ class RuntimeVsModel(RuleBasedStateMachine):
         )
         sent_terminals = [r for r in self.sup.requests if r.request_type in TERMINAL_TYPES]
         if self.model.terminal is not None and self.model.conv.terminal_type is not None:
-            assert len(sent_terminals) == 1
-            assert sent_terminals[0].request_type == self.model.terminal[0]
+            sent = [(r.request_type, r.body.get("state")) for r in sent_terminals]
+            assert len(sent) == 1, f"terminal messages sent: {sent}"
+            assert sent[0][0] == self.model.terminal[0], f"sent {sent}; due {self.model.terminal}"
             if self.model.terminal[0] == "TaskState":
-                assert sent_terminals[0].body.get("state") == self.model.terminal[1]
+                assert sent[0][1] == self.model.terminal[1], (
+                    f"sent {sent}; due {self.model.terminal}"
+                )
         if self.model.terminal_delivered:
             verdict = self.model.final_state(self.rc)
             assert not verdict.stuck, f"the TI would stay RUNNING: {verdict}"
