@@ -48,6 +48,15 @@ def model(session: nox.Session) -> None:
 
 
 @nox.session
+def mutants(session: nox.Session) -> None:
+    """Realistic bugs applied one at a time to a scratch copy of trio_coord, each run
+    against the stateful machines (ci profile); prints which were caught, exits non-zero
+    if one survives. Extra arguments go to mutants/run.py: nox -s mutants -- --only NAME."""
+    session.install("-e", ".[test]")
+    session.run("python", "mutants/run.py", *session.posargs)
+
+
+@nox.session
 def fuzz(session: nox.Session) -> None:
     """Frame and serve fuzzers, long: nox -s fuzz -- <inputs or seconds> (200000, or 600s).
     A count N runs N decoder inputs and N/100 in-process conversations; Ns gives each

@@ -17,45 +17,60 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import atheris  # noqa: E402
-
-with atheris.instrument_imports(include=["trio_coord.protocol"]):
-    import trio_coord.protocol.codec
-    import trio_coord.protocol.connection
-    import trio_coord.protocol.fields
-    import trio_coord.protocol.framing
-    import trio_coord.protocol.messages
-    import trio_coord.protocol.states  # noqa: F401
-
-import frame_fuzz  # noqa: E402
+#: ``frame_fuzz``, imported on first use: under libFuzzer, :func:`main` must instrument
+#: ``trio_coord.protocol`` before anything imports it; without atheris (the tests) the
+#: entry function runs as plain Python.
+_frame_fuzz: ModuleType | None = None
 
 
-def test_one_input(data: bytes) -> None:
-    """One libFuzzer input: a 2-byte frame limit, a cut count, 2-byte cut points, the stream.
+def _checker() -> ModuleType:
+    global _frame_fuzz
+    if _frame_fuzz is None:
+        import frame_fuzz
 
-    The header is read from the front (atheris' FuzzedDataProvider takes integers from the
-    end), so a seed is simply a header followed by frames.
+        _frame_fuzz = frame_fuzz
+    return _frame_fuzz
+
+
+def parse_input(data: bytes) -> tuple[int, list[int], bytes] | None:
+    """Split one libFuzzer input into (frame limit, cut points, stream); None if too short.
+
+    A 2-byte frame limit, a cut count, 2-byte cut points, then the stream. The header is
+    read from the front (atheris' FuzzedDataProvider takes integers from the end), so a
+    seed is simply a header followed by frames.
     """
     if len(data) < 3:
-        return
+        return None
     limit = 1 + int.from_bytes(data[0:2], "big") % 8192
     ncuts = data[2] % 9
     header = 3 + 2 * ncuts
     cuts = [int.from_bytes(data[i : i + 2], "big") for i in range(3, min(header, len(data)), 2)]
-    frame_fuzz.check_stream(data[header:], cuts, limit)
+    return limit, cuts, data[header:]
+
+
+def test_one_input(data: bytes) -> None:
+    """One libFuzzer input: the decoder, in the input's chunking, must agree with the model."""
+    parsed = parse_input(data)
+    if parsed is not None:
+        limit, cuts, stream = parsed
+        _checker().check_stream(stream, cuts, limit)
+
+
+#: The header of every seed: limit 1 + 0x0fff = 4096, no cuts.
+SEED_HEADER = b"\x0f\xff\x00"
 
 
 def make_corpus(directory: Path) -> int:
     """Write frame_fuzz's seed corpus as libFuzzer inputs (limit 4096, no cuts)."""
     directory.mkdir(parents=True, exist_ok=True)
-    prefix = b"\x0f\xff\x00"  # limit 1 + 0x0fff = 4096, no cuts
-    seeds = frame_fuzz.seed_corpus()
+    seeds = _checker().seed_corpus()
     for i, seed in enumerate(seeds):
-        (directory / f"seed-{i:04d}").write_bytes(prefix + seed)
+        (directory / f"seed-{i:04d}").write_bytes(SEED_HEADER + seed)
     return len(seeds)
 
 
@@ -63,6 +78,16 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--make-corpus":
         print(f"wrote {make_corpus(Path(sys.argv[2]))} seeds to {sys.argv[2]}")
         return
+    import atheris
+
+    with atheris.instrument_imports(include=["trio_coord.protocol"]):
+        import trio_coord.protocol.codec
+        import trio_coord.protocol.connection
+        import trio_coord.protocol.fields
+        import trio_coord.protocol.framing
+        import trio_coord.protocol.messages
+        import trio_coord.protocol.states  # noqa: F401
+    _checker()  # imports the rest after the instrumented modules
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

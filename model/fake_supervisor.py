@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -62,6 +63,8 @@ class Wire:
     run_id: str = "model-run"
     ti_id: str = "0190a2e4-0000-7000-8000-00000000a001"
     try_number: int = 1
+    #: ``ti.map_index``: -1 for an unmapped task (§4.1).
+    map_index: int = -1
     should_retry: bool = False
     xcom_keys_to_clear: tuple[str, ...] = ()
     now: datetime.datetime = datetime.datetime(2026, 6, 16, 12, 0, 0, tzinfo=_UTC)
@@ -101,7 +104,7 @@ class Wire:
                 "run_id": self.run_id,
                 "try_number": self.try_number,
                 "dag_version_id": "0190a2e4-0000-7000-8000-00000000b001",
-                "map_index": -1,
+                "map_index": self.map_index,
                 "hostname": None,
                 "context_carrier": None,
                 "queue": "trio-coord",
@@ -214,6 +217,8 @@ class SeenRequest:
     request_type: Any
     body: Any
     problems: list[str]
+    #: The fake supervisor answered it itself, the moment it read it (``auto_answer``).
+    auto_answered: bool = False
 
 
 @dataclass
@@ -240,6 +245,10 @@ class FakeSupervisor:
     logs_closed: bool = False
     #: Frame-level garbage from the runtime (should stay empty).
     comm_errors: list[str] = field(default_factory=list)
+    #: Consulted for every request as it is read: the bytes to answer it with at once, as
+    #: a fast real supervisor would (before the runtime's next step), or None to leave the
+    #: answer to the machine.
+    auto_answer: Callable[[SeenRequest], bytes | None] | None = None
     _comm_buf: bytearray = field(default_factory=bytearray)
     _logs_buf: bytearray = field(default_factory=bytearray)
 
@@ -264,19 +273,24 @@ class FakeSupervisor:
                     break
                 payload = bytes(self._comm_buf[4 : 4 + size])
                 del self._comm_buf[: 4 + size]
-                self._take_request(payload)
+                seen = self._take_request(payload)
+                reply = self.auto_answer(seen) if self.auto_answer and seen else None
+                if seen is not None and reply is not None:
+                    seen.auto_answered = await self.send(reply)
 
-    def _take_request(self, payload: bytes) -> None:
+    def _take_request(self, payload: bytes) -> SeenRequest | None:
         try:
             msg = msgspec.msgpack.decode(payload)
         except msgspec.DecodeError as exc:
             self.comm_errors.append(f"undecodable request: {exc}")
-            return
+            return None
         problems = check_request(msg)
         rid = msg[0] if type(msg) is list and msg else None
         body = msg[1] if type(msg) is list and len(msg) > 1 else None
         kind = body.get("type") if type(body) is dict else None
-        self.requests.append(SeenRequest(rid, kind, body, problems))
+        seen = SeenRequest(rid, kind, body, problems)
+        self.requests.append(seen)
+        return seen
 
     async def read_logs(self) -> None:
         """Collect log lines until the runtime closes logs (run as a background task)."""

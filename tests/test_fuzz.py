@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.timeout(0 if settings.default.max_examples >= 1000 else
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
 
+import atheris_decoder  # noqa: E402  (imports no atheris until it fuzzes)
 import frame_fuzz  # noqa: E402
 import serve_fuzz  # noqa: E402
 
@@ -69,14 +71,43 @@ def test_trio_coord_serve_survives_fuzz_and_floods_within_its_memory_bound() -> 
     assert stats.subprocesses == 2 and stats.baseline_rss_kb > 0
 
 
+def test_atheris_entry_reads_its_header_and_checks_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The libFuzzer entry takes limit and cuts from the input's front and checks the rest."""
+    calls: list[tuple[bytes, list[int], int]] = []
+
+    def record(data: bytes, cuts: Sequence[int], limit: int) -> None:
+        calls.append((data, list(cuts), limit))
+
+    monkeypatch.setattr(frame_fuzz, "check_stream", record)
+    stream = frame_fuzz.seed_corpus()[0]
+    atheris_decoder.test_one_input(b"\x0f\xff\x02\x00\x05\x00\x09" + stream)
+    atheris_decoder.test_one_input(b"\x00\x07\x01\x00")  # a cut count, one cut cut short
+    atheris_decoder.test_one_input(b"\x00\x00")  # too short for a header: nothing to check
+    assert calls == [(stream, [5, 9], 4096), (b"", [0], 8)]
+
+
+def test_atheris_seed_corpus_passes_the_decoder_invariant(tmp_path: Path) -> None:
+    """Every seed the harness writes for libFuzzer goes through the entry and the real check."""
+    count = atheris_decoder.make_corpus(tmp_path)
+    seeds = sorted(tmp_path.iterdir())
+    assert count == len(seeds) == len(frame_fuzz.seed_corpus()) > 50
+    for path in seeds:
+        data = path.read_bytes()
+        assert data.startswith(atheris_decoder.SEED_HEADER)
+        atheris_decoder.test_one_input(data)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed")
 def test_atheris_harness_runs_on_its_corpus(tmp_path: Path) -> None:
-    """The coverage-guided harness seeds its corpus and runs a short libFuzzer session cleanly."""
+    """Under libFuzzer (where atheris is installed) the harness runs a short session cleanly."""
     harness = str(FUZZ / "atheris_decoder.py")
-    subprocess.run([sys.executable, harness, "--make-corpus", str(tmp_path)], check=True)
+    corpus = tmp_path / "corpus"
+    subprocess.run([sys.executable, harness, "--make-corpus", str(corpus)], check=True)
     out = subprocess.run(
-        [sys.executable, harness, str(tmp_path), "-runs=3000"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [sys.executable, harness, str(corpus), "-runs=3000", "-seed=1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Done 3000 runs" in out.stderr

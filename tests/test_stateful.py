@@ -7,8 +7,10 @@ model`` runs the same machines with ``HYPOTHESIS_PROFILE=long`` and, through
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,14 @@ from hypothesis import settings
 
 from model.machines import STATS, ConnectionVsModel, RuntimeVsModel
 
+_SPEC = importlib.util.spec_from_file_location(
+    "mutants_run", Path(__file__).resolve().parent.parent / "mutants" / "run.py"
+)
+assert _SPEC is not None and _SPEC.loader is not None
+mutants = importlib.util.module_from_spec(_SPEC)
+sys.modules["mutants_run"] = mutants  # dataclasses look their module up by name
+_SPEC.loader.exec_module(mutants)
+
 #: The long profile runs for many minutes: no per-test timeout then (pytest-timeout).
 pytestmark = pytest.mark.timeout(0 if settings.default.max_examples >= 1000 else 300)
 
@@ -25,7 +35,15 @@ pytestmark = pytest.mark.timeout(0 if settings.default.max_examples >= 1000 else
 #: time) and most of its examples are short conversations, so the short run takes more.
 RUNTIME_SCALE = 5 if settings.default.max_examples < 1000 else 2
 
+#: Examples of the connection machine per profile example: it is sans-IO (about 15 ms
+#: per conversation), and a frame after the terminal reply needs a conversation that
+#: sends its terminal request and gets it answered first.
+CONNECTION_SCALE = 8 if settings.default.max_examples < 1000 else 1
+
 TestConnectionVsModel = ConnectionVsModel.TestCase
+TestConnectionVsModel.settings = settings(
+    settings.default, max_examples=settings.default.max_examples * CONNECTION_SCALE
+)
 TestConnectionVsModel.__doc__ = (
     "CommConnection keeps the model's conversation rules in every generated sequence."
 )
@@ -48,3 +66,20 @@ def _write_stats() -> Iterator[None]:
     if target:
         figures = {**STATS, "seconds": round(time.perf_counter() - start, 1)}
         Path(target).write_text(json.dumps(figures, indent=1, sort_keys=True))
+
+
+def test_every_mutation_of_nox_mutants_still_applies() -> None:
+    """Each snippet of the mutation table occurs exactly once in today's trio_coord source."""
+    assert mutants.check_all() == []
+    assert len(mutants.MUTATIONS) >= 10
+
+
+def test_a_stale_mutation_snippet_is_refused(tmp_path: Path) -> None:
+    """A mutation whose snippet no longer matches the code stops the runner instead of passing."""
+    mutants.scratch_copy(tmp_path)
+    stale = mutants.Mutation(
+        "stale", "no such code", (mutants.Edit("trio_coord/client.py", "no such line", "x"),)
+    )
+    with pytest.raises(mutants.StaleSnippet, match="0 times"):
+        mutants.apply(stale, tmp_path)
+    assert mutants.check_all(tmp_path) == []

@@ -255,7 +255,8 @@ def _coordinator_mode(args: _BundleArgs, source: BundleSource) -> int:
     from .bundle.unusable import UnusableBundle
     from .config import Config, parse_address
 
-    assert args.comm is not None and args.logs is not None
+    if args.comm is None or args.logs is None:
+        raise UsageError("--comm and --logs must be supplied together")
     config = Config.from_env(parse_address("--comm", args.comm), parse_address("--logs", args.logs))
     _check_bundle_named(args, source)
 

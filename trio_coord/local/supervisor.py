@@ -261,10 +261,10 @@ class EmbeddedSupervisor:
         for stream in got.values():
             await trio.aclose_forcefully(stream)
         if self._exited.is_set():
-            assert self.returncode is not None
-            self.startup_error = (
-                f"the process ended ({describe_exit(self.returncode)}) before connecting"
+            how = (
+                "exit status unknown" if self.returncode is None else describe_exit(self.returncode)
             )
+            self.startup_error = f"the process ended ({how}) before connecting"
             self.printer.notice(self.startup_error)
         elif deadline < startup_deadline:
             self.startup_error = f"timed out after {self.limits.run:g} s, before connecting"
@@ -310,7 +310,6 @@ class EmbeddedSupervisor:
                         break
                     if payload is None:
                         return
-                    assert isinstance(payload, bytes)
                     frame = decode_request_frame(payload)
                 except RemoteProtocolError as exc:
                     # §12 rows 1-4: the real supervisor dies (or wedges) here; nothing more

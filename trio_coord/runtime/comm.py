@@ -263,8 +263,8 @@ class CommChannel:
                 self.conn.forget(request_id)
         if waiter.reply is not None:
             return waiter.reply
-        if waiter.error is None:  # a waiter is only woken with one or the other
-            raise RuntimeError(f"request {request_id} woke with neither a reply nor an error")
+        if waiter.error is None:  # only the reader or a break wakes a parked caller
+            raise RuntimeError(f"{waiter.what} (id {request_id}) woke without a reply or error")
         raise waiter.error
 
     @property
@@ -343,7 +343,7 @@ class CommChannel:
 
     def _poll(self, waiter: _Waiter) -> None:
         """Read the socket without waiting until ``waiter`` is answered or the budget ends."""
-        if self._sock is None:  # _poll_due() is only consulted over a real socket
+        if self._sock is None:  # _spin is 0 without a socket, so this is never reached
             raise RuntimeError("polling needs a socket stream")
         self.polls += 1
         fd = self._sock.fileno()

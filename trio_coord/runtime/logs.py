@@ -875,7 +875,8 @@ class LogPipeline:
                         self._wakeup = trio.Event()
                         self._parked = True
                 if not batch:
-                    assert self._wakeup is not None
+                    if self._wakeup is None:  # set under the lock just above
+                        raise RuntimeError("the log pump parked without a wake-up event")
                     await self._wakeup.wait()
                     if not self._closed:
                         # Woken by the first record after a quiet spell: let its neighbours
