@@ -19,8 +19,15 @@ UTC = datetime.UTC
 IGNORED_DAG_KEYS = frozenset({"fileloc", "relative_fileloc", "_processor_dags_folder", "tasks"})
 #: Task keys not compared: operator identity and markers only some producers write.
 IGNORED_TASK_KEYS = frozenset(
-    {"task_type", "_task_module", "language", "_needs_expansion", "has_retry_policy", "is_stub",
-     "_arg_bindings"}
+    {
+        "task_type",
+        "_task_module",
+        "language",
+        "_needs_expansion",
+        "has_retry_policy",
+        "is_stub",
+        "_arg_bindings",
+    }
 )
 
 
@@ -57,7 +64,9 @@ def build_case(case: Mapping[str, Any], bundle: Bundle | None = None) -> Dag:
     sets none. Raises GatedFeature for a case that needs what the API lacks.
     """
     gated = [k for t in case["tasks"] for k in ("branch", "trigger_dag_run", "literals") if k in t]
-    gated += [g["id"] for g in case.get("groups", []) if set(g.get("spec", {})) - {"prefix_group_id"}]
+    gated += [
+        g["id"] for g in case.get("groups", []) if set(g.get("spec", {})) - {"prefix_group_id"}
+    ]
     gated += [e[2] for e in case.get("order_edges", []) if len(e) > 2]
     if gated:
         raise GatedFeature(f"{case['dag_id']} needs {case.get('missing')}: {gated}")
@@ -108,11 +117,15 @@ def compare(
     pd, od = python["dag"], ours["dag"]
     for key in sorted((pd.keys() | od.keys()) - IGNORED_DAG_KEYS):
         if key not in od or key not in pd or not same(pd[key], od[key]):
-            diffs.append(f"dag.{key}: python {pd.get(key, '<absent>')!r} ours {od.get(key, '<absent>')!r}")
+            diffs.append(
+                f"dag.{key}: python {pd.get(key, '<absent>')!r} ours {od.get(key, '<absent>')!r}"
+            )
     ptasks, otasks = pd["tasks"], od["tasks"]
     if [t["__var"]["task_id"] for t in ptasks] != [t["__var"]["task_id"] for t in otasks]:
-        diffs.append(f"task order: python {[t['__var']['task_id'] for t in ptasks]} "
-                     f"ours {[t['__var']['task_id'] for t in otasks]}")
+        diffs.append(
+            f"task order: python {[t['__var']['task_id'] for t in ptasks]} "
+            f"ours {[t['__var']['task_id'] for t in otasks]}"
+        )
         return diffs
     skip = frozenset(ignored_task_keys)
     for pt, ot in zip(ptasks, otasks, strict=True):
@@ -124,8 +137,10 @@ def compare(
                 continue
             if key in pv and key not in ov and key in defaults and same(pv[key], defaults[key]):
                 continue
-            diffs.append(f"task {pv['task_id']}.{key}: python {pv.get(key, '<absent>')!r} "
-                         f"ours {ov.get(key, '<absent>')!r}")
+            diffs.append(
+                f"task {pv['task_id']}.{key}: python {pv.get(key, '<absent>')!r} "
+                f"ours {ov.get(key, '<absent>')!r}"
+            )
     return diffs
 
 
@@ -151,7 +166,10 @@ def make_test_bundle() -> Bundle:
         description="Nightly ETL",
         dag_display_name="Trio ETL",
         doc_md="# Trio ETL",
-        params={"batch_size": 1000, "mode": Param("fast", description="how", enum=["fast", "slow"])},
+        params={
+            "batch_size": 1000,
+            "mode": Param("fast", description="how", enum=["fast", "slow"]),
+        },
         queue="trio",
     )
 
@@ -177,10 +195,19 @@ def make_test_bundle() -> Bundle:
         ("t_sched_cron5", "*/5 * * * *", {}),
         ("t_sched_cron6", "30 3 * * MON-FRI 15", {}),
         ("t_sched_delta", datetime.timedelta(hours=2), {}),
-        *((f"t_sched_{p[1:]}", p, {}) for p in
-          ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")),
-        ("t_sched_tz", "0 4 * * *", {"start_date": datetime.datetime(
-            2026, 3, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))}),
+        *(
+            (f"t_sched_{p[1:]}", p, {})
+            for p in ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+        ),
+        (
+            "t_sched_tz",
+            "0 4 * * *",
+            {
+                "start_date": datetime.datetime(
+                    2026, 3, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+                )
+            },
+        ),
     ]
     for dag_id, schedule, extra in schedules:
         d = b.dag(dag_id, schedule=schedule, **extra)
@@ -218,7 +245,9 @@ def make_test_bundle() -> Bundle:
     )(_noop)
     every.task(task_id="none_set")(_noop)
 
-    groups = b.dag("t_groups", schedule="@daily", start_date=datetime.datetime(2026, 1, 1, tzinfo=UTC))
+    groups = b.dag(
+        "t_groups", schedule="@daily", start_date=datetime.datetime(2026, 1, 1, tzinfo=UTC)
+    )
     first = groups.task(task_id="first")(_noop)
     g = groups.task_group("g")
     inner = g.task_group("inner")
@@ -237,4 +266,7 @@ def make_test_bundle() -> Bundle:
 def every_document(
     bundle: Bundle, serialize: Callable[..., dict[str, Any]], fileloc: str, relative: str
 ) -> dict[str, Any]:
-    return {d: serialize(dag, fileloc=fileloc, relative_fileloc=relative) for d, dag in bundle.dags.items()}
+    return {
+        d: serialize(dag, fileloc=fileloc, relative_fileloc=relative)
+        for d, dag in bundle.dags.items()
+    }

@@ -77,7 +77,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             build_case(case), fileloc=str(bundle_file), relative_fileloc="test_dags.py"
         )
     for dag_id, dag in make_test_bundle().dags.items():
-        native[dag_id] = serialize_dag(dag, fileloc=str(bundle_file), relative_fileloc="test_dags.py")
+        native[dag_id] = serialize_dag(
+            dag, fileloc=str(bundle_file), relative_fileloc="test_dags.py"
+        )
     dagbag_files = [str(bundle_file)]
     for example in sorted(EXAMPLES.glob("*.py")):
         copied = examples / example.name
@@ -119,7 +121,9 @@ def test_conformance_case_equals_python(world: dict[str, Any], case: dict[str, A
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, raises=GatedFeature, reason=c["missing"]))
+        pytest.param(
+            c, marks=pytest.mark.xfail(strict=True, raises=GatedFeature, reason=c["missing"])
+        )
         for c in GATED
     ],
     ids=[c["dag_id"] for c in GATED],
@@ -153,7 +157,7 @@ def test_export_route_builds_the_same_dags(world: dict[str, Any]) -> None:
     assert expected <= set(answer["dagbag_docs"])
 
 
-@pytest.mark.parametrize("dag_id", sorted(make_test_bundle().dags) + ["hello", "report"])
+@pytest.mark.parametrize("dag_id", [*sorted(make_test_bundle().dags), "hello", "report"])
 def test_same_dag_two_routes(world: dict[str, Any], dag_id: str) -> None:
     """The export route as Python serializes it equals the native document on every compared field."""
     answer = world["answer"]

@@ -21,10 +21,10 @@ Request keys (all optional):
 from __future__ import annotations
 
 import copy
-import shutil
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -92,7 +92,6 @@ def run_dagbag(paths: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
 
 def validate(docs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     import jsonschema
-
     from airflow.serialization.json_schema import load_dag_schema_dict
     from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
 
@@ -134,13 +133,16 @@ def validate(docs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             out[name] = {"ok": True, "summary": summary, "load_checked": fill is not None}
         except Exception as exc:
             cause = exc.__cause__ or exc
-            out[name] = {"ok": False, "level": level, "error": f"{type(cause).__name__}: {cause}"[:800]}
+            out[name] = {
+                "ok": False,
+                "level": level,
+                "error": f"{type(cause).__name__}: {cause}"[:800],
+            }
     return out, lazies
 
 
 def wire(docs: dict[str, Any]) -> dict[str, Any]:
     import msgspec
-
     from airflow.dag_processing.processor import DagFileParsingResult, DagFileProcessorProcess
     from airflow.sdk.execution_time.comms import _RequestFrame
 
@@ -188,15 +190,19 @@ def persist(lazies: list[Any], bundle_name: str) -> dict[str, Any]:
             dag_id = lazy.data["dag"]["dag_id"]
             model = session.get(DagModel, dag_id)
             row = SerializedDagModel.get(dag_id, session=session)
-            stored[dag_id] = None if model is None or row is None else {
-                "relative_fileloc": model.relative_fileloc,
-                "tags": sorted(t.name for t in model.tags),
-                "owners": model.owners,
-                "max_active_runs": model.max_active_runs,
-                "next_dagrun": model.next_dagrun.isoformat() if model.next_dagrun else None,
-                "tasks": sorted(row.dag.task_dict),
-                "queues": sorted({t.queue for t in row.dag.tasks}),
-            }
+            stored[dag_id] = (
+                None
+                if model is None or row is None
+                else {
+                    "relative_fileloc": model.relative_fileloc,
+                    "tags": sorted(t.name for t in model.tags),
+                    "owners": model.owners,
+                    "max_active_runs": model.max_active_runs,
+                    "next_dagrun": model.next_dagrun.isoformat() if model.next_dagrun else None,
+                    "tasks": sorted(row.dag.task_dict),
+                    "queues": sorted({t.queue for t in row.dag.tasks}),
+                }
+            )
     return {"errors": {str(k): str(v) for k, v in errors.items()}, "stored": stored}
 
 
@@ -206,8 +212,13 @@ def prepare_db(home: str, bundle_name: str, bundle_path: str) -> None:
         AIRFLOW_HOME=home,
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(
-            [{"name": bundle_name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-              "kwargs": {"path": bundle_path}}]
+            [
+                {
+                    "name": bundle_name,
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": bundle_path},
+                }
+            ]
         ),
     )
     airflow = Path(sys.executable).with_name("airflow")
