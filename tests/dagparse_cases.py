@@ -30,6 +30,24 @@ IGNORED_TASK_KEYS = frozenset(
     }
 )
 
+#: Task keys that differ between the export route (``@task.stub`` operators) and the native
+#: documents by design, each with its reason.
+EXPORT_ROUTE_DIFFERENCES = {
+    # The stub operator is Python's _StubOperator; native documents name trio-coord's
+    # TrioOperator/trio_coord (ignored by the conformance rules already).
+    "task_type",
+    "_task_module",
+    # @task.stub templates its callable's arguments; native tasks have no template fields.
+    "template_fields",
+    "op_args",
+    "op_kwargs",
+    "_operator_name",
+    # The decorated-operator machinery records its callable (always the one placeholder
+    # function) and how to render the templated arguments; native tasks have neither.
+    "python_callable_name",
+    "template_fields_renderers",
+}
+
 
 class GatedFeature(Exception):
     """The case needs an authoring feature trio-coord does not have yet."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from dagparse_cases import (
     DATA,
+    EXPORT_ROUTE_DIFFERENCES,
     IGNORED_TASK_KEYS,
     GatedFeature,
     build_case,
@@ -32,24 +33,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CASES = load_cases()
 UNGATED = [c for c in CASES if not c.get("requires")]
 GATED = [c for c in CASES if c.get("requires")]
-
-#: Task keys that differ between the export route (``@task.stub`` operators) and the native
-#: documents by design, each with its reason.
-EXPORT_ROUTE_DIFFERENCES = {
-    # The stub operator is Python's _StubOperator; native documents name trio-coord's
-    # TrioOperator/trio_coord (ignored by the conformance rules already).
-    "task_type",
-    "_task_module",
-    # @task.stub templates its callable's arguments; native tasks have no template fields.
-    "template_fields",
-    "op_args",
-    "op_kwargs",
-    "_operator_name",
-    # The decorated-operator machinery records its callable (always the one placeholder
-    # function) and how to render the templated arguments; native tasks have neither.
-    "python_callable_name",
-    "template_fields_renderers",
-}
 
 BUNDLE_FILE = '''
 """Test DAGs for the dagparse oracle: an Airflow DAG file exported with trio_coord.airflow."""
