@@ -105,9 +105,7 @@ def dags(draw: st.DrawFn) -> Bundle:
     nodes: list[tuple[Any, int, int]] = [(t, i, i + 1) for i, t in enumerate(tasks)]
     nodes += [(g, lo, hi) for g, lo, hi in groups if hi > lo]
     for _ in range(draw(st.integers(0, 12))):
-        (a, alo, ahi), (b, blo, bhi) = draw(
-            st.lists(st.sampled_from(nodes), min_size=2, max_size=2)
-        )
+        (a, _, ahi), (b, blo, _) = draw(st.lists(st.sampled_from(nodes), min_size=2, max_size=2))
         if ahi <= blo:
             if draw(st.booleans()):
                 a >> b
