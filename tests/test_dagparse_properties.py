@@ -84,12 +84,14 @@ def dags(draw: st.DrawFn) -> Bundle:
         default_args=draw(st.sampled_from([None, {"retries": 1}, {"owner": "team", "pool": "p"}])),
         tags=draw(st.lists(st.sampled_from(["a", "b", "c"]), max_size=3)),
     )
-    # Up to two top-level groups over contiguous ranges, the first maybe with a nested group.
-    cuts = sorted(draw(st.lists(st.integers(0, n), min_size=4, max_size=4)))
-    ranges = [(cuts[0], cuts[1]), (cuts[2], cuts[3])]
+    # Up to two top-level groups over adjacent non-empty ranges, the first maybe nested.
+    ranges: list[tuple[int, int]] = []
+    if n >= 2:
+        k = draw(st.integers(1, n - 1))
+        ranges = [(draw(st.integers(0, k - 1)), k), (k, draw(st.integers(k + 1, n)))]
     groups: list[tuple[TaskGroup, int, int]] = []
     for i, (lo, hi) in enumerate(ranges):
-        if draw(st.booleans()):
+        if draw(st.integers(0, 3)) > 0:
             g = dag.task_group(f"g{i}", prefix_group_id=draw(st.booleans()))
             groups.append((g, lo, hi))
             if i == 0 and hi - lo > 1 and draw(st.booleans()):
@@ -111,6 +113,19 @@ def dags(draw: st.DrawFn) -> Bundle:
                 a >> b
             else:
                 b << a
+    # Group edges are what differs most between >> and <<: give each ordered pair of
+    # groups (and each group with the task after it) a chance of one, in a random form.
+    spans = [(g, lo, hi) for g, lo, hi in groups if hi > lo]
+    for g, _, hi in spans:
+        later = [(b, blo) for b, blo, _ in spans if blo >= hi] + [
+            (t, i) for i, t in enumerate(tasks) if i >= hi
+        ]
+        if later and draw(st.booleans()):
+            b, _ = draw(st.sampled_from(later))
+            if draw(st.booleans()):
+                g >> b
+            else:
+                b << g
     return bundle
 
 
