@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,11 @@ def make_test_bundle() -> Bundle:
         *(
             (f"t_sched_{p[1:]}", p, {})
             for p in ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+        ),
+        (
+            "t_sched_named_tz",
+            "0 4 * * *",
+            {"start_date": datetime.datetime(2026, 3, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))},
         ),
         (
             "t_sched_tz",
