@@ -9,8 +9,9 @@ runs Trio: a signal watcher, the two dials under one deadline, and :meth:`Run.se
 :meth:`Run.serve` owns one nursery with the log pump, the comm channel's reader
 and the conversation:
 
-1. wait (bounded) for the supervisor's first frame; anything but ``StartupDetails``
-   fails closed: a clear log line, nothing sent, exit 1 (§4);
+1. wait (bounded) for the supervisor's first frame; a ``DagFileParseRequest`` hands
+   the conversation to the parse workload (``parse.py``); anything else but
+   ``StartupDetails`` fails closed: a clear log line, nothing sent, exit 1 (§4);
 2. run the task under a cancel scope that SIGTERM/SIGINT and a broken comm channel
    cancel, each with a reason (§9.6, §10);
 3. send the terminal message with a fresh id and wait for its reply, bounded
@@ -47,6 +48,7 @@ from .comm import CommChannel
 from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LevelFilter, LogPipeline
 from .masking import Masker
+from .parse import ACK_TIMEOUT, answer_parse
 from .task_runner import run_task
 
 __all__ = [
@@ -143,11 +145,9 @@ class Run:
             log.error("cannot start: %s", exc)
             return EXIT_FAILURE
         if isinstance(first, ParseRequest):
-            log.error(
-                "received a DagFileParseRequest for %r, but this runtime only runs tasks; exiting",
-                first.request.file,
-            )
-            return EXIT_FAILURE
+            await nursery.start(channel.run_reader)
+            ack_timeout = min(ACK_TIMEOUT, config.request_timeout)
+            return await answer_parse(channel, first.request, self._bundle, ack_timeout=ack_timeout)
 
         details = first.details
         ti = details.ti
