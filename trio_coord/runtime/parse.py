@@ -130,4 +130,5 @@ async def answer_parse(
     if reply.error is not None or reply.problem is not None:
         log.error("the DAG processor refused the result: %s", reply.error or reply.problem)
         return EXIT_FAILURE
+    log.info("the DAG processor acknowledged the result")
     return EXIT_OK
