@@ -1,0 +1,42 @@
+"""The Python authoring API: a bundle of DAGs whose tasks are plain functions.
+
+A bundle file declares DAGs, task groups and tasks; the same declarations serve the
+runtime (which looks a task up by ``(dag_id, task_id)`` from ``StartupDetails``), the
+packer, the export to Airflow (``trio_coord.airflow``) and the native serializer
+(``trio_coord.dagparse``). Nothing here imports trio or Airflow, so a bundle imports
+anywhere. One module per Airflow concept:
+
+* :mod:`.dags` -- ``Bundle``, ``Dag``, ``Param``;
+* :mod:`.tasks` -- ``Task`` and what a task function may ask for;
+* :mod:`.groups` -- ``TaskGroup``; :mod:`.edges` -- how ``>>`` touching a group resolves;
+* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks.
+"""
+
+from __future__ import annotations
+
+from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
+from .groups import TaskGroup
+from .schedules import SCHEDULE_PRESETS, Schedule
+from .tasks import INJECTABLE, FailTask, SkipTask, Task
+from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
+
+#: The previous name of :func:`check_id`, still imported by the local runner.
+_check_id = check_id
+
+__all__ = [
+    "Bundle",
+    "Dag",
+    "Task",
+    "TaskGroup",
+    "Param",
+    "SkipTask",
+    "FailTask",
+    "INJECTABLE",
+    "TRIO_COORD_QUEUE",
+    "SCHEDULE_PRESETS",
+    "Schedule",
+    "TASK_OPTIONS",
+    "TRIGGER_RULES",
+    "WEIGHT_RULES",
+    "did_you_mean",
+]

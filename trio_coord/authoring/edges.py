@@ -1,0 +1,89 @@
+"""``>>`` and ``<<`` between tasks and task groups, resolved the way Airflow resolves them.
+
+Airflow stores only task-to-task edges; an edge that touches a group is turned into task
+edges *at the moment it is written*, against the edges that exist then:
+
+* ``task >> group``: the task feeds every root of the group (a task of the group with no
+  upstream task inside the group) and is recorded in the group's ``upstream_task_ids``;
+* ``group >> x``: every leaf of the group (no downstream task inside it) feeds ``x``; the
+  group records ``x`` (``downstream_task_ids``/``downstream_group_ids``) and a group ``x``
+  records each leaf in its ``upstream_task_ids``;
+* an empty group has no leaves, so it stands for the tasks recorded upstream of it, or
+  else for its parent group, walking up to the DAG itself.
+
+So ``a >> g`` followed by ``t >> g.first`` is not the same as the reverse order: the same
+bookkeeping Airflow does, which keeps the serialized document identical to Python's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeAlias
+
+from ..errors import UsageError
+from .groups import TaskGroup
+from .tasks import Task
+
+__all__ = ["Node", "Nodes", "link", "link_many"]
+
+Node: TypeAlias = Task | TaskGroup
+Nodes: TypeAlias = Node | Iterable[Node]
+
+
+def _as_list(nodes: Nodes) -> list[Node]:
+    items = [nodes] if isinstance(nodes, Task | TaskGroup) else list(nodes)
+    for item in items:
+        if not isinstance(item, Task | TaskGroup):
+            raise UsageError(
+                f"only tasks and task groups can be wired with >> and <<, got {type(item).__name__}"
+            )
+    return items
+
+
+def _leaves_for_edge(group: TaskGroup) -> list[Task]:
+    """The tasks an edge *out of* ``group`` leaves from (an empty group defers upwards)."""
+    current: TaskGroup | None = group
+    while current is not None:
+        leaves = current.leaves()
+        if leaves:
+            return leaves
+        if current.upstream_task_ids:
+            return [current.dag.tasks[tid] for tid in sorted(current.upstream_task_ids)]
+        current = current.parent
+    return []
+
+
+def link(up: Node, downs: Nodes) -> None:
+    """Record ``up >> downs``."""
+    targets = _as_list(downs)
+    if isinstance(up, Task):
+        for down in targets:
+            if isinstance(down, Task):
+                down.set_upstream(up)
+            else:
+                _same_dag(up, down)
+                down.upstream_task_ids.add(up.task_id)
+                for root in down.roots():
+                    root.set_upstream(up)
+        return
+    leaves = _leaves_for_edge(up)
+    for down in targets:
+        _same_dag(up, down)
+        if isinstance(down, TaskGroup):
+            down.upstream_group_ids.add(up.require_id())
+            up.downstream_group_ids.add(down.require_id())
+        else:
+            up.downstream_task_ids.add(down.task_id)
+    for leaf in leaves:
+        link(leaf, targets)
+
+
+def link_many(ups: Nodes, downs: Nodes) -> None:
+    """``[a, b] >> x``: each of ``ups`` in turn, as Airflow does for a list on the left."""
+    for up in _as_list(ups):
+        link(up, downs)
+
+
+def _same_dag(a: Node, b: Node) -> None:
+    if a.dag is not b.dag:
+        raise UsageError(f"{a!r} and {b!r} belong to different DAGs")

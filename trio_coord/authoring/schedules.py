@@ -1,0 +1,63 @@
+"""What a DAG's ``schedule`` may be, checked when the DAG is declared.
+
+The serializer (``trio_coord.dagparse.timetables``) turns the same values into Airflow
+timetables; this module only decides which values are acceptable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any, Final
+
+from ..errors import UsageError
+from .validation import did_you_mean
+
+__all__ = ["SCHEDULE_PRESETS", "Schedule", "check_schedule"]
+
+#: Schedule strings Airflow 3.3 accepts besides cron expressions. ``@once`` and
+#: ``@continuous`` are their own timetables; the others are cron shorthands.
+SCHEDULE_PRESETS: Final = frozenset(
+    {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+)
+#: One cron field: numbers, names (``MON``, ``JAN``), ``*``, ranges, steps, lists and the
+#: ``? L W #`` extensions. A shape check only: Airflow's parser has the last word at parse
+#: time, but a typo like ``"daily"`` or ``"0 * *"`` fails here, at declaration.
+_CRON_FIELD: Final = re.compile(r"^[0-9A-Za-z*?,/#\-]+$")
+
+#: A schedule: None (triggered only), a preset or cron string, or a fixed interval.
+Schedule = str | datetime.timedelta | None
+
+
+def check_schedule(where: str, schedule: Any, max_active_runs: int | None) -> None:
+    """Refuse a schedule Airflow would refuse or misread; ``@continuous`` needs one run at a time."""
+    if schedule is None:
+        return
+    if isinstance(schedule, datetime.timedelta):
+        if schedule <= datetime.timedelta(0):
+            raise UsageError(f"{where}: a timedelta schedule must be positive, got {schedule!r}")
+        return
+    if not isinstance(schedule, str):
+        raise UsageError(
+            f"{where}: schedule must be None, a cron string, a preset such as '@daily', or a "
+            f"datetime.timedelta, got {type(schedule).__name__}"
+        )
+    if schedule.startswith("@"):
+        if schedule not in SCHEDULE_PRESETS:
+            raise UsageError(
+                f"{where}: unknown schedule preset {schedule!r}{did_you_mean(schedule, SCHEDULE_PRESETS)} "
+                f"(presets: {', '.join(sorted(SCHEDULE_PRESETS))})"
+            )
+        if schedule == "@continuous" and (max_active_runs or 0) != 1:
+            raise UsageError(
+                f"{where}: schedule '@continuous' needs max_active_runs=1 "
+                "(Airflow refuses more than one continuous run at a time)"
+            )
+        return
+    fields = schedule.split()
+    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        hint = did_you_mean("@" + schedule, SCHEDULE_PRESETS) if len(fields) == 1 else ""
+        raise UsageError(
+            f"{where}: schedule {schedule!r} is not a cron expression (5 fields, e.g. "
+            f"'0 * * * *', or 6 with seconds last) or a preset such as '@daily'{hint}"
+        )

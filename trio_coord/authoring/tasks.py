@@ -1,0 +1,175 @@
+"""A task: a plain function, its id in the DAG, its options and its place in the graph.
+
+A task asks for what it needs by naming a parameter (see :data:`INJECTABLE`):
+``context``, ``client``, ``log`` and the common context fields. Its return value
+becomes the ``return_value`` XCom. Async functions run in the Trio task; plain
+functions run in a worker thread with a blocking client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .dags import Dag
+    from .edges import Nodes
+    from .groups import TaskGroup
+
+__all__ = ["INJECTABLE", "FailTask", "SkipTask", "Task", "Wirable"]
+
+#: Parameter names a task function may declare, and what each receives.
+INJECTABLE: Final[Mapping[str, str]] = {
+    "context": "the TaskContext (everything below, and more)",
+    "ctx": "the TaskContext",
+    "client": "the supervisor client (async for async tasks, blocking for sync ones)",
+    "log": "a logging.Logger whose records reach the task log",
+    "logger": "a logging.Logger whose records reach the task log",
+    "ti": "the TaskInstance from StartupDetails",
+    "dag_run": "the DagRun from the run context",
+    "dag_id": "str",
+    "task_id": "str",
+    "run_id": "str",
+    "map_index": "int (-1 when not mapped)",
+    "try_number": "int",
+    "start_date": "aware datetime this try started",
+    "logical_date": "aware datetime or None",
+    "data_interval_start": "aware datetime or None",
+    "data_interval_end": "aware datetime or None",
+    "conf": "the run's conf mapping (empty when none)",
+}
+
+
+class SkipTask(Exception):
+    """Raise from a task to end it as ``skipped`` (Airflow's AirflowSkipException)."""
+
+
+class FailTask(Exception):
+    """Raise from a task to fail it without a retry, whatever the retries left."""
+
+
+class Wirable:
+    """``>>`` and ``<<`` for tasks and task groups (resolved by :mod:`.edges`)."""
+
+    def __rshift__(self, other: Nodes) -> Nodes:
+        from .edges import link
+
+        link(self, other)  # type: ignore[arg-type]
+        return other
+
+    def __lshift__(self, other: Nodes) -> Nodes:
+        from .edges import link_many
+
+        link_many(other, self)  # type: ignore[arg-type]
+        return other
+
+    def __rrshift__(self, other: Nodes) -> Any:
+        from .edges import link_many
+
+        link_many(other, self)  # type: ignore[arg-type]
+        return self
+
+    def __rlshift__(self, other: Nodes) -> Any:
+        from .edges import link
+
+        link(self, other)  # type: ignore[arg-type]
+        return self
+
+
+@dataclass(eq=False)
+class Task(Wirable):
+    """One task: its function, its identity in the DAG and how it is called.
+
+    ``options`` holds only what the author wrote on the task; :meth:`option` resolves a
+    value the way Airflow does (the task's own, then the DAG's ``default_args``).
+    """
+
+    dag: Dag
+    task_id: str
+    fn: Callable[..., Any]
+    retries: int | None = None
+    retry_delay: datetime.timedelta | None = None
+    multiple_outputs: bool = False
+    queue: str | None = None
+    upstream: list[str] = field(default_factory=list)
+    #: Parameter names of ``fn`` that receive injected values (all of them).
+    inject: tuple[str, ...] = ()
+    #: Every other option written on the task (Airflow's BaseOperator argument names).
+    options: dict[str, Any] = field(default_factory=dict)
+    #: The group holding the task (None: the DAG's root).
+    group: TaskGroup | None = None
+
+    @property
+    def is_async(self) -> bool:
+        """Async tasks run in the runtime's Trio task; others in a worker thread."""
+        return inspect.iscoroutinefunction(self.fn)
+
+    def option(self, name: str) -> Any:
+        """The effective value of an option, or None when neither the task nor the DAG sets it."""
+        own = {"retries": self.retries, "retry_delay": self.retry_delay, "queue": self.queue}
+        if name in own:
+            if own[name] is not None:
+                return own[name]
+        elif name in self.options:
+            return self.options[name]
+        return self.dag.task_default(name)
+
+    @property
+    def effective_queue(self) -> str:
+        queue = self.option("queue")
+        assert isinstance(queue, str)
+        return queue
+
+    @property
+    def effective_retries(self) -> int:
+        retries = self.option("retries")
+        assert isinstance(retries, int)
+        return retries
+
+    def set_upstream(self, other: Task) -> None:
+        if other.dag is not self.dag:
+            raise UsageError(f"{other.task_id!r} and {self.task_id!r} belong to different DAGs")
+        if other is self:
+            raise UsageError(f"task {self.task_id!r} cannot depend on itself")
+        if other.task_id not in self.upstream:
+            self.upstream.append(other.task_id)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, so tasks stay unit-testable."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.dag.dag_id}.{self.task_id}>"
+
+
+def injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:
+    """The parameters of ``fn`` the runtime fills in; any other one must have a default."""
+    if not callable(fn):
+        raise UsageError(f"{where}: a task must be a function")
+    names = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in INJECTABLE:
+            names.append(p.name)
+        elif p.default is p.empty:
+            known = ", ".join(INJECTABLE)
+            raise UsageError(
+                f"{where}: parameter {p.name!r} has no default and is not one the runtime "
+                f"provides ({known})"
+            )
+    return tuple(names)
+
+
+def as_tasks(where: str, tasks: Iterable[Any]) -> list[Task]:
+    """``depends_on=`` must name tasks (not ids or groups)."""
+    out = list(tasks)
+    for t in out:
+        if not isinstance(t, Task):
+            raise UsageError(f"{where}: depends_on takes tasks, got {type(t).__name__}")
+    return out
