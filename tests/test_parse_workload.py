@@ -154,6 +154,38 @@ def test_a_dag_that_fails_to_serialize_is_reported_and_the_others_sent(
     assert result.import_errors == {"etl/flows.py": 'Dag "report": ValueError: bad schedule'}
 
 
+async def test_a_dag_the_schema_refuses_is_reported_and_the_others_sent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A document that would not pass the message schema becomes an import error; the other DAGs still go out."""
+    bundle = two_dags()
+    bundle.dags["report"].schedule = object()  # type: ignore[assignment]
+    code, sup, _ = await converse(bundle, parse_request(), ack)
+    assert code == 0
+    result = result_of(sup)
+    assert [d["data"]["dag"]["dag_id"] for d in result["serialized_dags"]] == ["extract_load"]
+    (text,) = result["import_errors"].values()
+    assert text.startswith('Dag "report": cannot be sent to the DAG processor: ')
+
+
+async def test_a_dag_with_a_cycle_is_reported_in_go_wording(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A DAG the serializer refuses is one 'Dag "<id>": <reason>' line under the relative path."""
+    bundle = two_dags()
+    report = bundle.dags["report"]
+    first = report.task(task_id="first")(lambda: None)
+    second = report.task(task_id="second")(lambda: None)
+    first >> second
+    second.upstream.append("second")  # a self-loop, added behind the declaration checks
+    code, sup, _ = await converse(bundle, parse_request(), ack)
+    assert code == 0
+    result = result_of(sup)
+    assert [d["data"]["dag"]["dag_id"] for d in result["serialized_dags"]] == ["extract_load"]
+    text = result["import_errors"]["etl/flows.py"]
+    assert text.startswith('Dag "report": ') and "cycle" in text
+
+
 @pytest.mark.parametrize(
     ("file", "root", "expected"),
     [

@@ -23,6 +23,7 @@ that answers the real processor.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import posixpath
@@ -31,14 +32,19 @@ import trio
 
 from ..authoring import Bundle
 from ..bundle.unusable import UnusableBundle
-from ..errors import CoordError
-from ..protocol.messages import DagFileParseRequest, DagFileParsingResult, SerializedDag
+from ..errors import CoordError, LocalProtocolError
+from ..protocol.messages import (
+    DagFileParseRequest,
+    DagFileParsingResult,
+    SerializedDag,
+    encode_body,
+)
 from ..protocol.states import State
 from ..tracebacks import user_traceback
 from .comm import CommChannel
 from .exit_codes import EXIT_FAILURE, EXIT_OK
 
-__all__ = ["ACK_TIMEOUT", "answer_parse", "build_result", "relative_fileloc"]
+__all__ = ["ACK_TIMEOUT", "answer_parse", "build_result", "relative_fileloc", "without_unsendable"]
 
 log = logging.getLogger("trio_coord.runtime")
 
@@ -76,12 +82,33 @@ def build_result(bundle: Bundle, request: DagFileParseRequest) -> DagFileParsing
     except Exception as exc:  # the serializer's own failure is still the file's error
         documents, lines = {}, [f"{type(exc).__name__}: {exc}"]
     else:
-        lines = [f'Dag "{dag_id}": {reason}' for dag_id, reason in failures.items()]
+        lines = [
+            f'Dag "{dag_id}": {reason.removeprefix(f"DAG {dag_id!r}: ")}'
+            for dag_id, reason in failures.items()
+        ]
     return DagFileParsingResult(
         fileloc=request.file,
         serialized_dags=[SerializedDag(data=documents[d]) for d in documents],
         import_errors={rel: "\n".join(lines)} if lines else {},
         warnings=[],
+    )
+
+
+def without_unsendable(result: DagFileParsingResult, rel: str) -> DagFileParsingResult:
+    """``result`` minus the DAG documents the message schema refuses, each an import error line."""
+    kept: list[SerializedDag] = []
+    lines = [text for text in (result.import_errors or {}).values() if text]
+    for entry in result.serialized_dags:
+        try:
+            encode_body(dataclasses.replace(result, serialized_dags=[entry], import_errors=None))
+        except LocalProtocolError as exc:
+            dag = entry.data.get("dag")
+            dag_id = dag.get("dag_id") if isinstance(dag, dict) else None
+            lines.append(f'Dag "{dag_id}": cannot be sent to the DAG processor: {exc}')
+        else:
+            kept.append(entry)
+    return dataclasses.replace(
+        result, serialized_dags=kept, import_errors={rel: "\n".join(lines)} if lines else {}
     )
 
 
@@ -115,7 +142,17 @@ async def answer_parse(
     )
     with trio.move_on_after(ack_timeout if math.isfinite(ack_timeout) else math.inf) as scope:
         try:
-            reply = await channel.exchange(result, timeout=math.inf)
+            try:
+                reply = await channel.exchange(result, timeout=math.inf)
+            except LocalProtocolError:
+                # A document the message schema refuses (nothing was written): move the
+                # DAGs at fault to the import errors and send the rest.
+                result = without_unsendable(
+                    result, relative_fileloc(request.file, request.bundle_path)
+                )
+                for key, text in (result.import_errors or {}).items():
+                    log.error("import error in %s: %s", key, text)
+                reply = await channel.exchange(result, timeout=math.inf)
         except CoordError as exc:
             written = channel.conn.state is not State.PARSING
             log.error("could not deliver the DagFileParsingResult: %s", exc)
