@@ -14,30 +14,10 @@ from pathlib import Path
 import pytest
 from airflow_harness.parse_harness import ParseReport, processor_parse
 from bundle_helpers import packed, write_bundle
+from test_dags_cli import FLOWS
 
 pytestmark = pytest.mark.timeout(300)
 
-FLOWS = """
-import datetime
-import trio_coord
-
-bundle = trio_coord.Bundle("flows", version="1.2.0")
-etl = bundle.dag("etl", start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
-
-@etl.task
-def extract():
-    return 1
-
-@etl.task(depends_on=[extract])
-def load():
-    return 2
-
-report = bundle.dag("report")
-
-@report.task(queue="trio-reports")
-async def mail():
-    pass
-"""
 
 #: One good DAG, one whose schedule was replaced after declaration by something no
 #: serializer can write.
