@@ -10,7 +10,8 @@ imports (dag-parsing.md §1). A trio-coord bundle file *is* such a file: end it 
 When Airflow imports the file (DAG processor, ``DagBag``, ``airflow dags test``), each
 trio-coord DAG becomes an ``airflow.sdk.DAG`` whose tasks are ``@task.stub`` placeholders
 with the same ids, dependencies, retries, schedule, start date and tags, routed to the
-task's queue; a worker whose ``[sdk] queue_to_coordinator`` maps that queue to the
+task's queue (and every other DAG, task and task-group option, replayed in the order it
+was written); a worker whose ``[sdk] queue_to_coordinator`` maps that queue to the
 ``ExecutableCoordinator`` then runs the packed bundle, which executes the real code.
 
 Everywhere else (the packed bundle, ``trio-coord serve``, the packer, a plain
@@ -21,13 +22,14 @@ This module never imports trio.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-from .authoring import Bundle, Dag
+from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
 
 __all__ = ["export_dags", "to_airflow_dags"]
 
@@ -36,7 +38,10 @@ GLOBAL_PREFIX = "airflow_dag__"
 
 
 def _trio_coord_task() -> None:
-    """Runs in a trio-coord bundle, chosen by the task's queue; never executed here."""
+    # Runs in a trio-coord bundle, chosen by the task's queue; never executed here. No
+    # docstring on purpose: @task.stub would show it as every exported task's doc_md (and
+    # it accepts only an empty body).
+    pass
 
 
 def export_dags(bundle: Bundle, namespace: MutableMapping[str, Any]) -> dict[str, Any]:
@@ -80,12 +85,25 @@ def to_airflow_dags(bundle: Bundle, *, fileloc: str | None = None) -> dict[str, 
             "trio_coord.airflow builds @task.stub tasks and needs "
             f"apache-airflow-providers-standard in the DAG processor's environment: {exc}"
         ) from exc
-    return {
-        d.dag_id: _build_dag(sdk.DAG, stub_module.stub, d, fileloc) for d in bundle.dags.values()
-    }
+    return {d.dag_id: _build_dag(sdk, stub_module.stub, d, fileloc) for d in bundle.dags.values()}
 
 
-def _build_dag(dag_cls: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
+#: DAG options passed to ``airflow.sdk.DAG`` under the same name when the DAG sets them.
+_DAG_OPTIONS = (
+    "end_date",
+    "dag_display_name",
+    "doc_md",
+    "dagrun_timeout",
+    "max_active_tasks",
+    "max_active_runs",
+    "max_consecutive_failed_dag_runs",
+    "is_paused_upon_creation",
+)
+#: Boolean DAG options passed only when true (false is Airflow's default).
+_DAG_FLAGS = ("render_template_as_native_obj", "disable_bundle_versioning", "fail_fast")
+
+
+def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "schedule": d.schedule,
         "start_date": d.start_date,
@@ -93,27 +111,73 @@ def _build_dag(dag_cls: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
         "description": d.description,
         "tags": list(d.tags),
     }
-    if d.max_active_runs is not None:
-        kwargs["max_active_runs"] = d.max_active_runs
     if d.bundle.description and d.description is None:
         kwargs["description"] = d.bundle.description
-    with dag_cls(d.dag_id, **kwargs) as adag:
-        ops: dict[str, Any] = {}
-        for t in d.tasks.values():
-            task_kwargs: dict[str, Any] = {
-                "task_id": t.task_id,
-                "queue": t.effective_queue,
-                "retries": t.effective_retries,
-            }
-            delay = t.retry_delay or d.retry_delay
-            if delay is not None:
-                task_kwargs["retry_delay"] = delay
-            if t.fn.__doc__:
-                task_kwargs["doc"] = t.fn.__doc__
-            ops[t.task_id] = stub(_trio_coord_task, **task_kwargs)()
-        for t in d.tasks.values():
-            for up in t.upstream:
-                ops[up] >> ops[t.task_id]
+    kwargs.update({k: getattr(d, k) for k in _DAG_OPTIONS if getattr(d, k) is not None})
+    kwargs.update({k: True for k in _DAG_FLAGS if getattr(d, k)})
+    if d.default_args:
+        kwargs["default_args"] = dict(d.default_args)
+    if d.params:
+        kwargs["params"] = {
+            name: sdk.Param(p.default, description=p.description, **p.schema)
+            for name, p in d.params.items()
+        }
+    return kwargs
+
+
+def _task_kwargs(t: Task) -> dict[str, Any]:
+    """Every option with its effective value: default_args and the DAG shortcuts resolved."""
+    local = t.task_id
+    if t.group is not None and t.group.prefix_group_id and t.group.group_id is not None:
+        local = t.task_id[len(t.group.group_id) + 1 :]
+    kwargs: dict[str, Any] = {"task_id": local}
+    for name in TASK_OPTIONS:
+        value = t.option(name)
+        if value is not None:
+            kwargs[name] = value
+    if t.fn.__doc__:
+        kwargs["doc"] = t.fn.__doc__
+    return kwargs
+
+
+def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
+    """Replay the DAG's declarations and edges in their order, so Airflow's own ``>>``
+    bookkeeping (group roots and leaves at the time of each edge) comes out the same."""
+    with sdk.DAG(d.dag_id, **_dag_kwargs(sdk, d)) as adag:
+        nodes: dict[tuple[str, str | None], Any] = {}
+        for event in d.events:
+            kind = event[0]
+            if kind == "group":
+                group = _find_group(d, event[1])
+                parent = nodes.get(("group", group.parent.group_id)) if group.parent else None
+                nodes[("group", event[1])] = sdk.TaskGroup(
+                    group.local_id,
+                    parent_group=parent,
+                    prefix_group_id=group.prefix_group_id,
+                    dag=adag,
+                )
+            elif kind == "task":
+                t = d.tasks[event[1]]
+                holder = nodes.get(("group", t.group.group_id)) if t.group else None
+                with holder if holder is not None else contextlib.nullcontext():
+                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(t))()
+            else:
+                this = nodes[tuple(event[1])]
+                others = [nodes[tuple(ref)] for ref in event[2]]
+                if kind == "down":
+                    this >> others
+                else:
+                    this << others
     if fileloc is not None:
         adag.fileloc = fileloc
     return adag
+
+
+def _find_group(d: Dag, group_id: str) -> TaskGroup:
+    stack = [d.root_group]
+    while stack:
+        g = stack.pop()
+        if g.group_id == group_id:
+            return g
+        stack.extend(c for c in g.children.values() if isinstance(c, TaskGroup))
+    raise KeyError(group_id)

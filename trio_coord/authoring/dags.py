@@ -110,6 +110,10 @@ class Dag:
     root_group: TaskGroup = field(init=False)
     #: Ids taken by tasks and groups (they share one namespace, as in Airflow).
     _ids: set[str] = field(default_factory=set, init=False)
+    #: Declarations and edges in the order they were written, for the export to replay:
+    #: ``("task", id)``, ``("group", id)``, ``("down", ref, [refs])`` for ``ref >> refs`` and
+    #: ``("up", ref, [refs])`` for ``ref << refs``; a ref is ``("task"|"group", id)``.
+    events: list[tuple[Any, ...]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.root_group = TaskGroup(self, None)
@@ -182,9 +186,8 @@ class Dag:
             tid = holder.child_id(local)
             where = f"task {self.dag_id}.{tid}"
             check_keywords(where, options, [k for k in TASK_OPTIONS if k not in _OWN_KEYWORDS])
-            check_settings(
-                where, {"retries": retries, "retry_delay": retry_delay, "queue": queue, **options}
-            )
+            given = check_settings(where, options)
+            check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
             inject = injected_parameters(func, f"{self.dag_id}.{tid}")
             self.claim_id(tid, "task id")
             t = Task(
@@ -196,7 +199,7 @@ class Dag:
                 multiple_outputs=multiple_outputs,
                 queue=queue,
                 inject=inject,
-                options={k: v for k, v in options.items() if v is not None},
+                options=given,
                 group=group,
             )
             if self.fail_fast and t.option("trigger_rule") not in (None, "all_success"):
@@ -207,8 +210,10 @@ class Dag:
                 )
             self.tasks[tid] = t
             holder.children[tid] = t
-            for up in as_tasks(where, depends_on):
-                t.set_upstream(up)
+            self.events.append(("task", tid))
+            ups = as_tasks(where, depends_on)
+            if ups:
+                t << ups
             return t
 
         if fn is not None:
@@ -321,7 +326,7 @@ class Bundle:
             defaults,
             [k for k in TASK_OPTIONS if k not in NOT_IN_DEFAULT_ARGS],
         )
-        check_settings(f"{where}: default_args", defaults)
+        defaults = check_settings(f"{where}: default_args", defaults)
         for name, value, unset in (
             ("retries", retries, 0),
             ("retry_delay", retry_delay, None),
@@ -403,7 +408,7 @@ class Bundle:
             max_active_tasks=max_active_tasks,
             max_consecutive_failed_dag_runs=max_consecutive_failed_dag_runs,
             fail_fast=fail_fast,
-            default_args={k: v for k, v in defaults.items() if v is not None},
+            default_args=defaults,
             params=_check_params(where, params),
         )
         self.dags[dag_id] = d

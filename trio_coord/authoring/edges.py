@@ -13,6 +13,8 @@ edges *at the moment it is written*, against the edges that exist then:
 
 So ``a >> g`` followed by ``t >> g.first`` is not the same as the reverse order: the same
 bookkeeping Airflow does, which keeps the serialized document identical to Python's.
+Every call is also appended to the DAG's ``events`` so the export to Airflow can replay
+declarations and edges in their original order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..errors import UsageError
 from .groups import TaskGroup
 from .tasks import Task
 
-__all__ = ["Node", "Nodes", "link", "link_many"]
+__all__ = ["Node", "Nodes", "link", "link_up"]
 
 Node: TypeAlias = Task | TaskGroup
 Nodes: TypeAlias = Node | Iterable[Node]
@@ -53,35 +55,74 @@ def _leaves_for_edge(group: TaskGroup) -> list[Task]:
     return []
 
 
+def _ref(node: Node) -> tuple[str, str]:
+    if isinstance(node, Task):
+        return ("task", node.task_id)
+    return ("group", node.require_id())
+
+
 def link(up: Node, downs: Nodes) -> None:
-    """Record ``up >> downs``."""
+    """Record ``up >> downs`` (also ``downs << up`` and ``[...] << up``)."""
     targets = _as_list(downs)
+    for down in targets:
+        _same_dag(up, down)
+    up.dag.events.append(("down", _ref(up), [_ref(d) for d in targets]))
+    _downstream(up, targets)
+
+
+def link_up(down: Node, ups: Nodes) -> None:
+    """Record ``down << ups`` (also ``ups >> down`` for a list ``ups``).
+
+    Airflow takes a different path here than for ``>>``: the group on the right records
+    its upstream nodes, and a group on the left feeds from its plain leaves (no walking up
+    from an empty group).
+    """
+    sources = _as_list(ups)
+    for up in sources:
+        _same_dag(up, down)
+    down.dag.events.append(("up", _ref(down), [_ref(u) for u in sources]))
+    if isinstance(down, Task):
+        _upstream(down, sources)
+        return
+    for up in sources:
+        if isinstance(up, TaskGroup):
+            down.upstream_group_ids.add(up.require_id())
+            up.downstream_group_ids.add(down.require_id())
+        else:
+            down.upstream_task_ids.add(up.task_id)
+    for root in down.roots():
+        _upstream(root, sources)
+
+
+def _upstream(task: Task, sources: list[Node]) -> None:
+    for up in sources:
+        if isinstance(up, Task):
+            task.add_upstream_edge(up)
+        else:
+            up.downstream_task_ids.add(task.task_id)
+            for leaf in up.leaves():
+                task.add_upstream_edge(leaf)
+
+
+def _downstream(up: Node, targets: list[Node]) -> None:
     if isinstance(up, Task):
         for down in targets:
             if isinstance(down, Task):
-                down.set_upstream(up)
+                down.add_upstream_edge(up)
             else:
-                _same_dag(up, down)
                 down.upstream_task_ids.add(up.task_id)
                 for root in down.roots():
-                    root.set_upstream(up)
+                    root.add_upstream_edge(up)
         return
     leaves = _leaves_for_edge(up)
     for down in targets:
-        _same_dag(up, down)
         if isinstance(down, TaskGroup):
             down.upstream_group_ids.add(up.require_id())
             up.downstream_group_ids.add(down.require_id())
         else:
             up.downstream_task_ids.add(down.task_id)
     for leaf in leaves:
-        link(leaf, targets)
-
-
-def link_many(ups: Nodes, downs: Nodes) -> None:
-    """``[a, b] >> x``: each of ``ups`` in turn, as Airflow does for a list on the left."""
-    for up in _as_list(ups):
-        link(up, downs)
+        _downstream(leaf, targets)
 
 
 def _same_dag(a: Node, b: Node) -> None:

@@ -79,6 +79,7 @@ class TaskGroup(Wirable):
         assert group.group_id is not None
         self.dag.claim_id(group.group_id, "task group id")
         self.children[group.group_id] = group
+        self.dag.events.append(("group", group.group_id))
         return group
 
     def task(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

@@ -63,15 +63,15 @@ class Wirable:
         return other
 
     def __lshift__(self, other: Nodes) -> Nodes:
-        from .edges import link_many
+        from .edges import link_up
 
-        link_many(other, self)  # type: ignore[arg-type]
+        link_up(self, other)  # type: ignore[arg-type]
         return other
 
     def __rrshift__(self, other: Nodes) -> Any:
-        from .edges import link_many
+        from .edges import link_up
 
-        link_many(other, self)  # type: ignore[arg-type]
+        link_up(self, other)  # type: ignore[arg-type]
         return self
 
     def __rlshift__(self, other: Nodes) -> Any:
@@ -131,7 +131,14 @@ class Task(Wirable):
         assert isinstance(retries, int)
         return retries
 
-    def set_upstream(self, other: Task) -> None:
+    def set_upstream(self, other: Nodes) -> None:
+        """``self << other``: Airflow's method name for the same edge."""
+        from .edges import link_up
+
+        link_up(self, other)
+
+    def add_upstream_edge(self, other: Task) -> None:
+        """Add one task edge (no group bookkeeping, no event): for :mod:`.edges` only."""
         if other.dag is not self.dag:
             raise UsageError(f"{other.task_id!r} and {self.task_id!r} belong to different DAGs")
         if other is self:

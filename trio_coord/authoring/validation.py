@@ -172,15 +172,25 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
 NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date"})
 
 
-def check_settings(where: str, settings: Mapping[str, Any]) -> None:
+def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The one check for DAG-level and task-level settings: unknown names and bad values.
 
     ``None`` means "not given" (the task then inherits the value) and always passes.
+
+    Returns:
+        The given settings (without the ``None`` ones) in their one stored form:
+        ``retry_exponential_backoff=True`` is Airflow's base 2 (``2.0``) and ``False`` is
+        ``0``, because Airflow's operator schema types the field as a number.
     """
     check_keywords(where, settings, TASK_OPTIONS)
+    out: dict[str, Any] = {}
     for name, value in settings.items():
         if value is None:
             continue
         expected = TASK_OPTIONS[name](value)
         if expected is not None:
             raise UsageError(f"{where}: {name} must be {expected}, got {value!r}")
+        if name == "retry_exponential_backoff" and isinstance(value, bool):
+            value = 2.0 if value else 0
+        out[name] = value
+    return out
