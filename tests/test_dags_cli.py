@@ -96,6 +96,13 @@ def test_dag_id_selects_one_document() -> None:
     assert json.loads(proc.stdout)["dag"]["dag_id"] == "report"
 
 
+def test_dag_id_limits_the_summary() -> None:
+    """--dag-id without --json summarizes that DAG alone."""
+    proc = run_cli("dags", str(flows()), "--dag-id", "report")
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line.startswith("dag ")] == ["dag report"]
+
+
 def test_unknown_dag_id_lists_the_dags() -> None:
     """An unknown --dag-id exits 1 and names the DAGs the bundle has."""
     proc = run_cli("dags", str(flows()), "--dag-id", "nope")
