@@ -208,6 +208,12 @@ def round_coldstart(s: Samples, i: int, bundle_exe: str) -> None:
         go()
 
 
+def round_parse(s: Samples, i: int, variants: dict[str, Callable[[], float]]) -> None:
+    """DAG parse, 100 DAGs x 10 tasks: native (serve, packed) vs Airflow's (parse_bench.py)."""
+    for key in rotate(list(variants), i):
+        s.add(key, variants[key]())
+
+
 def round_supervised(s: Samples, i: int, bundle_dir: str) -> None:
     variants = [
         ("sup.serve", [PY, "supervised.py", "serve", f"{HERE / 'bench_bundle.py'}:bundle"]),
@@ -338,7 +344,7 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add(f"- run time of the whole benchmark: {meta['elapsed']:.0f} s")
     add(
         "- run it: `nox -s bench` (options after `--`: `--rounds N`, `--seconds S` per "
-        "request client, `--quick`, `--only requests,coldstart,supervised,xcom,logs`, "
+        "request client, `--quick`, `--only requests,coldstart,supervised,xcom,logs,parse`, "
         "`--before TREE` to measure an older trio_coord beside this one)"
     )
     add("")
@@ -396,6 +402,13 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
             f"| 6 | logs, {LOG_RECORDS // 1000}k records from the {where}: delivered/s; lost "
             f"(worst round) | {k(rate)}; lost {lost:.0f} | - | - | ≥ 150k/s, 0 lost | "
             f"{verdict(rate >= 150_000 and lost == 0)} |"
+        )
+    if s.has("parse.serve") and s.has("parse.python"):
+        pr = med("parse.serve") / med("parse.python")
+        add(
+            f"| 7 | DAG parse, 100 DAGs x 10 tasks, process start included (serve / packed) | "
+            f"{ms(med('parse.serve'))} / {ms(med('parse.packed'))} | Airflow 3.3.2 DagBag + "
+            f"serialization {ms(med('parse.python'))} | {x(pr)} | ≤ 1.0x | {verdict(pr <= 1.0)} |"
         )
     add("")
     add("![throughput and latency](performance.png)")
@@ -611,7 +624,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0, help="measuring time per request client")
     ap.add_argument("--quick", action="store_true", help="2 rounds, 0.3 s clients (a smoke run)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
-    ap.add_argument("--only", default="requests,coldstart,supervised,xcom,logs")
+    ap.add_argument("--only", default="requests,coldstart,supervised,xcom,logs,parse")
     ap.add_argument(
         "--before",
         metavar="TREE",
@@ -638,6 +651,13 @@ def main() -> None:
             env=_env(),
             stdout=subprocess.DEVNULL,
         )
+        parse_variants: dict[str, Callable[[], float]] = {}
+        if "parse" in only:
+            from parse_bench import prepare
+
+            log("writing and packing the parse benchmark bundle")
+            (tmp / "parse").mkdir()
+            parse_variants = prepare(tmp / "parse")
         server = Server()
         pinned = Server(pinned=True) if PIN else None
         try:
@@ -661,6 +681,8 @@ def main() -> None:
                     round_xcom(s, i, server.port, args.before)
                 if "logs" in only:
                     round_logs(s, i, bundle_exe)
+                if "parse" in only:
+                    round_parse(s, i, parse_variants)
         finally:
             server.close()
             if pinned:
@@ -677,7 +699,7 @@ def main() -> None:
     (args.out.with_name(args.out.stem + "-data.json")).write_text(
         json.dumps({"meta": meta, "samples": s.data}, indent=1)
     )
-    if only != {"requests", "coldstart", "supervised", "xcom", "logs"}:
+    if not {"requests", "coldstart", "supervised", "xcom", "logs"} <= only:
         for key in sorted(s.data):
             print(f"{key:32s} {s.cell(key, lambda v: f'{v:.4g}')}")
         return

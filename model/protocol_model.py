@@ -841,9 +841,10 @@ class RunModel:
             return
         self.conv.first_frame(ok=True)
         if kind is FirstFrame.UNKNOWN_TASK:
-            # §9.1 step 2, DECISIONS.md: removed, without touching XComs.
-            self.intended = "removed"
-            self._owe_terminal("TaskState", "removed")
+            # The DAG file and the bundle drifted: the try fails (not removed, which
+            # would let the run succeed), without touching XComs.
+            self.intended = "failed"
+            self._owe_terminal("TaskState", "failed")
             return
         self._clear_left = deque(self.xcom_keys_to_clear)
         self._next_clear_or_start()

@@ -7,7 +7,9 @@ supervisor recorded: the final state, the API calls it made, the task log it wro
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,12 +66,17 @@ def test_failure_with_should_retry_is_up_for_retry_and_api_told() -> None:
     assert "sync boom on purpose" in (patch.get("retry_reason") or "")
 
 
-def test_unknown_task_is_removed_without_touching_xcoms() -> None:
-    """A task id not in the bundle ends as removed (TaskState), with no XCom call."""
+def test_unknown_task_fails_the_try_without_touching_xcoms() -> None:
+    """A task id not in the bundle fails the try (not removed), with no XCom call and one line naming the bundle."""
     r = supervise("no_such_task", xcom_keys_to_clear=["return_value"])
-    assert (r.exit_code, r.final_state) == (0, "removed")
+    assert (r.exit_code, r.final_state) == (0, "failed")
     assert not [c for c in r.calls if "/xcoms/" in c["path"]]
-    assert [p["state"] for p in r.state_patches] == ["removed"]
+    assert [p["state"] for p in r.state_patches] == ["failed"]
+    source = (Path(__file__).parent / "airflow_harness" / "bundle_for_tests.py").read_bytes()
+    (line,) = [e for e in r.events() if "is not in bundle" in e]
+    assert "task 'no_such_task' of dag 'd1' is not in bundle 'supervised' version '1.0.0'" in line
+    assert f"sha256 {hashlib.sha256(source).hexdigest()}" in line
+    assert "tasks of 'd1': ok, boom, boom_sync" in line
 
 
 def test_skip_ends_skipped() -> None:

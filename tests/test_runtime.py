@@ -223,12 +223,15 @@ async def test_success_pushes_xcom_then_succeeds(autojump_clock: trio.testing.Mo
     assert [r[0] for r in sup.requests] == [1, 2, 3]
 
 
-async def test_unknown_task_is_removed(autojump_clock: trio.testing.MockClock) -> None:
-    """A task not in the bundle sends TaskState(removed) and nothing else."""
+async def test_unknown_task_fails_the_try(autojump_clock: trio.testing.MockClock) -> None:
+    """A task not in the bundle sends TaskState(failed), nothing else, and logs what the bundle holds."""
     code, sup, _ = await converse(one_task(lambda: None), [0, startup("other"), None])
     assert code == 0
     assert sup.types == ["TaskState"]
-    assert sup.requests[0][1]["state"] == "removed"
+    assert sup.requests[0][1]["state"] == "failed"
+    (line,) = [r["event"] for r in sup.log_records if "is not in bundle" in r["event"]]
+    assert "task 'other' of dag 'd' is not in bundle 'b' version '0.1.0'" in line
+    assert "which holds tasks of 'd': t;" in line
 
 
 @pytest.mark.parametrize(

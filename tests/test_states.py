@@ -151,9 +151,23 @@ def test_requests_are_allowed_while_parsing() -> None:
     assert conv.process(Input.SEND_PARSE_RESULT) is State.TERMINAL_SENT
 
 
+def test_task_only_requests_are_refused_while_parsing() -> None:
+    """Outside the parse channel's union a request is refused locally and the state stays PARSING."""
+    conv = in_state(State.PARSING)
+    with pytest.raises(LocalProtocolError, match=r"cannot send SetXCom: .*parse channel"):
+        conv.process(Input.SEND_TASK_REQUEST, "SetXCom")
+    assert conv.state is State.PARSING
+    assert in_state(State.RUNNING).process(Input.SEND_TASK_REQUEST) is State.RUNNING
+
+
 def test_is_local_is_the_send_inputs() -> None:
-    """Exactly the three SEND_* inputs count as ours."""
-    assert {Input.SEND_REQUEST, Input.SEND_TERMINAL, Input.SEND_PARSE_RESULT} == set(LOCAL)
+    """Exactly the four SEND_* inputs count as ours."""
+    assert {
+        Input.SEND_REQUEST,
+        Input.SEND_TASK_REQUEST,
+        Input.SEND_TERMINAL,
+        Input.SEND_PARSE_RESULT,
+    } == set(LOCAL)
 
 
 def test_local_refusal_names_what_was_refused() -> None:

@@ -299,6 +299,7 @@ _COMMANDS: Final = {
     "pack": "build a self-contained executable bundle from a Python file",
     "inspect": "describe a packed bundle without running it",
     "verify": "check packed bundles the way Airflow's ExecutableCoordinator would",
+    "dags": "list the DAGs a bundle (source or packed) declares, or print them serialized",
 }
 
 
@@ -316,7 +317,7 @@ def _top_usage() -> str:
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    """The argparse parser of ``pack``, ``inspect`` or ``verify``."""
+    """The argparse parser of ``pack``, ``inspect``, ``verify`` or ``dags``."""
     parser = _Parser(prog=f"trio-coord {command}", description=_COMMANDS[command])
     if command == "pack":
         from .bundle.packer import add_arguments
@@ -328,6 +329,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         )
     elif command == "inspect":
         from .bundle.inspection import add_arguments
+    elif command == "dags":
+        from .local.dags import add_arguments
     else:
         from .bundle.verify import add_arguments
     add_arguments(parser)

@@ -34,7 +34,14 @@ def describe(bundle: Any) -> dict[str, Any]:
                 for t in d.tasks.values()
             },
         }
-    return {"name": bundle.name, "version": bundle.version, "dags": dags}
+    from .drift import fingerprints
+
+    return {
+        "name": bundle.name,
+        "version": bundle.version,
+        "dags": dags,
+        "fingerprints": fingerprints(bundle),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -80,12 +80,15 @@ def build_manifest(
     bundle_name: str,
     bundle_version: str,
     digests: Mapping[str, str] | None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of §4.4, keys in the normative order.
 
     ``sources`` entries are ``{"path", "offset", "length", "sha256"}``; the first is the
     entry module. ``digests`` is None while computing the cache digest (which covers the
-    manifest rendered without it).
+    manifest rendered without it). ``fingerprints`` (dag id -> canonical JSON of the
+    DAG's structure) become ``dag_fingerprints``, which ``trio-coord verify --dag-file``
+    compares with the DAG file; consumers that do not know the key ignore it (§4.1).
     """
     entries = [dict(e) for e in sources]
     doc: dict[str, Any] = {
@@ -98,6 +101,8 @@ def build_manifest(
         doc["entrypoint_path"] = entries[0]["path"]
         doc["sources"] = entries
     doc["bundle"] = {"name": bundle_name, "version": bundle_version}
+    if fingerprints:
+        doc["dag_fingerprints"] = IdKeys(fingerprints)
     if digests is not None:
         doc["digests"] = dict(digests)
     return doc

@@ -307,7 +307,8 @@ def _build(
         "python": opts.python,
         "bundle": {"name": info["name"], "version": info["version"]},
         "manifest": {k: spec[k] for k in ("airflow_bundle_metadata_version", "sdk", "dags")}
-        | {"source": display[entry_member].rsplit("/", 1)[-1]},
+        | {"source": display[entry_member].rsplit("/", 1)[-1]}
+        | {"dag_fingerprints": info.get("fingerprints") or {}},
         "vendored": {d.name: d.version for d in dists},
         "registry": info["dags"],
     }
@@ -350,6 +351,7 @@ def _build(
                 bundle_name=info["name"],
                 bundle_version=info["version"],
                 digests=digests,
+                fingerprints=info.get("fingerprints"),
             )
         )
 

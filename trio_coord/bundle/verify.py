@@ -45,6 +45,8 @@ class Finding:
     dags: list[str] = field(default_factory=list)
     schema_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: dag id -> fingerprint JSON, from the manifest's ``dag_fingerprints`` (drift.py).
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -144,7 +146,11 @@ def examine(path: Path, *, executable: bool | None = None) -> Finding:
             version,
             notes,
         )
-    return Finding(path, "usable", "", dag_ids, version, notes)
+    finding = Finding(path, "usable", "", dag_ids, version, notes)
+    recorded = metadata.get("dag_fingerprints")
+    if isinstance(recorded, dict):
+        finding.fingerprints = {str(k): str(v) for k, v in recorded.items()}
+    return finding
 
 
 def walk(roots: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
@@ -234,7 +240,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dag-id", help="check which bundle the coordinator would run for this dag id"
     )
+    parser.add_argument(
+        "--dag-file",
+        type=Path,
+        metavar="FILE",
+        help="compare the DAGs of this Python file (as Airflow's DAG processor imports it) "
+        "with the structure recorded in BUNDLE; exit 1 on any difference",
+    )
     parser.set_defaults(handler=_main)
+
+
+def _check_dag_file(bundle: Path, dag_file: Path) -> tuple[list[str], list[str]]:
+    """Lines to print and the differences between ``dag_file`` and the packed ``bundle``."""
+    from ..errors import UsageError
+    from .drift import differences
+    from .packer import _introspect
+    from .vendor import PackError
+
+    if not dag_file.is_file():
+        raise UsageError(f"--dag-file {dag_file}: no such file")
+    finding = examine(bundle)
+    if not finding.usable:
+        return [_describe(finding)], [f"{bundle} is not a usable bundle"]
+    if not finding.fingerprints:
+        return [], [
+            f"{bundle} records no DAG fingerprints (packed by an older trio-coord): repack it"
+        ]
+    try:
+        info = _introspect(str(dag_file), dag_file.resolve().parent)
+    except PackError as exc:
+        return [], [f"the DAG file {dag_file} does not import: {exc}"]
+    found = differences(finding.fingerprints, info.get("fingerprints") or {})
+    head = f"{dag_file} against {bundle}:"
+    if not found:
+        return [f"{head} the same DAGs, tasks, dependencies and queues"], []
+    return [head, *(f"  {line}" for line in found)], found
 
 
 def _main(ns: argparse.Namespace) -> int:
@@ -244,6 +284,14 @@ def _main(ns: argparse.Namespace) -> int:
     roots: list[Path] = ns.root
     if not bundles and not roots:
         raise UsageError("give at least one BUNDLE or --root DIR")
+    if ns.dag_file is not None:
+        if len(bundles) != 1 or roots:
+            raise UsageError("--dag-file compares one DAG file with exactly one BUNDLE")
+        lines, drifted = _check_dag_file(bundles[0], ns.dag_file)
+        sys.stdout.write("\n".join(lines + ([] if lines else drifted)) + "\n")
+        if drifted:
+            sys.stdout.write(f"{len(drifted)} difference(s) found\n")
+        return 1 if drifted else 0
     for root in roots:
         # A missing root is a typo, not "nothing to report": exit before walking.
         if not root.exists():

@@ -56,7 +56,7 @@ from .messages import (
     decode_body,
     encode_body,
 )
-from .states import ConversationState, Input, State
+from .states import PARSE_CHANNEL, ConversationState, Input, State
 
 __all__ = [
     "CommConnection",
@@ -202,8 +202,10 @@ class CommConnection:
             event = Input.SEND_PARSE_RESULT
         elif msg.TERMINAL:
             event = Input.SEND_TERMINAL
-        else:
+        elif msg.TYPE in PARSE_CHANNEL:
             event = Input.SEND_REQUEST
+        else:
+            event = Input.SEND_TASK_REQUEST
         frame: list[Any] = [0, body]
         if carrier is not None:
             if not isinstance(carrier, dict) or not all(
@@ -219,7 +221,7 @@ class CommConnection:
         data = encode_frame(self._packer.packb(frame))
         self._conv.process(event)
         self._pending[request_id] = msg
-        if event is not Input.SEND_REQUEST:
+        if event is Input.SEND_TERMINAL or event is Input.SEND_PARSE_RESULT:
             self._terminal_id = request_id
         return request_id, data
 

@@ -36,7 +36,7 @@ from typing import Final
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["State", "Input", "TRANSITIONS", "ConversationState"]
+__all__ = ["State", "Input", "TRANSITIONS", "PARSE_CHANNEL", "ConversationState"]
 
 
 class _FastHash(enum.Enum):
@@ -77,8 +77,10 @@ class Input(_FastHash):
     RECV_TERMINAL_REPLY = "RECV_TERMINAL_REPLY"
     #: The supervisor closed its end.
     RECV_EOF = "RECV_EOF"
-    #: We send an ordinary request.
+    #: We send an ordinary request that the parse channel also accepts (PARSE_CHANNEL).
     SEND_REQUEST = "SEND_REQUEST"
+    #: We send an ordinary request that only a running task may send.
+    SEND_TASK_REQUEST = "SEND_TASK_REQUEST"
     #: We send one of the six terminal requests (§6.1).
     SEND_TERMINAL = "SEND_TERMINAL"
     #: We send the DagFileParsingResult that answers a parse request.
@@ -100,11 +102,12 @@ TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
     (S.AWAIT_FIRST, I.RECV_EOF): S.CLOSED,
     # Running a task: requests and replies, then one terminal request (§6.1).
     (S.RUNNING, I.SEND_REQUEST): S.RUNNING,
+    (S.RUNNING, I.SEND_TASK_REQUEST): S.RUNNING,
     (S.RUNNING, I.RECV_REPLY): S.RUNNING,
     (S.RUNNING, I.SEND_TERMINAL): S.TERMINAL_SENT,
     (S.RUNNING, I.RECV_EOF): S.CLOSED,
-    # Parsing a file: variable/connection reads are legal, then one result, which ends
-    # the conversation (dag-parsing.md §2.1).
+    # Parsing a file: only the parse channel's requests (PARSE_CHANNEL), then one
+    # result, which ends the conversation (dag-parsing.md §2.1).
     (S.PARSING, I.SEND_REQUEST): S.PARSING,
     (S.PARSING, I.RECV_REPLY): S.PARSING,
     (S.PARSING, I.SEND_PARSE_RESULT): S.TERMINAL_SENT,
@@ -118,11 +121,38 @@ TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
     (S.CLOSED, I.RECV_EOF): S.CLOSED,
 }
 
+#: The requests the DAG processor's parse channel decodes besides the result (its
+#: ``ToManager`` union, dag-parsing.md §2.1). Any other request would make the manager
+#: fail to decode the frame, so it is refused before it is written.
+PARSE_CHANNEL: Final[frozenset[str]] = frozenset(
+    {
+        "GetConnection",
+        "GetVariable",
+        "GetVariableKeys",
+        "PutVariable",
+        "DeleteVariable",
+        "GetTaskStates",
+        "GetTICount",
+        "GetPrevSuccessfulDagRun",
+        "GetPreviousDagRun",
+        "GetPreviousTI",
+        "GetXCom",
+        "GetXComCount",
+        "GetXComSequenceItem",
+        "GetXComSequenceSlice",
+        "MaskSecret",
+    }
+)
+
 #: Why a (state, local input) pair is refused: the messages users see.
 _LOCAL_REASONS: Final[dict[State, str]] = {
     S.AWAIT_FIRST: "nothing may be sent before the supervisor's first frame (protocol.md §2.6)",
     S.RUNNING: "that message is only sent when answering a DagFileParseRequest",
-    S.PARSING: "a DagFileParseRequest is answered by a DagFileParsingResult, not a task's terminal message",
+    S.PARSING: (
+        "while parsing a DAG file only the parse channel's requests"
+        " (connections, variables, XCom and task-state reads, MaskSecret)"
+        " and one DagFileParsingResult may be sent"
+    ),
     S.TERMINAL_SENT: "the terminal message was already sent; nothing may follow it (§6.1)",
     S.DONE: "the conversation is over; nothing may be sent (§6.1)",
     S.CLOSED: "the supervisor closed the comm channel",

@@ -9,8 +9,9 @@ runs Trio: a signal watcher, the two dials under one deadline, and :meth:`Run.se
 :meth:`Run.serve` owns one nursery with the log pump, the comm channel's reader
 and the conversation:
 
-1. wait (bounded) for the supervisor's first frame; anything but ``StartupDetails``
-   fails closed: a clear log line, nothing sent, exit 1 (§4);
+1. wait (bounded) for the supervisor's first frame; a ``DagFileParseRequest`` hands
+   the conversation to the parse workload (``parse.py``); anything else but
+   ``StartupDetails`` fails closed: a clear log line, nothing sent, exit 1 (§4);
 2. run the task under a cancel scope that SIGTERM/SIGINT and a broken comm channel
    cancel, each with a reason (§9.6, §10);
 3. send the terminal message with a fresh id and wait for its reply, bounded
@@ -28,9 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import inspect
 import logging
 import math
 import os
+import sys
 from collections.abc import Mapping
 
 import trio
@@ -47,6 +51,7 @@ from .comm import CommChannel
 from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LevelFilter, LogPipeline
 from .masking import Masker
+from .parse import ACK_TIMEOUT, answer_parse
 from .task_runner import run_task
 
 __all__ = [
@@ -143,11 +148,9 @@ class Run:
             log.error("cannot start: %s", exc)
             return EXIT_FAILURE
         if isinstance(first, ParseRequest):
-            log.error(
-                "received a DagFileParseRequest for %r, but this runtime only runs tasks; exiting",
-                first.request.file,
-            )
-            return EXIT_FAILURE
+            await nursery.start(channel.run_reader)
+            ack_timeout = min(ACK_TIMEOUT, config.request_timeout)
+            return await answer_parse(channel, first.request, self._bundle, ack_timeout=ack_timeout)
 
         details = first.details
         ti = details.ti
@@ -167,7 +170,14 @@ class Run:
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
         try:
             outcome = await run_task(
-                task, ctx, client, scope=self._task_scope, cancel_reason=lambda: self._cancel_reason
+                task,
+                ctx,
+                client,
+                scope=self._task_scope,
+                cancel_reason=lambda: self._cancel_reason,
+                missing=None
+                if task is not None
+                else not_in_bundle(self._bundle, ti.dag_id, ti.task_id),
             )
         except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
             log.error("the task could not finish: %s", exc)
@@ -224,6 +234,41 @@ class Run:
         # was written; a written success stays exit 0 (the supervisor may have
         # recorded it, and a non-zero exit would then conflict, §12 row 44).
         return EXIT_FAILURE if failure or not written else EXIT_OK
+
+
+def not_in_bundle(bundle: Bundle, dag_id: str, task_id: str) -> str:
+    """The one log line for a try whose dag/task the bundle does not hold.
+
+    It names the bundle (name, version, and the SHA-256 of its entry file, the value a
+    packed bundle's manifest lists first under ``sources``) and what it does hold, so
+    the drift between the scheduler's DAG file and the deployed bundle is diagnosable
+    from the task log alone.
+    """
+    dag = bundle.dags.get(dag_id)
+    if dag is None:
+        what = f"dag {dag_id!r} is not in bundle"
+        held = "dags: " + (", ".join(sorted(bundle.dags)) or "none")
+    else:
+        what = f"task {task_id!r} of dag {dag_id!r} is not in bundle"
+        held = f"tasks of {dag_id!r}: " + (", ".join(dag.tasks) or "none")
+    return (
+        f"{what} {bundle.name!r} version {bundle.version!r} (sha256 {_entry_sha256(bundle)}),"
+        f" which holds {held}; the DAG file the scheduler read and the deployed bundle differ"
+        " (check with: trio-coord verify BUNDLE --dag-file FILE)"
+    )
+
+
+def _entry_sha256(bundle: Bundle) -> str:
+    """SHA-256 of the source of the module that defines ``bundle``, or ``unknown``."""
+    for module in list(sys.modules.values()):
+        if module is None or not any(v is bundle for v in vars(module).values()):
+            continue
+        try:
+            source = inspect.getsource(module)
+        except (OSError, TypeError):
+            continue
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()
+    return "unknown"
 
 
 async def serve_streams(

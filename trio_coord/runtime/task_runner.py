@@ -6,7 +6,8 @@ that is right for a foreign runtime:
 ============================================  =============================================
 outcome                                       terminal message
 ============================================  =============================================
-task not in the bundle                        ``TaskState(removed)``, no XCom touched (§9.1)
+task not in the bundle                        ``TaskState(failed)``, no XCom touched: the
+                                              DAG file and the bundle have drifted
 returned (value pushed as ``return_value``)   ``SucceedTask`` with ``[]`` outlets (§5.7)
 raised :class:`~trio_coord.SkipTask`          ``TaskState(skipped)``
 raised :class:`~trio_coord.FailTask`          ``TaskState(failed)``, whatever the retries
@@ -77,6 +78,7 @@ async def run_task(
     *,
     scope: trio.CancelScope,
     cancel_reason: Callable[[], str | None],
+    missing: str | None = None,
 ) -> TaskOutcome:
     """Run the task to an outcome; never raises for anything the user's code did.
 
@@ -87,17 +89,16 @@ async def run_task(
         scope: the cancel scope the user's code runs in; SIGTERM and a lost supervisor
             cancel it (possibly before it is entered).
         cancel_reason: why the task was cancelled, when it was (SIGTERM, lost supervisor).
+        missing: the log line that explains a ``None`` task (which bundle holds what).
 
     Raises:
         SupervisorGone: the comm channel broke; no terminal message can be sent.
     """
     if task is None:
-        log.error(
-            "task %s.%s is not in this bundle; reporting it as removed", ctx.dag_id, ctx.task_id
-        )
-        return TaskOutcome(
-            TaskState(state="removed", end_date=_now()), "removed: task not in bundle"
-        )
+        # A deployment error (the scheduler's DAG file and this bundle disagree) must be
+        # visible: failing the try, not "removed", keeps the DAG run from succeeding.
+        log.error("%s", missing or f"task {ctx.dag_id}.{ctx.task_id} is not in this bundle")
+        return TaskOutcome(TaskState(state="failed", end_date=_now()), "failed: task not in bundle")
 
     # §9.2: stale XComs go before the body runs; if that fails, the body does not run.
     for key in ctx.ti_context.xcom_keys_to_clear or ():
