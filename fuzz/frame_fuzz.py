@@ -119,16 +119,31 @@ _ONE_US = datetime.timedelta(microseconds=1)
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal as the wire means it; iterative, since a frame may nest far deeper than the
+    interpreter's recursion limit."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif isinstance(x, dict) and isinstance(y, dict):
+            if x.keys() != y.keys():
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif not _same_leaf(x, y):
+            return False
+    return True
+
+
+def _same_leaf(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, datetime.datetime) and isinstance(b, datetime.datetime):
         # The wire holds nanoseconds; msgpack truncates to microseconds, msgspec rounds.
         # The supervisor's own values are whole microseconds, so this never matters there.
         return a.tzinfo is not None and b.tzinfo is not None and abs(a - b) <= _ONE_US
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
 
 
