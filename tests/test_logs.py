@@ -690,7 +690,7 @@ async def test_socket_bytes_parse_line_by_line_in_the_real_parser(
     supervisor: RealSupervisor,
 ) -> None:
     """What the pump writes, split wherever the stream splits it, is accepted line by line."""
-    pipeline = new_pipeline()
+    pipeline = new_pipeline(max_record=4 * 1024 * 1024)  # the hostile extras stay whole
     pipeline.bind(ti_id="0195a7f2-0000-7000-8000-000000000000", try_number=1)
     send, receive = trio.testing.memory_stream_one_way_pair()
     got = bytearray()

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,13 +24,14 @@ from ..errors import ConnectTimeout, SupervisorGone
 from .dial import dial_both
 from .exit_codes import EXIT_FAILURE, EXIT_SECOND_SIGNAL
 from .logs import LevelFilter, LogPipeline
+from .logs.stdio import masked_stdio
 from .masking import Masker
 
 if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["run_coordinator"]
+__all__ = ["build_pipeline", "run_coordinator"]
 
 log = logging.getLogger("trio_coord.runtime")
 
@@ -47,15 +48,31 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
     its reason on stderr (which the supervisor turns into task-log lines).
     """
     _lean_logging()
-    masker = Masker()
-    pipeline = LogPipeline(level_filter=LevelFilter.from_env(), masker=masker)
+    # The process's one masker: the log pipeline, the client, the terminal messages and
+    # the stdout/stderr writers all hide what it knows.
+    masker = Masker.from_env()
+    pipeline = build_pipeline(masker, config)
     pipeline.install()
     try:
-        return trio.run(_main, bundle, config, pipeline, masker)
+        with masked_stdio(masker):
+            try:
+                return trio.run(_main, bundle, config, pipeline, masker)
+            finally:
+                # Records the pump never sent (a failed dial) go to stderr here.
+                pipeline.close()
     finally:
-        # Records the pump never sent (a failed dial) go to stderr here.
-        pipeline.close()
         pipeline.uninstall()
+
+
+def build_pipeline(
+    masker: Masker, config: Config, environ: Mapping[str, str] = os.environ
+) -> LogPipeline:
+    """The log pipeline every entry point uses, configured from ``environ`` and ``config``."""
+    return LogPipeline(
+        level_filter=LevelFilter.from_env(environ),
+        masker=masker,
+        max_record=config.max_log_record,
+    )
 
 
 def _lean_logging() -> None:
