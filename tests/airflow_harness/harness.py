@@ -44,6 +44,16 @@ class Report:
             if logger is None or r.get("logger") == logger
         ]
 
+    def captured(self, channel: str) -> bytes:
+        """Every raw byte the supervisor received on ``channel`` (comm, logs, stdout, stderr)."""
+        return Path(self.raw["capture"][channel]).read_bytes()
+
+    @property
+    def task_log_bytes(self) -> bytes:
+        """The task log file exactly as the supervisor wrote it."""
+        path = Path(self.raw["task_log_path"])
+        return path.read_bytes() if path.exists() else b""
+
     @property
     def log_text(self) -> str:
         return "\n".join(json.dumps(r) for r in self.task_log)
