@@ -144,6 +144,7 @@ async def leak(client, log):
     secret = await _obtain(client, os.environ["LEAK_ROUTE"])
     _leak_everywhere(log, secret, "trio thread")
     await trio.to_thread.run_sync(_leak_everywhere, log, secret, "worker thread")
+    await trio.sleep(0.5)  # let the pump send those on the socket first
     _break_logs_socket()
     for i in range(5):
         log.info("fallback %d: %s", i, secret)
