@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["build_pipeline", "run_coordinator"]
+__all__ = ["build_masker_and_pipeline", "run_coordinator"]
 
 log = logging.getLogger("trio_coord.runtime")
 
@@ -48,10 +48,7 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
     its reason on stderr (which the supervisor turns into task-log lines).
     """
     _lean_logging()
-    # The process's one masker: the log pipeline, the client, the terminal messages and
-    # the stdout/stderr writers all hide what it knows.
-    masker = Masker.from_env()
-    pipeline = build_pipeline(masker, config)
+    masker, pipeline = build_masker_and_pipeline(config)
     pipeline.install()
     try:
         with masked_stdio(masker):
@@ -64,15 +61,22 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
         pipeline.uninstall()
 
 
-def build_pipeline(
-    masker: Masker, config: Config, environ: Mapping[str, str] = os.environ
-) -> LogPipeline:
-    """The log pipeline every entry point uses, configured from ``environ`` and ``config``."""
-    return LogPipeline(
+def build_masker_and_pipeline(
+    config: Config, environ: Mapping[str, str] = os.environ
+) -> tuple[Masker, LogPipeline]:
+    """The process's one masker and the log pipeline that uses it, from the environment.
+
+    Every entry point builds them here (the runtime, ``serve_streams``, the tests), so the
+    settings the supervisor passes (sensitive names, minimum length, levels) apply alike.
+    The masker is then handed to the client, the terminal messages and stdout/stderr.
+    """
+    masker = Masker.from_env(environ)
+    pipeline = LogPipeline(
         level_filter=LevelFilter.from_env(environ),
         masker=masker,
         max_record=config.max_log_record,
     )
+    return masker, pipeline
 
 
 def _lean_logging() -> None:

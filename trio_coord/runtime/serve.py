@@ -44,7 +44,7 @@ from ..protocol.connection import CommConnection, ParseRequest
 from ..protocol.messages import Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
-from .entry import build_pipeline
+from .entry import build_masker_and_pipeline
 from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LogPipeline
 from .masking import Masker
@@ -256,8 +256,7 @@ async def serve_streams(
     Installs a log handler on the root logger for the duration of the call.
     """
     config = config or Config()
-    masker = Masker.from_env(environ)
-    pipeline = build_pipeline(masker, config, environ)
+    masker, pipeline = build_masker_and_pipeline(config, environ)
     root = logging.getLogger()
     old_level = root.level
     pipeline.install(root)
