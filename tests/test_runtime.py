@@ -650,3 +650,35 @@ async def test_runtime_reasons_and_labels_are_masked_in_terminal_messages(
     assert retry["type"] == "RetryTask"
     assert retry["retry_reason"] == "received SIGTERM while holding ***"
     assert retry["rendered_map_index"] == "label ***"
+
+
+@pytest.mark.parametrize(
+    ("extra", "sent"),
+    [
+        ('{"auth": {"token": "tok-nested-1"}, "region": "eu-west-1"}', ["tok-nested-1"]),
+        ('["list-secret-1", "list-secret-2"]', ["list-secret-1", "list-secret-2"]),
+    ],
+)
+async def test_secrets_inside_a_connection_extra_are_registered_and_sent(
+    autojump_clock: trio.testing.MockClock, extra: str, sent: list[str]
+) -> None:
+    """Values under sensitive keys in extra (or every string of a non-object extra) go out in MaskSecret and are masked in logs."""
+
+    async def t(client: Any, log: Any) -> None:
+        conn = await client.get_connection("c")
+        log.info("extra %s", conn.extra)
+
+    async def handler(sup: Supervisor, rid: int, body: dict[str, Any]) -> bool:
+        if body["type"] == "GetConnection":
+            none = dict.fromkeys(("host", "schema", "login", "password", "port"))
+            result = {"conn_id": "c", "conn_type": "http", **none, "extra": extra}
+            await sup.send([rid, {**result, "type": "ConnectionResult"}, None])
+            return True
+        return await ok_handler(sup, rid, body)
+
+    _, sup, _ = await converse(one_task(t), [0, startup(), None], handler)
+    masks = [body for _, body, _ in sup.requests if body["type"] == "MaskSecret"]
+    assert [(m["value"], m["name"]) for m in masks] == [(s, None) for s in sent]
+    (line,) = [r["event"] for r in sup.log_records if r["event"].startswith("extra ")]
+    assert not any(s in line for s in sent)
+    assert ("eu-west-1" in line) == ("region" in extra)

@@ -286,8 +286,12 @@ class Client:
             await self._register(conn.password, None, told=told)
         if conn.extra:
             # Walked by key, as the native runner's extra_dejson does: only values under
-            # sensitive keys (token, api_key, password, ...) are secrets.
-            await self._register(conn.extra, None, told=False)
+            # sensitive keys (token, api_key, password, ...) are secrets. An extra that is
+            # JSON but not an object has no keys: all of its strings are, as there.
+            extra: Any = conn.extra
+            if set(extra) == {"__extra__"}:
+                extra = extra["__extra__"]
+            await self._register(extra, None, told=False)
 
     # -- XComs ------------------------------------------------------------------------------
 
@@ -367,10 +371,6 @@ class Client:
             if secret not in self._told:
                 await self.request(MaskSecret(value=secret, name=None))
                 self._told.add(secret)
-
-    def mask(self, text: str) -> str:
-        """``text`` with every registered secret hidden (for text the runtime sends)."""
-        return self._masker.mask(text)
 
 
 def _own_map_index(map_index: int | None) -> int | None:
