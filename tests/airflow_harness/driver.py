@@ -15,7 +15,6 @@ Raw capture: every byte the supervisor process receives from the runtime -- the 
 logs sockets and the stdout/stderr pipes, which are all sockets in 1.3.2 -- is recorded
 at ``socket.recv``/``recv_into``, before the supervisor decodes or masks anything, and
 written to ``capture.<channel>.bin`` in the work directory (the report names the files).
-Also available: ``AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES`` and friends through ``env``.
 
 Usage: python driver.py '<scenario json>'   (see tests/airflow_harness/harness.py)
 """
