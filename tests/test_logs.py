@@ -22,7 +22,7 @@ import trio
 import trio.testing
 from helpers import CallCounter
 
-from trio_coord.config import Config
+from trio_coord.config import LOWEST_MAX_LOG_RECORD, Config
 from trio_coord.runtime.logs import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BUFFERED_BYTES,
@@ -1234,6 +1234,7 @@ def test_docs_quote_the_figures_the_code_defines() -> None:
     assert f"**{DEFAULT_CAPACITY:,} records**".replace(",", " ") in logging_md
     assert f"**{DEFAULT_MAX_BUFFERED_BYTES // 2**20} MiB**" in logging_md
     assert f"**{DEFAULT_MAX_RECORD // 2**20} MiB**" in logging_md
+    assert f"in bytes,\n{LOWEST_MAX_LOG_RECORD} or more" in logging_md
     assert f"up to {DEFAULT_WORKER_WAIT} s" in logging_md
     assert f"waits\n{LINGER * 1000:g} ms (`LINGER`)" in logging_md
     assert (

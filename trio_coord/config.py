@@ -28,6 +28,9 @@ DEFAULT_SHUTDOWN_GRACE: Final = 4.0
 #: Longest task-log line one record may make before it is truncated with a marker
 #: (runtime/logs/pipeline.py explains why); ``TRIO_COORD_MAX_LOG_RECORD`` overrides it.
 DEFAULT_MAX_LOG_RECORD: Final = 1024 * 1024
+#: The smallest limit accepted: a truncated record keeps 1 KiB for its time, logger, bound
+#: fields and marker, and needs room for some of its message besides.
+LOWEST_MAX_LOG_RECORD: Final = 4096
 #: How long a lone request polls for its reply before sleeping (runtime/comm.py,
 #: "Polling before sleeping"): 100 µs, a little more than a local supervisor's
 #: fastest round trip; ``TRIO_COORD_REPLY_SPIN_US=0`` switches polling off.
@@ -113,7 +116,8 @@ class Config:
         )  # fmt: skip
         max_log_record = _env_int(
             environ, "TRIO_COORD_MAX_LOG_RECORD", DEFAULT_MAX_LOG_RECORD,
-            4096, WIRE_MAX_FRAME_SIZE, "a number of bytes from 4096 to 2**32-1",
+            LOWEST_MAX_LOG_RECORD, WIRE_MAX_FRAME_SIZE,
+            f"a number of bytes from {LOWEST_MAX_LOG_RECORD} to 2**32-1",
         )  # fmt: skip
         return cls(
             comm=comm,

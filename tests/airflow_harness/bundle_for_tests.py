@@ -176,6 +176,6 @@ async def not_secret(client, log):
 
 @d1.task
 async def huge_log(log):
-    log.info("big:" + "x" * (5 * 1024 * 1024))
+    log.info("big:" + "x" * (int(os.environ.get("HUGE_LOG_MIB", "5")) * 1024 * 1024))
     log.info("after the big one")
     return "fine"
