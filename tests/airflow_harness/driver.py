@@ -14,13 +14,14 @@ secrets masked), exactly as on a worker.
 Raw capture: every byte the supervisor process receives from the runtime -- the comm and
 logs sockets and the stdout/stderr pipes, which are all sockets in 1.3.2 -- is recorded
 at ``socket.recv``/``recv_into``, before the supervisor decodes or masks anything, and
-written to ``capture.<channel>.bin`` in the work directory (the report names the files).
+returned in the report (base64, per channel), with the task log file's raw bytes.
 
 Usage: python driver.py '<scenario json>'   (see tests/airflow_harness/harness.py)
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -159,17 +160,13 @@ def _register_pipe_readers(
 _subprocess._PopenActivitySubprocess._register_pipe_readers = _register_pipe_readers  # type: ignore[method-assign]
 
 
-def write_capture() -> dict[str, str]:
+def captured() -> dict[str, str]:
+    """Each channel's bytes, base64-encoded (the report is JSON)."""
     chunks: dict[str, list[bytes]] = {name: [] for name in ("comm", "logs", "stdout", "stderr")}
     for fd, data in received:
         if fd in channels:
             chunks[channels[fd]].append(data)
-    paths = {}
-    for name, parts in chunks.items():
-        path = workdir / f"capture.{name}.bin"
-        path.write_bytes(b"".join(parts))
-        paths[name] = str(path)
-    return paths
+    return {name: base64.b64encode(b"".join(parts)).decode() for name, parts in chunks.items()}
 
 
 # Keep the supervisor's process object, to read final_state and reach the comm socket.
@@ -251,8 +248,10 @@ except BaseException as exc:  # the point is to report what escapes the supervis
 report["elapsed"] = time.monotonic() - t0
 socket.socket.recv = _recv  # type: ignore[method-assign]
 socket.socket.recv_into = _recv_into  # type: ignore[method-assign]
-report["capture"] = write_capture()
-report["task_log_path"] = str(task_log)
+report["capture"] = captured()
+report["task_log_raw"] = base64.b64encode(
+    task_log.read_bytes() if task_log.exists() else b""
+).decode()
 fs = instances[0].final_state if instances else None
 report["final_state"] = None if fs is None else str(getattr(fs, "value", fs))
 report["calls"] = calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -46,13 +47,12 @@ class Report:
 
     def captured(self, channel: str) -> bytes:
         """Every raw byte the supervisor received on ``channel`` (comm, logs, stdout, stderr)."""
-        return Path(self.raw["capture"][channel]).read_bytes()
+        return base64.b64decode(self.raw["capture"][channel])
 
     @property
     def task_log_bytes(self) -> bytes:
         """The task log file exactly as the supervisor wrote it."""
-        path = Path(self.raw["task_log_path"])
-        return path.read_bytes() if path.exists() else b""
+        return base64.b64decode(self.raw["task_log_raw"])
 
     @property
     def log_text(self) -> str:
