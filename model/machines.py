@@ -735,9 +735,8 @@ class RuntimeVsModel(RuleBasedStateMachine):
                 f"{[(r.request_id, r.request_type) for r in self.sup.requests]}, last logs "
                 f"{[x.record.get('event') for x in self.sup.logs_seen[-4:] if x.record]}"
             )
-            # Only without the stderr fallback: its writes run in a worker thread, which the
-            # virtual clock cannot see, so a slow one could let it jump past the log drain.
-            prompt_due = self.model.terminal_delivered and not self.sup.logs_closed
+            # With the stderr fallback too: it writes synchronously, in virtual time.
+            prompt_due = self.model.terminal_delivered
             assert not prompt_due or took < PROMPT, (
                 f"the runtime took {took} virtual s to exit after its terminal reply"
             )

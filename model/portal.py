@@ -33,10 +33,11 @@ __all__ = ["TrioPortal"]
 
 T = TypeVar("T")
 
-#: Real seconds every task must have been blocked before the virtual clock jumps. A
-#: heuristic only for worker threads, which Trio cannot see; it never affects a verdict
-#: about virtual time, only how long the real wait for a thread's result may be.
-AUTOJUMP_REAL_SECONDS = 0.02
+#: Real seconds every task must have been blocked before the virtual clock jumps. Zero:
+#: nothing the runtime does under the model runs in a worker thread (the log pipeline's
+#: stderr fallback writes synchronously), so "every task blocked" means waiting on virtual
+#: time. A thread's work would be invisible here: any threshold would only race it.
+AUTOJUMP_REAL_SECONDS = 0.0
 
 
 class TrioPortal:
@@ -125,8 +126,6 @@ class TrioPortal:
 
         async def wait() -> float | None:
             start = trio.current_time()
-            # Not 0: a task waiting on a worker thread (the log pump's stderr fallback)
-            # counts as blocked, and the clock must not race past the thread's work.
             self.clock.autojump_threshold = AUTOJUMP_REAL_SECONDS
             try:
                 with trio.move_on_after(virtual_seconds):

@@ -60,7 +60,7 @@ _COMM = "trio_coord/runtime/comm.py"
 _CLIENT = "trio_coord/client.py"
 _STATES = "trio_coord/protocol/states.py"
 _CONN = "trio_coord/protocol/connection.py"
-_LOGS = "trio_coord/runtime/logs.py"
+_LOGS = "trio_coord/runtime/logs/pipeline.py"
 
 #: The table: one realistic bug per row. Snippets are exact (whitespace included).
 MUTATIONS: tuple[Mutation, ...] = (
@@ -84,8 +84,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         (
             _SERVE,
-            "        return await self._deliver(channel, terminal)\n",
-            "        code = await self._deliver(channel, terminal)\n"
+            "        return await self._deliver(channel, self._masked(terminal))\n",
+            "        code = await self._deliver(channel, self._masked(terminal))\n"
             "        if getattr(client, 'push_later', None) is not None:\n"
             "            await client.push_later()\n"
             "        return code\n",
@@ -112,15 +112,19 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "env_secret_not_sent",
         "an AIRFLOW_VAR_* secret is masked locally but no MaskSecret tells the supervisor",
-        (_CLIENT, "await self.mask_secret(env, name=key)", "self._masker.add(env, key)"),
+        (
+            _CLIENT,
+            "await self._register(env, key, told=False)",
+            "await self._register(env, key, told=True)",
+        ),
     ),
     _m(
         "env_secret_not_masked_locally",
-        "mask_secret tells the supervisor but not the runtime's own masker",
+        "a secret is sent in MaskSecret but never added to the runtime's own masker",
         (
             _CLIENT,
-            "        self._masker.add(value, name)\n        await self.request(MaskSecret(",
-            "        await self.request(MaskSecret(",
+            "        found = self._masker.add(value, name)\n",
+            "        found = type(self._masker)().add(value, name)\n",
         ),
     ),
     _m(

@@ -3,6 +3,7 @@ filtering, buffering, batching, drops, fallback, drain and close."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import io
@@ -11,6 +12,8 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +22,20 @@ import trio
 import trio.testing
 from helpers import CallCounter
 
+from trio_coord.config import LOWEST_MAX_LOG_RECORD, Config
 from trio_coord.runtime.logs import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_RECORD,
+    DEFAULT_WORKER_WAIT,
+    LINGER,
     LevelFilter,
     LogPipeline,
     level_name,
     parse_level,
 )
+from trio_coord.runtime.logs.fallback import Fallback
+from trio_coord.runtime.logs.stdio import MAX_PENDING, MaskingWriter, masked_stdio
 from trio_coord.runtime.masking import Masker
 
 # --------------------------------------------------------------------------------------
@@ -131,6 +140,22 @@ def events(data: bytes) -> list[str]:
 async def read_all(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
     while chunk := await stream.receive_some():
         into += chunk
+
+
+@contextlib.asynccontextmanager
+async def pumping(pipeline: LogPipeline) -> AsyncIterator[tuple[trio.abc.SendStream, bytearray]]:
+    """Run the pump into a memory stream; yields the stream and the bytes read from it.
+
+    On exit the pump has returned (close the pipeline inside) and every byte is read.
+    """
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    got = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all, receive, got)
+        async with trio.open_nursery() as pump_nursery:
+            await pump_nursery.start(pipeline.pump, send)
+            yield send, got
+        await send.aclose()
 
 
 class CountingStream(trio.abc.SendStream):
@@ -608,18 +633,13 @@ async def test_pump_returns_after_close_once_everything_is_written() -> None:
     """close() lets the pump flush what it holds and return; records after close go to the fallback."""
     fallback = io.BytesIO()
     pipeline = new_pipeline(fallback=fallback)
-    send, receive = trio.testing.memory_stream_one_way_pair()
-    got = bytearray()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_all, receive, got)
-        async with trio.open_nursery() as pump_nursery:
-            await pump_nursery.start(pipeline.pump, send)
-            emit(pipeline, msg="one")
-            emit(pipeline, msg="two")
-            pipeline.close()
-            emit(pipeline, msg="after close")
-            pipeline.close()  # idempotent
-        await send.aclose()  # the pump has returned: everything it had is in `got`
+    async with pumping(pipeline) as (_, got):
+        emit(pipeline, msg="one")
+        emit(pipeline, msg="two")
+        pipeline.close()
+        emit(pipeline, msg="after close")
+        pipeline.close()  # idempotent
+    # The pump has returned: everything it had is in `got`.
     assert events(bytes(got)) == ["one", "two"]
     assert events(fallback.getvalue()) == ["after close"]
 
@@ -690,22 +710,16 @@ async def test_socket_bytes_parse_line_by_line_in_the_real_parser(
     supervisor: RealSupervisor,
 ) -> None:
     """What the pump writes, split wherever the stream splits it, is accepted line by line."""
-    pipeline = new_pipeline()
+    pipeline = new_pipeline(max_record=4 * 1024 * 1024)  # the hostile extras stay whole
     pipeline.bind(ti_id="0195a7f2-0000-7000-8000-000000000000", try_number=1)
-    send, receive = trio.testing.memory_stream_one_way_pair()
-    got = bytearray()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_all, receive, got)
-        async with trio.open_nursery() as pump_nursery:
-            await pump_nursery.start(pipeline.pump, send)
-            for i in range(200):
-                extra = HOSTILE_EXTRAS if i % 50 == 0 else {"i": i}
-                emit(pipeline, "mixed", 10 + (i % 5) * 10, "n=%d", i, extra=extra)
-                if i % 7 == 0:
-                    emit(pipeline, "mixed", logging.ERROR, "failed", exc_info=_raise_chain())
-                    await trio.lowlevel.checkpoint()
-            pipeline.close()
-        await send.aclose()
+    async with pumping(pipeline) as (_, got):
+        for i in range(200):
+            extra = HOSTILE_EXTRAS if i % 50 == 0 else {"i": i}
+            emit(pipeline, "mixed", 10 + (i % 5) * 10, "n=%d", i, extra=extra)
+            if i % 7 == 0:
+                emit(pipeline, "mixed", logging.ERROR, "failed", exc_info=_raise_chain())
+                await trio.lowlevel.checkpoint()
+        pipeline.close()
     parsed = supervisor.feed(bytes(got))
     assert len(parsed) == 200 + 29
     assert all(fields["ti_id"].startswith("0195a7f2") for _, fields in parsed)
@@ -853,18 +867,30 @@ async def test_a_failed_send_resends_the_whole_batch_to_the_fallback() -> None:
     assert [line["event"] for line in lines[1:]] == [f"b{i}" for i in range(5)] + ["later"]
 
 
-async def test_a_closed_stream_falls_back_without_raising() -> None:
-    """A stream closed under the pump (ClosedResourceError) is treated like a disconnect."""
-    fallback = io.BytesIO()
+async def test_a_closed_stream_falls_back_without_raising(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A stream closed under the pump is treated like a disconnect; the fallback is written on the pump's own thread, in virtual time."""
+    written_on: list[int] = []
+
+    class Recording(io.BytesIO):
+        def write(self, data: Any) -> int:
+            written_on.append(threading.get_ident())
+            return super().write(data)
+
+    fallback = Recording()
     pipeline = new_pipeline(fallback=fallback)
     send, _receive = trio.testing.memory_stream_one_way_pair()
     await send.aclose()
     async with trio.open_nursery() as nursery:
         await nursery.start(pipeline.pump, send)
         emit(pipeline, msg="x")
-        await pipeline.drain()
+        with trio.fail_after(1):  # virtual: passes only if nothing waits on a real thread
+            await pipeline.drain()
         pipeline.close()
     assert events(fallback.getvalue())[-1] == "x"
+    # No worker thread: the virtual clock (and a model driving it) sees all of the work.
+    assert set(written_on) == {threading.get_ident()}
 
 
 async def test_supervisor_closing_the_real_socket_loses_nothing() -> None:
@@ -1071,3 +1097,151 @@ def test_handler_works_through_the_logging_module_from_many_threads() -> None:
     assert len(got) == 800
     for n in range(4):
         assert [e for e in got if e.startswith(f"t{n}-")] == [f"t{n}-{i}" for i in range(200)]
+
+
+# --------------------------------------------------------------------------------------
+# Record size limit, key-named fields on every path, the synchronous fallback
+# --------------------------------------------------------------------------------------
+
+
+async def test_a_record_over_the_limit_is_cut_with_a_marker_and_counted(
+    supervisor: RealSupervisor,
+) -> None:
+    """A line over max_record is replaced by one within it, masked before the cut, with a marker; the count goes out at close."""
+    masker = Masker()
+    masker.add("secret-at-the-cut")
+    pipeline = new_pipeline(masker=masker, max_record=8192)
+    async with pumping(pipeline) as (_, got):
+        # Secrets back to back past the cut: at one of these offsets the cut falls at
+        # least five characters into one.
+        for offset in (0, 6, 12):
+            message = "y" * (6500 + offset) + "secret-at-the-cut" * 1000
+            emit(pipeline, msg=message, extra={"big": "q" * 50_000})
+        emit(pipeline, msg="small")
+        pipeline.close()
+    lines = bytes(got).split(b"\n")[:-1]
+    assert all(len(line) + 1 <= 8192 for line in lines)
+    assert b"secre" not in bytes(got)  # not even a piece of a secret survives the cut
+    parsed = [fields for _, fields in supervisor.feed(bytes(got))]
+    *cuts, small, summary = parsed
+    for cut in cuts:
+        size = cut["truncated_from"]
+        assert cut["event"].endswith(f"this log record was {size} bytes, over the 8192-byte limit]")
+        assert cut["event"].startswith("yyy") and "big" not in cut
+    assert len(cuts) == 3 and small["event"] == "small"
+    assert summary["truncated"] == 3 and pipeline.truncated == 3
+
+
+def test_the_record_limit_comes_from_the_environment() -> None:
+    """TRIO_COORD_MAX_LOG_RECORD sets the limit the runtime's pipeline applies; nonsense is a usage error."""
+    from trio_coord.config import Address
+    from trio_coord.errors import UsageError
+    from trio_coord.runtime.entry import build_masker_and_pipeline
+
+    here = Address("127.0.0.1", 1)
+    config = Config.from_env(here, here, {"TRIO_COORD_MAX_LOG_RECORD": "5000"})
+    _, pipeline = build_masker_and_pipeline(config, {})
+    pipeline._fallback = Fallback(out := io.BytesIO(), lambda n: None)  # type: ignore[attr-defined]
+    emit(pipeline, msg="w" * 6000)
+    pipeline.close()
+    assert all(len(line) < 5000 for line in out.getvalue().split(b"\n"))
+    assert pipeline.truncated == 1
+    assert Config.from_env(here, here, {}).max_log_record == DEFAULT_MAX_RECORD
+    with pytest.raises(UsageError, match="TRIO_COORD_MAX_LOG_RECORD"):
+        Config.from_env(here, here, {"TRIO_COORD_MAX_LOG_RECORD": "12"})
+
+
+async def test_key_named_fields_are_masked_alike_on_the_socket_and_the_fallback() -> None:
+    """A value under a sensitive key is hidden whether or not it was registered, and the fallback carries the same bytes as the socket."""
+    fallback = io.BytesIO()
+    pipeline = new_pipeline(fallback=fallback)
+    extra = {"api_key": "never-registered", "auth": {"Password": ["p1", 7]}, "host": "h1"}
+    async with pumping(pipeline) as (send, got):
+        emit(pipeline, msg="same", extra=extra)
+        await pipeline.drain()
+        await send.aclose()  # the socket is gone: the next record takes the fallback
+        emit(pipeline, msg="same", extra=extra)
+        await pipeline.drain()
+        pipeline.close()
+    (on_socket,) = decode_lines(bytes(got))
+    on_stderr = decode_lines(fallback.getvalue())[-1]
+    for fields in (on_socket, on_stderr):
+        assert fields["api_key"] == "***" and fields["auth"] == {"Password": ["***", 7]}
+        assert fields["host"] == "h1"
+    assert {k: v for k, v in on_socket.items() if k != "timestamp"} == {
+        k: v for k, v in on_stderr.items() if k != "timestamp"
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The task's own stdout/stderr
+# --------------------------------------------------------------------------------------
+
+
+def test_stdout_lines_are_masked_before_they_are_written() -> None:
+    """Complete lines are masked whole, even a secret written in pieces; bytes that are not UTF-8 survive."""
+    masker = Masker()
+    masker.add("hunter2-secret")
+    target = io.BytesIO()
+    writer = MaskingWriter(target, masker)
+    writer.write(b"a hunter2-")
+    assert target.getvalue() == b""  # held back until the line is complete
+    writer.write(b"secret b\n\xff raw hunter2-secret\npartial")
+    assert target.getvalue() == b"a *** b\n\xff raw ***\n"
+    writer.flush()
+    assert target.getvalue().endswith(b"partial")
+
+
+def test_a_line_without_newline_is_bounded() -> None:
+    """A task printing without newlines holds back at most MAX_PENDING bytes."""
+    target = io.BytesIO()
+    writer = MaskingWriter(target, Masker())
+    writer.write(b"x" * (MAX_PENDING + 1))
+    assert len(target.getvalue()) == MAX_PENDING + 1
+
+
+def test_masked_stdio_replaces_and_restores_sys_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """print() and sys.stderr.buffer go through the masker while installed; the real streams come back after."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    masker = Masker()
+    masker.add("printed-secret")
+    with masked_stdio(masker):
+        print("to stdout printed-secret")
+        sys.stderr.buffer.write(b"to stderr printed-secret\n")
+    assert (sys.stdout, sys.stderr) == (out, err)
+    out.flush()
+    err.flush()
+    assert out.buffer.getvalue() == b"to stdout ***\n"  # type: ignore[attr-defined]
+    assert err.buffer.getvalue() == b"to stderr ***\n"  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------
+# Figures the docs quote
+# --------------------------------------------------------------------------------------
+
+
+def test_docs_quote_the_figures_the_code_defines() -> None:
+    """docs/logging.md and docs/security.md state the limits the code uses."""
+    from trio_coord.runtime.masking import DEFAULT_MIN_LENGTH, DEFAULT_SENSITIVE_NAMES, MAX_DEPTH
+    from trio_coord.runtime.serve import MAX_RETRY_REASON
+
+    root = Path(__file__).resolve().parent.parent / "docs"
+    logging_md = (root / "logging.md").read_text()
+    security_md = (root / "security.md").read_text()
+    assert f"**{DEFAULT_CAPACITY:,} records**".replace(",", " ") in logging_md
+    assert f"(and {DEFAULT_MAX_BUFFERED_BYTES // 2**20} MiB)" in logging_md
+    assert f"**{DEFAULT_MAX_RECORD // 2**20} MiB**" in logging_md
+    assert f"in bytes,\n{LOWEST_MAX_LOG_RECORD} or more" in logging_md
+    assert f"up to {DEFAULT_WORKER_WAIT} s" in logging_md
+    assert f"waits\n{LINGER * 1000:g} ms (`LINGER`)" in logging_md
+    assert (
+        f"{MAX_PENDING // 1024} KiB" in logging_md and f"{MAX_PENDING // 1024} KiB" in security_md
+    )
+    assert f"deeper than {MAX_DEPTH} levels" in logging_md
+    assert f"fewer than {DEFAULT_MIN_LENGTH} characters" in logging_md
+    assert f"shorter than {DEFAULT_MIN_LENGTH} characters" in security_md
+    assert f"cut to {MAX_RETRY_REASON} characters" in security_md
+    assert all(f"`{name}`" in security_md for name in DEFAULT_SENSITIVE_NAMES)

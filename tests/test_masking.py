@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_coord.runtime.logs import LevelFilter, LogPipeline
-from trio_coord.runtime.masking import MASK, Masker
+from trio_coord.runtime.masking import DEFAULT_SENSITIVE_NAMES, MASK, Masker
 
 
 def test_secrets_shorter_than_five_characters_are_ignored() -> None:
@@ -50,12 +50,13 @@ def test_every_occurrence_is_replaced_and_regex_characters_are_literal() -> None
 
 
 def test_no_secrets_means_the_text_is_returned_untouched() -> None:
-    """With nothing registered mask() is the identity, returning the very same object."""
+    """With nothing registered mask() is the identity and redact() changes no value."""
     text = "nothing to hide here"
     masker = Masker()
     assert masker.mask(text) is text
-    value = {"a": ["b"]}
-    assert masker.mask_value(value) is value
+    assert not masker.active
+    value = {"a": ["b", 1, None, 2.5]}
+    assert masker.redact(value) == value
 
 
 def test_maps_register_only_values_under_sensitive_keys() -> None:
@@ -93,7 +94,7 @@ def test_the_word_airflow_is_never_a_secret() -> None:
 
 
 def test_from_env_adds_sensitive_names_and_reads_the_minimum_length() -> None:
-    """The supervisor's configuration knobs are honoured; garbage in them is ignored."""
+    """The supervisor's configuration knobs are honoured; garbage in the length is ignored."""
     masker = Masker.from_env(
         {
             "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "pin, vault_path",
@@ -107,25 +108,81 @@ def test_from_env_adds_sensitive_names_and_reads_the_minimum_length() -> None:
     assert default.mask("1234") == "1234"
 
 
-def test_mask_value_walks_nested_structures_and_keeps_their_shape() -> None:
-    """Strings inside maps, lists and tuples are masked; keys and other leaves are left alone."""
+NAMES = [
+    "password", "PASSWORD", "db-password", "My Api-Key", "apikey", "x_token_y", "host",
+    "login", "schema", "pin", "PIN", "vault path", "vault_path", "Vault_Path", "region",
+    "secret_santa", "  access_key  ", "proxy_user", "dsn", "", "airflow", "tokens",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "pin, vault_path"},
+        {"AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "Vault_Path,PIN"},
+        {"AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "pin,"},
+        {"AIRFLOW__CORE__HIDE_SENSITIVE_VAR_CONN_FIELDS": "False"},
+    ],
+)
+def test_name_rule_matches_the_task_sdk_masker(env: dict[str, str]) -> None:
+    """For every name, Masker.from_env decides as task-sdk 1.3.2's masker configured from the same settings."""
+    from airflow.sdk._shared.secrets_masker import DEFAULT_SENSITIVE_FIELDS, SecretsMasker
+
+    native = SecretsMasker()
+    fields = set(DEFAULT_SENSITIVE_FIELDS)
+    extra = env.get("AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES", "")
+    if extra:
+        fields |= {f.strip() for f in extra.split(",")}  # as airflow.settings does
+    native.sensitive_variables_fields = list(fields)
+    native.hide_sensitive_var_conn_fields = (
+        env.get("AIRFLOW__CORE__HIDE_SENSITIVE_VAR_CONN_FIELDS", "True") != "False"
+    )
+    ours = Masker.from_env(env)
+    assert DEFAULT_SENSITIVE_NAMES == DEFAULT_SENSITIVE_FIELDS
+    for name in NAMES:
+        assert ours.is_sensitive_name(name) == native.should_hide_value_for_key(name), name
+
+
+def test_redact_walks_nested_structures_masks_keys_and_makes_them_json() -> None:
+    """Strings at any depth, map keys included, are masked; tuples and sets become lists; odd leaves become JSON."""
     masker = Masker()
     masker.add("s3cr3t-value")
-    value = {"k": ["x s3cr3t-value y", ("s3cr3t-value", 7)], "s3cr3t-value": None, "n": 1.5}
-    assert masker.mask_value(value) == {
-        "k": [f"x {MASK} y", [MASK, 7]],
+    value = {
+        "k": ["x s3cr3t-value y", ("s3cr3t-value", 7)],
         "s3cr3t-value": None,
         "n": 1.5,
+        "inf": float("inf"),
+        "big": 1 << 20_000,
+        "raw": b"s3cr3t-value",
     }
+    redacted = masker.redact(value)
+    assert isinstance(redacted, dict)
+    assert redacted["k"] == [f"x {MASK} y", [MASK, 7]]
+    assert redacted[MASK] is None and redacted["n"] == 1.5 and redacted["inf"] == "inf"
+    assert redacted["raw"] == MASK and str(redacted["big"]).startswith("0x")
+    assert "s3cr3t-value" not in json.dumps(redacted)
 
 
-def test_mask_value_survives_cycles() -> None:
+def test_redact_hides_every_string_under_a_sensitive_key() -> None:
+    """As in the supervisor, any string under a sensitive key is hidden, registered or not; other leaves stay."""
+    masker = Masker()
+    value = {"user": "bob", "auth": {"api_key": "k1", "retries": 3}, "tokens": ["ab", "cd"]}
+    assert masker.redact(value) == {
+        "user": "bob",
+        "auth": {"api_key": MASK, "retries": 3},
+        "tokens": [MASK, MASK],
+    }
+    assert masker.redact("plain text", name="password") == MASK
+
+
+def test_redact_survives_cycles() -> None:
     """A self-referencing structure is flattened at a depth bound, masked, and does not recurse forever."""
     masker = Masker()
     masker.add("cyclic-secret")
     loop: list[object] = ["cyclic-secret"]
     loop.append(loop)
-    masked = masker.mask_value(loop)
+    masked = masker.redact(loop)
     assert "cyclic-secret" not in json.dumps(masked)
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
-from airflow_harness.harness import TI_ID, supervise
+from airflow_harness.harness import TI_ID, Report, supervise
+
+from trio_coord.runtime.logs import DEFAULT_MAX_RECORD
 
 pytestmark = pytest.mark.supervisor
 
@@ -58,12 +62,15 @@ def test_failure_without_retry_ends_failed() -> None:
 
 
 def test_failure_with_should_retry_is_up_for_retry_and_api_told() -> None:
-    """With should_retry the failure becomes RetryTask: final up_for_retry, PATCHed immediately with the reason."""
+    """With should_retry the failure becomes RetryTask: final up_for_retry, PATCHed at once, no exception text."""
     r = supervise("boom_sync", should_retry=True)
     assert (r.exit_code, r.final_state) == (0, "up_for_retry")
     (patch,) = r.state_patches
     assert patch["state"] == "up_for_retry"
-    assert "sync boom on purpose" in (patch.get("retry_reason") or "")
+    # As Airflow's native runner: the API server stores retry_reason, so no exception
+    # text goes there (it is in the task log instead).
+    assert patch.get("retry_reason") is None
+    assert any("sync boom on purpose" in e for e in r.events())
 
 
 def test_unknown_task_fails_the_try_without_touching_xcoms() -> None:
@@ -254,3 +261,139 @@ def test_sigterm_while_a_large_return_value_is_encoded() -> None:
     (patch,) = r.state_patches
     assert "SIGTERM" in patch["retry_reason"]
     assert not any("/sigterm_while_encoding/" in k for k in r.xcoms)
+# -- secrets never leave in clear ---------------------------------------------------------
+#
+# Each run captures every raw byte the supervisor process received from the runtime
+# (comm frames, log lines, stdout, stderr) before the supervisor decoded or masked any of
+# it, so these tests see what trio-coord itself let out, not what the supervisor repaired.
+
+SECRET = "Zq7-s3cret-4b9e"
+WAREHOUSE = {
+    "conn_type": "http",
+    "host": "db.internal",
+    "schema": "dw",
+    "login": "etl",
+    "port": 5432,
+    "password": "other-conn-password",
+    "extra": json.dumps({"auth": {"api_key": "other-api-key"}, "region": "eu-west-plain"}),
+}
+
+#: How the task obtains the secret -> (scenario giving it the secret, MaskSecret frames
+#: expected to carry it: the supervisor registers what it hands out itself).
+ROUTES: dict[str, tuple[dict[str, Any], int]] = {
+    "conn_password": ({"connections": {"warehouse": {**WAREHOUSE, "password": SECRET}}}, 0),
+    "conn_extra": (
+        {
+            "connections": {
+                "warehouse": {
+                    **WAREHOUSE,
+                    "extra": json.dumps({"auth": {"api_key": SECRET}, "region": "eu-west-plain"}),
+                }
+            }
+        },
+        1,
+    ),
+    "variable": ({"variables": {"db_password": SECRET}}, 0),
+    "json_variable": (
+        {"variables": {"settings": json.dumps({"service": {"token": SECRET}, "region": "r1"})}},
+        1,
+    ),
+    "mask_secret": ({"variables": {"plain_holder": SECRET}}, 1),
+    "env_conn": ({"env": {"AIRFLOW_CONN_ENVDB": f"postgres://etl:{SECRET}@db:5432/dw"}}, 2),
+    "env_var": ({"env": {"AIRFLOW_VAR_API_TOKEN": SECRET}}, 1),
+}
+
+
+def comm_frames(data: bytes) -> list[tuple[bytes, Any]]:
+    """Split the runtime's comm bytes into (raw frame, decoded [id, body]) pairs."""
+    frames = []
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        raw, data = data[: 4 + size], data[4 + size :]
+        assert len(raw) == 4 + size, "a cut frame in the capture"
+        frames.append((raw, msgspec.msgpack.decode(raw[4:])))
+    return frames
+
+
+def assert_only_registered(r: Report, secret: str, mask_frames: int) -> None:
+    """``secret`` is in no captured byte except the ``MaskSecret`` frames that register it."""
+    needle = secret.encode()
+    carrying = [body for raw, (_, body, *_) in comm_frames(r.captured("comm")) if needle in raw]
+    assert all(body["type"] == "MaskSecret" for body in carrying), carrying
+    assert all(secret in json.dumps(body["value"]) for body in carrying), carrying
+    assert len(carrying) == mask_frames, carrying
+    for channel in ("logs", "stdout", "stderr"):
+        assert needle not in r.captured(channel), channel
+    assert needle not in r.task_log_bytes
+    assert secret not in json.dumps(r.calls)
+
+
+def leak_run(task_id: str, route: str, *, should_retry: bool) -> Report:
+    scenario, _ = ROUTES[route]
+    env = {**scenario.get("env", {}), "LEAK_ROUTE": route}
+    return supervise(task_id, should_retry=should_retry, **{**scenario, "env": env})
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_a_secret_leaves_only_in_its_mask_secret_frame_async(route: str) -> None:
+    """An async task logs, prints (stdout, stderr, bytes, pieces), logs from a thread and after the logs socket broke, and raises with the secret under should_retry: no raw byte carries it."""
+    r = leak_run("leak", route, should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "up_for_retry"), r.events()
+    assert_only_registered(r, SECRET, ROUTES[route][1])
+    # Every way out was taken, masked (so the scan above looked at real traffic).
+    stdout, stderr = r.captured("stdout"), r.captured("stderr")
+    assert b"trio thread: printed ***" in stdout and b"worker thread: bytes ***" in stdout
+    assert b"trio thread: written in pieces ***" in stdout
+    assert b"worker thread: to stderr ***" in stderr
+    assert b"writing task logs to stderr" in stderr and b"fallback 4: ***" in stderr
+    assert b"trio thread: logged ***" in r.captured("logs")
+    assert b"worker thread: logged ***" in r.captured("logs")
+    assert b'"detail":"value=***"' in r.captured("logs")
+    assert b"failed while holding ***" in stderr
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_a_secret_leaves_only_in_its_mask_secret_frame_sync(route: str) -> None:
+    """A sync task obtains the secret from its worker thread, logs, prints and raises with it, without should_retry: no raw byte carries it."""
+    r = leak_run("leak_sync", route, should_retry=False)
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.events()
+    assert_only_registered(r, SECRET, ROUTES[route][1])
+    assert b"sync task: printed ***" in r.captured("stdout")
+    assert b"sync task: logged ***" in r.captured("logs")
+    assert b"sync task failed while holding ***" in r.captured("logs")
+
+
+def test_values_that_are_not_secrets_are_not_masked() -> None:
+    """Non-sensitive extra keys, JSON keys and variables stay readable; 4 characters is too short to mask, 5 is not."""
+    r = supervise(
+        "not_secret",
+        connections={"warehouse": WAREHOUSE},
+        variables={
+            "settings": json.dumps({"service": {"token": "tok-12345"}, "region": "json-region"}),
+            "plain_holder": "plain-visible-value",
+            "short_password": "abcd",
+            "five_password": "abcde",
+        },
+    )
+    assert r.final_state == "success", r.events()
+    logs = r.captured("logs")
+    assert b"region=eu-west-plain" in logs and b"json region=json-region" in logs
+    assert b"plain=plain-visible-value" in logs
+    assert b"short=abcd five=***" in logs
+    assert b"printed region=eu-west-plain short=abcd five=***" in r.captured("stdout")
+    # MaskSecret only for values under sensitive names: the extra's api_key, the JSON token.
+    masks = [b for _, (_, b, *_) in comm_frames(r.captured("comm")) if b["type"] == "MaskSecret"]
+    assert [m["value"] for m in masks] == ["other-api-key", "tok-12345"]
+
+
+def test_a_huge_log_record_arrives_truncated_with_a_marker() -> None:
+    """A 5 MiB log message reaches the task log cut to the record limit with a marker; the task succeeds and later lines arrive."""
+    r = supervise("huge_log")
+    assert (r.exit_code, r.final_state) == (0, "success"), r.raw.get("raised")
+    (big,) = [rec for rec in r.task_log if str(rec.get("event", "")).startswith("big:")]
+    assert re.search(r"truncated by trio-coord: this log record was \d+ bytes", big["event"])
+    assert len(big["event"]) < DEFAULT_MAX_RECORD
+    assert big["truncated_from"] > 5 * 1024 * 1024
+    assert "after the big one" in r.events("task")
+    assert any(rec.get("truncated") == 1 for rec in r.task_log)
+    assert max(len(line) for line in r.captured("logs").split(b"\n")) <= DEFAULT_MAX_RECORD

@@ -26,8 +26,7 @@ from trio_coord.errors import ConnectTimeout, RequestTimeout
 from trio_coord.protocol import fields
 from trio_coord.runtime import dial as dial_module
 from trio_coord.runtime import task_runner
-from trio_coord.runtime.logs import LevelFilter, LogPipeline
-from trio_coord.runtime.masking import Masker
+from trio_coord.runtime.entry import build_masker_and_pipeline
 from trio_coord.runtime.serve import Run
 
 UTC = datetime.UTC
@@ -156,14 +155,17 @@ async def converse(
     config: Config | None = None,
     *,
     after_start: Callable[[Run, Supervisor], Awaitable[None]] | None = None,
+    environ: dict[str, str] | None = None,
 ) -> tuple[int, Supervisor, Run]:
     rt_comm, sup_comm = trio.testing.memory_stream_pair()
     rt_logs, sup_logs = trio.testing.memory_stream_pair()
     sup = Supervisor(sup_comm, sup_logs)
-    masker = Masker()
-    pipeline = LogPipeline(level_filter=LevelFilter.from_env({}), masker=masker)
+    environ = environ or {}
+    config = config or Config()
+    # Built exactly as the runtime builds them (entry.run_coordinator, serve_streams).
+    masker, pipeline = build_masker_and_pipeline(config, environ)
     pipeline.install()
-    run = Run(bundle, config or Config(), pipeline, masker, environ={})
+    run = Run(bundle, config, pipeline, masker, environ=environ)
     result: list[int] = []
     finished = trio.Event()
     try:
@@ -718,3 +720,117 @@ async def test_sigterm_while_a_return_value_is_checked_ends_the_try(
     assert code == 0
     ((_, body, _),) = sup.requests
     assert body["type"] == "RetryTask" and "SIGTERM" in body["retry_reason"]
+# -- configuration from the environment, as serve builds it ---------------------------------
+
+
+async def test_masking_settings_in_the_environment_reach_the_runtime(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES and the minimum length configure the masker the runtime uses."""
+
+    async def t(client: Any, log: Any) -> None:
+        log.info("pin %s", await client.get_variable("pin"))  # "v-pin": 5 characters
+        log.info("host %s", await client.get_variable("host"))
+
+    environ = {
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "pin",
+        "AIRFLOW__LOGGING__MIN_LENGTH_MASKED_SECRET": "3",
+    }
+    _, sup, _ = await converse(one_task(t), [0, startup(), None], environ=environ)
+    events = [r["event"] for r in sup.log_records]
+    assert "pin ***" in events and "host v-host" in events
+
+
+async def test_level_settings_in_the_environment_reach_the_runtime(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """AIRFLOW__LOGGING__LOGGING_LEVEL and NAMESPACE_LEVELS decide which records the runtime sends."""
+    import logging
+
+    async def t(log: Any) -> None:
+        log.debug("task debug")
+        logging.getLogger("other").info("other info")
+        logging.getLogger("other").warning("other warning")
+
+    environ = {
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "task=DEBUG",
+    }
+    _, sup, _ = await converse(one_task(t), [0, startup(), None], environ=environ)
+    events = [r["event"] for r in sup.log_records]
+    assert "task debug" in events and "other warning" in events
+    assert "other info" not in events
+
+
+# -- no secret in terminal messages ---------------------------------------------------------
+
+
+async def test_exception_text_is_not_sent_in_retry_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failing task's exception text reaches the task log (masked) but not RetryTask.retry_reason."""
+
+    async def t(client: Any) -> None:
+        raise RuntimeError("boom with " + await client.get_variable("db_password"))
+
+    _, sup, _ = await converse(one_task(t), [0, startup(should_retry=True), None])
+    retry = sup.requests[-1][1]
+    assert retry["type"] == "RetryTask" and retry["retry_reason"] is None
+    assert any(r["event"] == "task failed: RuntimeError: boom with ***" for r in sup.log_records)
+    assert b"v-db_password" not in sup.log_bytes
+
+
+async def test_runtime_reasons_and_labels_are_masked_in_terminal_messages(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A cancellation reason and a map-index label holding a registered secret are sent masked."""
+
+    async def t(client: Any) -> None:
+        secret = await client.get_variable("api_token")
+        await client.set_rendered_map_index(f"label {secret}")
+        await trio.sleep(1000)
+
+    async def sigterm(run: Run, sup: Supervisor) -> None:
+        await trio.sleep(3)
+        run.terminate("received SIGTERM while holding v-api_token")
+
+    _, sup, _ = await converse(
+        one_task(t), [0, startup(should_retry=True), None], after_start=sigterm
+    )
+    label, retry = sup.requests[1][1], sup.requests[2][1]
+    assert label["rendered_map_index"] == "label ***"
+    assert retry["type"] == "RetryTask"
+    assert retry["retry_reason"] == "received SIGTERM while holding ***"
+    assert retry["rendered_map_index"] == "label ***"
+
+
+@pytest.mark.parametrize(
+    ("extra", "sent"),
+    [
+        ('{"auth": {"token": "tok-nested-1"}, "region": "eu-west-1"}', ["tok-nested-1"]),
+        ('["list-secret-1", "list-secret-2"]', ["list-secret-1", "list-secret-2"]),
+    ],
+)
+async def test_secrets_inside_a_connection_extra_are_registered_and_sent(
+    autojump_clock: trio.testing.MockClock, extra: str, sent: list[str]
+) -> None:
+    """Values under sensitive keys in extra (or every string of a non-object extra) go out in MaskSecret and are masked in logs."""
+
+    async def t(client: Any, log: Any) -> None:
+        conn = await client.get_connection("c")
+        log.info("extra %s", conn.extra)
+
+    async def handler(sup: Supervisor, rid: int, body: dict[str, Any]) -> bool:
+        if body["type"] == "GetConnection":
+            none = dict.fromkeys(("host", "schema", "login", "password", "port"))
+            result = {"conn_id": "c", "conn_type": "http", **none, "extra": extra}
+            await sup.send([rid, {**result, "type": "ConnectionResult"}, None])
+            return True
+        return await ok_handler(sup, rid, body)
+
+    _, sup, _ = await converse(one_task(t), [0, startup(), None], handler)
+    masks = [body for _, body, _ in sup.requests if body["type"] == "MaskSecret"]
+    assert [(m["value"], m["name"]) for m in masks] == [(s, None) for s in sent]
+    (line,) = [r["event"] for r in sup.log_records if r["event"].startswith("extra ")]
+    assert not any(s in line for s in sent)
+    assert ("eu-west-1" in line) == ("region" in extra)

@@ -21,6 +21,7 @@ masker (``MaskSecret``) because the supervisor never saw it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -180,6 +181,8 @@ class Client:
         self._masker = masker
         self._environ = environ
         self.requests_made = 0
+        # Secrets the supervisor registered itself or was sent a MaskSecret for.
+        self._told: set[str] = set()
         #: The label set with :meth:`set_rendered_map_index`; repeated in the terminal
         #: message, which would otherwise overwrite it with null (protocol.md §6.3).
         self.rendered_map_index: str | None = None
@@ -187,6 +190,11 @@ class Client:
     async def request(self, msg: Request) -> Inbound | None:
         """Send any request of the protocol and return its reply body (None when empty)."""
         self.requests_made += 1
+        if isinstance(msg, SetRenderedMapIndex) and msg.rendered_map_index is not None:
+            # A label is shown in the UI and stored by the API server: no secret in it.
+            msg = dataclasses.replace(
+                msg, rendered_map_index=self._masker.mask(msg.rendered_map_index)
+            )
         reply = await self._send(msg)
         if isinstance(msg, SetRenderedMapIndex):
             self.rendered_map_index = msg.rendered_map_index
@@ -210,8 +218,8 @@ class Client:
         env = self._environ.get(f"AIRFLOW_VAR_{key.upper()}")
         if env is not None:
             # The supervisor never saw this value, so it cannot mask it unless told.
-            await self.mask_secret(env, name=key)
-            return json.loads(env) if deserialize_json else env
+            await self._register(env, key, told=False)
+            return await self._deserialize(key, env) if deserialize_json else env
         try:
             reply = await self.request(GetVariable(key=key))
         except NotFound:
@@ -220,11 +228,22 @@ class Client:
             return default
         value = cast(VariableResult, reply).value
         if value is not None:
-            # The masker applies the supervisor's rule itself: masked only when the key's
-            # name is a sensitive one (protocol.md §5.1).
-            self._masker.add(value, key)
+            # The supervisor registered the raw value under its key already (it applies
+            # the same name rule); register it here too, for lines it cannot mask.
+            await self._register(value, key, told=True)
         if deserialize_json and value is not None:
-            return json.loads(value)
+            return await self._deserialize(key, value)
+        return value
+
+    async def _deserialize(self, key: str, raw: str) -> Any:
+        """Parse a JSON variable; secrets under sensitive keys inside it are registered.
+
+        The supervisor only registered the raw text, under the variable's key: a value
+        under ``"password"`` nested inside it is unknown to it until told.
+        """
+        value = json.loads(raw)
+        # A map's values count by their own keys; a string or a list by the variable's.
+        await self._register(value, None if isinstance(value, dict) else key, told=False)
         return value
 
     async def set_variable(self, key: str, value: Any, *, description: str | None = None) -> None:
@@ -248,20 +267,31 @@ class Client:
         env = self._environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
         if env is not None:
             conn = Connection.from_env_value(conn_id, env)
-            if conn.password:
-                await self.mask_secret(conn.password, name="password")
-            if conn.extra:
-                await self.mask_secret(conn.extra, name="extra")
+            # The whole value (a URI holds the password) and each secret in it: the
+            # supervisor never saw any of them.
+            await self._register(env, None, told=False)
+            await self._register_connection(conn, told=False)
             return conn
-        reply = await self.request(GetConnection(conn_id=conn_id))
-        conn = Connection.from_result(cast(ConnectionResult, reply))
-        # The supervisor masks password and extra itself; mask them locally too so
-        # that nothing depends on the order in which it registers them.
-        if conn.password:
-            self._masker.add(conn.password)
-        if conn.extra:
-            self._masker.add(conn.extra)
+        reply = cast(ConnectionResult, await self.request(GetConnection(conn_id=conn_id)))
+        conn = Connection.from_result(reply)
+        # The supervisor registered the password and the extra text whole; it does not
+        # know the values inside extra, which a task may log one by one.
+        if reply.extra:
+            await self._register(reply.extra, None, told=True)
+        await self._register_connection(conn, told=True)
         return conn
+
+    async def _register_connection(self, conn: Connection, *, told: bool) -> None:
+        if conn.password:
+            await self._register(conn.password, None, told=told)
+        if conn.extra:
+            # Walked by key, as the native runner's extra_dejson does: only values under
+            # sensitive keys (token, api_key, password, ...) are secrets. An extra that is
+            # JSON but not an object has no keys: all of its strings are, as there.
+            extra: Any = conn.extra
+            if set(extra) == {"__extra__"}:
+                extra = extra["__extra__"]
+            await self._register(extra, None, told=False)
 
     # -- XComs ------------------------------------------------------------------------------
 
@@ -322,8 +352,25 @@ class Client:
 
     async def mask_secret(self, value: Any, name: str | None = None) -> None:
         """Hide ``value`` in every task log line, here and in the supervisor."""
-        self._masker.add(value, name)
+        self._told.update(self._masker.add(value, name))
         await self.request(MaskSecret(value=value, name=name))
+
+    async def _register(self, value: Any, name: str | None, *, told: bool) -> None:
+        """Register the secrets in ``value`` locally, and with the supervisor unless ``told``.
+
+        Local first, so that nothing the task logs after the value is returned can miss
+        it. Each secret the supervisor has not been told of goes in a ``MaskSecret`` of
+        its own, without a name: the name rule was applied here, and the supervisor's
+        configuration of sensitive names may not be the one this process sees.
+        """
+        found = self._masker.add(value, name)
+        if told:
+            self._told.update(found)
+            return
+        for secret in dict.fromkeys(found):
+            if secret not in self._told:
+                await self.request(MaskSecret(value=secret, name=None))
+                self._told.add(secret)
 
 
 def _own_map_index(map_index: int | None) -> int | None:

@@ -25,6 +25,12 @@ DEFAULT_REQUEST_TIMEOUT: Final = 600.0
 DEFAULT_TERMINAL_TIMEOUT: Final = 600.0
 #: After the first SIGTERM the supervisor SIGKILLs 5 s later (§9.6): finish in time.
 DEFAULT_SHUTDOWN_GRACE: Final = 4.0
+#: Longest task-log line one record may make before it is truncated with a marker
+#: (runtime/logs/pipeline.py explains why); ``TRIO_COORD_MAX_LOG_RECORD`` overrides it.
+DEFAULT_MAX_LOG_RECORD: Final = 1024 * 1024
+#: The smallest limit accepted: a truncated record keeps 1 KiB for its time, logger, bound
+#: fields and marker, and needs room for some of its message besides.
+LOWEST_MAX_LOG_RECORD: Final = 4096
 #: How long a lone request polls for its reply before sleeping (runtime/comm.py,
 #: "Polling before sleeping"): 100 µs, a little more than a local supervisor's
 #: fastest round trip; ``TRIO_COORD_REPLY_SPIN_US=0`` switches polling off.
@@ -93,6 +99,7 @@ class Config:
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     reply_spin: float = DEFAULT_REPLY_SPIN
+    max_log_record: int = DEFAULT_MAX_LOG_RECORD
 
     @classmethod
     def from_env(
@@ -107,6 +114,11 @@ class Config:
             environ, "TRIO_COORD_REPLY_SPIN_US", round(DEFAULT_REPLY_SPIN * 1e6),
             0, 10_000, "0..10000 microseconds",
         )  # fmt: skip
+        max_log_record = _env_int(
+            environ, "TRIO_COORD_MAX_LOG_RECORD", DEFAULT_MAX_LOG_RECORD,
+            LOWEST_MAX_LOG_RECORD, WIRE_MAX_FRAME_SIZE,
+            f"a number of bytes from {LOWEST_MAX_LOG_RECORD} to 2**32-1",
+        )  # fmt: skip
         return cls(
             comm=comm,
             logs=logs,
@@ -120,4 +132,5 @@ class Config:
             shutdown_grace=_env_float(environ, "TRIO_COORD_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE),
             max_frame_size=size,
             reply_spin=spin_us / 1e6,
+            max_log_record=max_log_record,
         )

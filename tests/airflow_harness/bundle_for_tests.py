@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import trio
@@ -97,3 +98,99 @@ async def sigterm_while_encoding(log):
     value = ["x" * 1000] * 200_000  # 200 MB once encoded
     os.kill(os.getpid(), signal.SIGTERM)
     return value
+# -- secrets: each task obtains one secret by the route its run names, then tries every
+# way out of the process with it (tests/test_real_supervisor.py scans the raw bytes).
+
+
+async def _obtain(client, route):
+    """The secret, obtained by ``route`` (see ROUTES in test_real_supervisor.py)."""
+    if route == "conn_password":
+        return (await client.get_connection("warehouse")).password
+    if route == "conn_extra":
+        return (await client.get_connection("warehouse")).extra["auth"]["api_key"]
+    if route == "variable":
+        return await client.get_variable("db_password")
+    if route == "json_variable":
+        settings = await client.get_variable("settings", deserialize_json=True)
+        return settings["service"]["token"]
+    if route == "mask_secret":
+        value = await client.get_variable("plain_holder")  # not sensitive by name
+        await client.mask_secret(value)
+        return value
+    if route == "env_conn":
+        return (await client.get_connection("envdb")).password
+    if route == "env_var":
+        return await client.get_variable("api_token")
+    raise ValueError(f"unknown route {route}")
+
+
+def _break_logs_socket():
+    """Make the runtime's logs socket fail, as if the supervisor had gone: later sends raise."""
+    import socket
+
+    port = int(next(a for a in sys.argv if a.startswith("--logs=")).rsplit(":", 1)[1])
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=int(fd))
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == port:
+                sock.shutdown(socket.SHUT_WR)
+        except (OSError, IndexError, TypeError):
+            pass
+        finally:
+            sock.detach()
+
+
+def _leak_everywhere(log, secret, where):
+    log.info("%s: logged %s", where, secret)
+    log.info("%s: in an extra field", where, extra={"detail": f"value={secret}"})
+    print(f"{where}: printed {secret}")
+    print(f"{where}: to stderr {secret}", file=sys.stderr)
+    sys.stdout.write(f"{where}: written in ")
+    sys.stdout.write(f"pieces {secret}\n")
+    sys.stdout.buffer.write(f"{where}: bytes {secret}\n".encode())
+    sys.stdout.flush()
+
+
+@d1.task
+async def leak(client, log):
+    secret = await _obtain(client, os.environ["LEAK_ROUTE"])
+    _leak_everywhere(log, secret, "trio thread")
+    await trio.to_thread.run_sync(_leak_everywhere, log, secret, "worker thread")
+    await trio.sleep(0.5)  # let the pump send those on the socket first
+    _break_logs_socket()
+    for i in range(5):
+        log.info("fallback %d: %s", i, secret)
+        await trio.sleep(0.05)
+    raise RuntimeError(f"failed while holding {secret}")
+
+
+@d1.task
+def leak_sync(client, log):
+    # The same requests, made from this worker thread through the blocking client's twin.
+    secret = trio.from_thread.run(_obtain, client._client, os.environ["LEAK_ROUTE"])
+    _leak_everywhere(log, secret, "sync task")
+    raise RuntimeError(f"sync task failed while holding {secret}")
+
+
+@d1.task
+async def not_secret(client, log):
+    conn = await client.get_connection("warehouse")
+    settings = await client.get_variable("settings", deserialize_json=True)
+    plain = await client.get_variable("plain_holder")
+    short = await client.get_variable("short_password")
+    five = await client.get_variable("five_password")
+    log.info("region=%s", conn.extra["region"])
+    log.info("json region=%s", settings["region"])
+    log.info("plain=%s", plain)
+    log.info("short=%s five=%s", short, five)
+    print(f"printed region={conn.extra['region']} short={short} five={five}")
+
+
+@d1.task
+async def huge_log(log):
+    log.info("big:" + "x" * (int(os.environ.get("HUGE_LOG_MIB", "5")) * 1024 * 1024))
+    log.info("after the big one")
+    return "fine"

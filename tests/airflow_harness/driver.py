@@ -11,14 +11,21 @@ The task goes through ``supervise_task`` -> ``CoordinatorManager`` -> the
 the task log written by the supervisor's own ``_configure_logging`` (JSON lines,
 secrets masked), exactly as on a worker.
 
+Raw capture: every byte the supervisor process receives from the runtime -- the comm and
+logs sockets and the stdout/stderr pipes, which are all sockets in 1.3.2 -- is recorded
+at ``socket.recv``/``recv_into``, before the supervisor decodes or masks anything, and
+returned in the report (base64, per channel), with the task log file's raw bytes.
+
 Usage: python driver.py '<scenario json>'   (see tests/airflow_harness/harness.py)
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -117,6 +124,51 @@ def handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={})
 
 
+# -- raw capture of what the supervisor receives --------------------------------------
+received: list[tuple[int, bytes]] = []  # (file descriptor, bytes), in arrival order
+channels: dict[int, str] = {}  # file descriptor -> comm / logs / stdout / stderr
+_recv = socket.socket.recv
+_recv_into = socket.socket.recv_into
+
+
+def _capturing_recv(self: socket.socket, bufsize: int, *args: Any) -> bytes:
+    data = _recv(self, bufsize, *args)
+    received.append((self.fileno(), bytes(data)))
+    return data
+
+
+def _capturing_recv_into(self: socket.socket, buffer: Any, nbytes: int = 0, *args: Any) -> int:
+    n = _recv_into(self, buffer, nbytes, *args)
+    if n:
+        received.append((self.fileno(), bytes(memoryview(buffer)[:n])))
+    return n
+
+
+socket.socket.recv = _capturing_recv  # type: ignore[method-assign]
+socket.socket.recv_into = _capturing_recv_into  # type: ignore[method-assign]
+_orig_register = _subprocess._PopenActivitySubprocess._register_pipe_readers
+
+
+def _register_pipe_readers(
+    self: Any, stdout: Any, stderr: Any, requests: Any, logs: Any, **kw: Any
+) -> Any:
+    for name, sock in (("stdout", stdout), ("stderr", stderr), ("comm", requests), ("logs", logs)):
+        channels[sock.fileno()] = name
+    return _orig_register(self, stdout, stderr, requests, logs, **kw)
+
+
+_subprocess._PopenActivitySubprocess._register_pipe_readers = _register_pipe_readers  # type: ignore[method-assign]
+
+
+def captured() -> dict[str, str]:
+    """Each channel's bytes, base64-encoded (the report is JSON)."""
+    chunks: dict[str, list[bytes]] = {name: [] for name in ("comm", "logs", "stdout", "stderr")}
+    for fd, data in received:
+        if fd in channels:
+            chunks[channels[fd]].append(data)
+    return {name: base64.b64encode(b"".join(parts)).decode() for name, parts in chunks.items()}
+
+
 # Keep the supervisor's process object, to read final_state and reach the comm socket.
 instances: list[Any] = []
 _orig_start = _subprocess._PopenActivitySubprocess.start.__func__
@@ -213,6 +265,12 @@ try:
 except BaseException as exc:  # the point is to report what escapes the supervisor
     report["raised"] = f"{type(exc).__name__}: {exc}"
 report["elapsed"] = time.monotonic() - t0
+socket.socket.recv = _recv  # type: ignore[method-assign]
+socket.socket.recv_into = _recv_into  # type: ignore[method-assign]
+report["capture"] = captured()
+report["task_log_raw"] = base64.b64encode(
+    task_log.read_bytes() if task_log.exists() else b""
+).decode()
 fs = instances[0].final_state if instances else None
 report["final_state"] = None if fs is None else str(getattr(fs, "value", fs))
 report["calls"] = calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -44,6 +45,15 @@ class Report:
             for r in self.task_log
             if logger is None or r.get("logger") == logger
         ]
+
+    def captured(self, channel: str) -> bytes:
+        """Every raw byte the supervisor received on ``channel`` (comm, logs, stdout, stderr)."""
+        return base64.b64decode(self.raw["capture"][channel])
+
+    @property
+    def task_log_bytes(self) -> bytes:
+        """The task log file exactly as the supervisor wrote it."""
+        return base64.b64decode(self.raw["task_log_raw"])
 
     @property
     def log_text(self) -> str:

@@ -88,4 +88,4 @@ def render_json(report: Report, masker: Masker) -> str:
         "duration_s": round(report.duration, 3),
         "status": report.status,
     }
-    return json.dumps(masker.mask_value(doc), ensure_ascii=False, default=str) + "\n"
+    return json.dumps(masker.redact(doc), ensure_ascii=False, default=str) + "\n"

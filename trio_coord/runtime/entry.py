@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,13 +24,14 @@ from ..errors import ConnectTimeout, SupervisorGone
 from .dial import dial_both
 from .exit_codes import EXIT_FAILURE, EXIT_SECOND_SIGNAL
 from .logs import LevelFilter, LogPipeline
+from .logs.stdio import masked_stdio
 from .masking import Masker
 
 if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["run_coordinator"]
+__all__ = ["build_masker_and_pipeline", "run_coordinator"]
 
 log = logging.getLogger("trio_coord.runtime")
 
@@ -47,15 +48,35 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
     its reason on stderr (which the supervisor turns into task-log lines).
     """
     _lean_logging()
-    masker = Masker()
-    pipeline = LogPipeline(level_filter=LevelFilter.from_env(), masker=masker)
+    masker, pipeline = build_masker_and_pipeline(config)
     pipeline.install()
     try:
-        return trio.run(_main, bundle, config, pipeline, masker)
+        with masked_stdio(masker):
+            try:
+                return trio.run(_main, bundle, config, pipeline, masker)
+            finally:
+                # Records the pump never sent (a failed dial) go to stderr here.
+                pipeline.close()
     finally:
-        # Records the pump never sent (a failed dial) go to stderr here.
-        pipeline.close()
         pipeline.uninstall()
+
+
+def build_masker_and_pipeline(
+    config: Config, environ: Mapping[str, str] = os.environ
+) -> tuple[Masker, LogPipeline]:
+    """The process's one masker and the log pipeline that uses it, from the environment.
+
+    Every entry point builds them here (the runtime, ``serve_streams``, the tests), so the
+    settings the supervisor passes (sensitive names, minimum length, levels) apply alike.
+    The masker is then handed to the client, the terminal messages and stdout/stderr.
+    """
+    masker = Masker.from_env(environ)
+    pipeline = LogPipeline(
+        level_filter=LevelFilter.from_env(environ),
+        masker=masker,
+        max_record=config.max_log_record,
+    )
+    return masker, pipeline
 
 
 def _lean_logging() -> None:

@@ -48,8 +48,9 @@ from ..protocol.connection import CommConnection, ParseRequest
 from ..protocol.messages import Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
+from .entry import build_masker_and_pipeline
 from .exit_codes import EXIT_FAILURE, EXIT_OK
-from .logs import LevelFilter, LogPipeline
+from .logs import LogPipeline
 from .masking import Masker
 from .parse import ACK_TIMEOUT, answer_parse
 from .task_runner import run_task
@@ -60,6 +61,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("trio_coord.runtime")
+
+#: Airflow's native runner cuts ``retry_reason`` to 500 characters; so do we.
+MAX_RETRY_REASON = 500
 
 
 class Run:
@@ -196,7 +200,20 @@ class Run:
             # §6.3: the supervisor stores the terminal message's label even when it is
             # null, so a label the task set must be repeated here.
             terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
-        return await self._deliver(channel, terminal)
+        return await self._deliver(channel, self._masked(terminal))
+
+    def _masked(self, terminal: Request) -> Request:
+        """The terminal message with its free text masked and the reason cut as Airflow does."""
+        if isinstance(terminal, RetryTask) and terminal.retry_reason is not None:
+            reason = self._masker.mask(terminal.retry_reason)[:MAX_RETRY_REASON]
+            terminal = dataclasses.replace(terminal, retry_reason=reason)
+        if (
+            isinstance(terminal, (SucceedTask, TaskState, RetryTask))
+            and terminal.rendered_map_index is not None
+        ):
+            label = self._masker.mask(terminal.rendered_map_index)
+            terminal = dataclasses.replace(terminal, rendered_map_index=label)
+        return terminal
 
     async def _deliver(self, channel: CommChannel, terminal: Request) -> int:
         """Send the terminal message and wait for its reply, bounded (§6.1)."""
@@ -283,13 +300,13 @@ async def serve_streams(
 
     Installs a log handler on the root logger for the duration of the call.
     """
-    masker = Masker()
-    pipeline = LogPipeline(level_filter=LevelFilter.from_env(environ), masker=masker)
+    config = config or Config()
+    masker, pipeline = build_masker_and_pipeline(config, environ)
     root = logging.getLogger()
     old_level = root.level
     pipeline.install(root)
     try:
-        run = Run(bundle, config or Config(), pipeline, masker, environ=environ)
+        run = Run(bundle, config, pipeline, masker, environ=environ)
         return await run.serve(comm, logs)
     finally:
         pipeline.uninstall(root)

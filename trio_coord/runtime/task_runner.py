@@ -15,7 +15,11 @@ raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``,
                                               ``TaskState(failed)`` (§9.3)
 ============================================  =============================================
 
-``should_retry`` is the server's decision (§9.3); we never second-guess it. User
+``should_retry`` is the server's decision (§9.3); we never second-guess it. The
+``RetryTask`` carries no exception text, as with Airflow's native runner (which sends a
+reason only from a retry policy): the API server stores ``retry_reason``, and an exception
+message is where a task most easily puts a secret. Only the runtime's own reasons for
+cancelling a task (a signal, a lost supervisor) are sent; ``serve`` masks them. User
 exceptions are caught *here*, in the task's own frame, so they never reach a nursery
 and never become ExceptionGroups (STYLE.md practice 11).
 """
@@ -63,11 +67,13 @@ class TaskOutcome:
     summary: str
 
 
-def _failure(ctx: TaskContext, reason: str, *, retryable: bool = True) -> TaskOutcome:
+def _failure(
+    ctx: TaskContext, reason: str, *, retryable: bool = True, send_reason: bool = False
+) -> TaskOutcome:
+    """The failed outcome; ``reason`` goes in ``RetryTask`` only with ``send_reason``."""
     if retryable and ctx.should_retry:
-        return TaskOutcome(
-            RetryTask(end_date=_now(), retry_reason=reason), f"up_for_retry: {reason}"
-        )
+        sent = reason if send_reason else None
+        return TaskOutcome(RetryTask(end_date=_now(), retry_reason=sent), f"up_for_retry: {reason}")
     return TaskOutcome(TaskState(state="failed", end_date=_now()), f"failed: {reason}")
 
 
@@ -124,7 +130,7 @@ async def run_task(
         if scope.cancelled_caught:
             reason = cancel_reason() or "the task was cancelled"
             log.error("task cancelled: %s", reason)
-            return _failure(ctx, reason)
+            return _failure(ctx, reason, send_reason=True)
     except SkipTask as exc:
         log.info("task skipped%s", f": {exc}" if str(exc) else "")
         return TaskOutcome(TaskState(state="skipped", end_date=_now()), "skipped")
