@@ -174,15 +174,7 @@ NUMBERS: list[Any] = [
     ("local-run.md", r"shorter than (\d+) characters are never masked", masking.DEFAULT_MIN_LENGTH),
     ("logging.md", r"fewer than (\d+) characters", masking.DEFAULT_MIN_LENGTH),
     ("logging.md", r"\(and (\d+) MiB\)", logs.DEFAULT_MAX_BUFFERED_BYTES / _MIB),
-    pytest.param(
-        "logging.md",
-        r"bounded by \*\*([\d ,_]+) records\*\*",
-        logs.DEFAULT_CAPACITY,
-        marks=pytest.mark.xfail(
-            reason="logging.md's record figure is corrected on its owner's branch", strict=False
-        ),
-        id="logging.md-buffer-records",
-    ),
+    ("logging.md", r"bounded by \*\*([\d ,_]+) records\*\*", logs.DEFAULT_CAPACITY),
     ("logging.md", r"waits up to ([\d.]+) s for room", logs.DEFAULT_WORKER_WAIT),
     ("logging.md", r"(\d+) ms \(`LINGER`\)", logs.LINGER * 1000),
     ("bundle-format.md", r"(\d+) s limit\.", packer.INTROSPECT_TIMEOUT),

@@ -181,7 +181,8 @@ class Client:
         self._masker = masker
         self._environ = environ
         self.requests_made = 0
-        # Secrets the supervisor registered itself or was sent a MaskSecret for.
+        # Secrets the supervisor registered itself (a connection's password and extra, a
+        # variable it served); the runtime never needs to tell it of those.
         self._told: set[str] = set()
         #: The label set with :meth:`set_rendered_map_index`; repeated in the terminal
         #: message, which would otherwise overwrite it with null (protocol.md §6.3).
@@ -352,7 +353,7 @@ class Client:
 
     async def mask_secret(self, value: Any, name: str | None = None) -> None:
         """Hide ``value`` in every task log line, here and in the supervisor."""
-        self._told.update(self._masker.add(value, name))
+        self._masker.add(value, name)
         await self.request(MaskSecret(value=value, name=name))
 
     async def _register(self, value: Any, name: str | None, *, told: bool) -> None:
@@ -367,10 +368,11 @@ class Client:
         if told:
             self._told.update(found)
             return
+        # Told again on every read, as Airflow's own runner does, so each read is
+        # followed by its MaskSecret whatever came before it.
         for secret in dict.fromkeys(found):
             if secret not in self._told:
                 await self.request(MaskSecret(value=secret, name=None))
-                self._told.add(secret)
 
 
 def _own_map_index(map_index: int | None) -> int | None:
