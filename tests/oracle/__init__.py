@@ -4,8 +4,11 @@ The checks run in a subprocess (``airflow_side.py``) with an interpreter chosen 
 :func:`oracle_python`, so the oracle can be an environment separate from the project's:
 
 1. ``$TRIO_COORD_ORACLE_PYTHON`` when set;
-2. else the cached Airflow venv of the end-to-end tests (``e2e.venv``) when it is built;
-3. else this interpreter, when it has airflow-core installed (the project's test venv does).
+2. else the Airflow venv of the end-to-end tests (``e2e.venv``), built here on first use
+   and cached between runs (a cold build takes a few minutes; ``nox -s e2e`` then finds it
+   ready);
+3. else, when that venv cannot be built (no package index), this interpreter, if it has
+   airflow-core installed (the project's test venv does), saying so once.
 
 Tests skip, saying why, only when none of these has Airflow. Each test module asks
 everything it needs in one :func:`ask` call: importing Airflow costs seconds.
@@ -13,6 +16,7 @@ everything it needs in one :func:`ask` call: importing Airflow costs seconds.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -30,24 +34,29 @@ SIDE = Path(__file__).with_name("airflow_side.py")
 TIMEOUT_S = 240
 
 
-def _e2e_python() -> str | None:
+def _e2e_python() -> tuple[str | None, str]:
+    """The e2e Airflow venv's interpreter, building the venv if needed; else why not."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from e2e import venv
+
     try:
-        from e2e import venv  # the end-to-end tests' cached Airflow venv, when merged
-    except ImportError:
-        return None
-    path = venv.cache_root() / venv.spec_hash()
-    py = path / "bin" / "python"
-    return str(py) if (path / venv.MARKER).exists() and py.exists() else None
+        path, _ = venv.ensure_venv()
+    except venv.VenvError as exc:
+        return None, f"the e2e Airflow venv could not be built: {exc}"
+    return str(path / "bin" / "python"), "the e2e Airflow venv"
 
 
+@functools.cache
 def oracle_python() -> tuple[str | None, str]:
     """(interpreter, where it came from), or (None, why there is none)."""
     env = os.environ.get("TRIO_COORD_ORACLE_PYTHON")
     if env:
         return env, "TRIO_COORD_ORACLE_PYTHON"
-    e2e = _e2e_python()
+    e2e, why = _e2e_python()
     if e2e:
-        return e2e, "the e2e Airflow venv"
+        return e2e, why
+    print(f"oracle: {why}; falling back to this interpreter", file=sys.stderr)
     if importlib.util.find_spec("airflow.serialization") is not None:
         return sys.executable, "the project's interpreter"
     return None, (
