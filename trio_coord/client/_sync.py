@@ -35,6 +35,9 @@ class blocking(Generic[P, R]):
     def __init__(self, method: Callable[Concatenate[Client, P], Awaitable[R]]) -> None:
         self.method = method
         self.__doc__ = method.__doc__
+        sig = inspect.signature(method)
+        # What help() and IDEs show for the twin: the method's parameters without self.
+        self.signature = sig.replace(parameters=list(sig.parameters.values())[1:])
 
     def __set_name__(self, owner: type, name: str) -> None:
         if name != self.method.__name__:
@@ -55,6 +58,7 @@ class blocking(Generic[P, R]):
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             return trio.from_thread.run(functools.partial(method, client, *args, **kwargs))
 
+        call.__signature__ = self.signature  # type: ignore[attr-defined]
         return call
 
 
