@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import re
 from typing import Any
 
 import pytest
@@ -276,3 +277,12 @@ async def test_previous_dagrun_of_a_run_without_logical_date_is_none() -> None:
     c = Client(client()._send, no_date, Masker(), {})
     assert await c.get_previous_dagrun() is None
     assert c.requests_made == 0
+
+
+def test_the_reference_table_documents_every_method() -> None:
+    """docs/writing-tasks.md has a row for each public client method."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "writing-tasks.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)\(", text, re.M)) | set(re.findall(r", `(\w+)\(", text))
+    assert public_methods(Client) <= rows, sorted(public_methods(Client) - rows)
