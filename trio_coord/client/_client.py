@@ -28,5 +28,3 @@ class Client(
     RenderingMixin,
 ):
     """Async access to the supervisor for one task try; built like :class:`ClientCore`."""
-
-    __slots__ = ()

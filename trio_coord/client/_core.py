@@ -69,7 +69,8 @@ class ClientCore:
         self._masker = masker
         self._environ = environ
         self.requests_made = 0
-        # Secrets the supervisor registered itself or was sent a MaskSecret for.
+        # Secrets the supervisor registered itself (a connection's password and extra, a
+        # variable it served); the runtime never needs to tell it of those.
         self._told: set[str] = set()
         #: The label set with :meth:`set_rendered_map_index`; repeated in the terminal
         #: message, which would otherwise overwrite it with null (protocol.md §6.3).
@@ -124,10 +125,11 @@ class ClientCore:
         if told:
             self._told.update(found)
             return
+        # Told again on every read, as Airflow's own runner does, so each read is
+        # followed by its MaskSecret whatever came before it.
         for secret in dict.fromkeys(found):
             if secret not in self._told:
                 await self.request(MaskSecret(value=secret, name=None))
-                self._told.add(secret)
 
 
 def own_map_index(map_index: int | None) -> int | None:

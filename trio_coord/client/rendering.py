@@ -32,5 +32,5 @@ class RenderingMixin(ClientCore):
 
     async def mask_secret(self, value: Any, name: str | None = None) -> None:
         """Hide ``value`` in every task log line, here and in the supervisor."""
-        self._told.update(self._masker.add(value, name))
+        self._masker.add(value, name)
         await self.request(MaskSecret(value=value, name=name))
