@@ -57,7 +57,8 @@ def _m(name: str, description: str, *edits: tuple[str, str, str]) -> Mutation:
 _TR = "trio_coord/runtime/task_runner.py"
 _SERVE = "trio_coord/runtime/serve.py"
 _COMM = "trio_coord/runtime/comm.py"
-_CLIENT = "trio_coord/client.py"
+_CLIENT_CORE = "trio_coord/client/_core.py"
+_CLIENT_VARS = "trio_coord/client/variables.py"
 _STATES = "trio_coord/protocol/states.py"
 _CONN = "trio_coord/protocol/connection.py"
 _LOGS = "trio_coord/runtime/logs/pipeline.py"
@@ -113,7 +114,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "env_secret_not_sent",
         "an AIRFLOW_VAR_* secret is masked locally but no MaskSecret tells the supervisor",
         (
-            _CLIENT,
+            _CLIENT_VARS,
             "await self._register(env, key, told=False)",
             "await self._register(env, key, told=True)",
         ),
@@ -122,7 +123,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "env_secret_not_masked_locally",
         "a secret is sent in MaskSecret but never added to the runtime's own masker",
         (
-            _CLIENT,
+            _CLIENT_CORE,
             "        found = self._masker.add(value, name)\n",
             "        found = type(self._masker)().add(value, name)\n",
         ),
@@ -188,7 +189,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "map_index_ignored",
         "StartupDetails' map_index is ignored: a mapped task writes and clears the unmapped XComs",
         (
-            _CLIENT,
+            _CLIENT_CORE,
             "return None if map_index is None or map_index < 0 else map_index",
             "return None",
         ),

@@ -78,7 +78,7 @@ def test_a_stale_mutation_snippet_is_refused(tmp_path: Path) -> None:
     """A mutation whose snippet no longer matches the code stops the runner instead of passing."""
     mutants.scratch_copy(tmp_path)
     stale = mutants.Mutation(
-        "stale", "no such code", (mutants.Edit("trio_coord/client.py", "no such line", "x"),)
+        "stale", "no such code", (mutants.Edit("trio_coord/client/_core.py", "no such line", "x"),)
     )
     with pytest.raises(mutants.StaleSnippet, match="0 times"):
         mutants.apply(stale, tmp_path)

@@ -24,6 +24,11 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "AlreadyExists",
+    "ApiServerError",
+    "ApiNotFound",
+    "ApiPermissionDenied",
+    "ApiConflict",
+    "refine",
     "UsageError",
     "describe",
 ]
@@ -120,3 +125,56 @@ class PermissionDenied(SupervisorError):
 
 class AlreadyExists(SupervisorError):
     """``TriggerDagRun`` for a run that exists (``DAGRUN_ALREADY_EXISTS``)."""
+
+
+class ApiServerError(SupervisorError):
+    """The Execution API failed the call the supervisor made for a request.
+
+    It comes in the reply's error element (``API_SERVER_ERROR``): an HTTP error status
+    after the supervisor's retries, or no HTTP answer at all (``status_code`` None).
+    The subclasses below let a task catch it by meaning as well as by origin.
+    """
+
+    @property
+    def message(self) -> str | None:
+        """The supervisor's one-line account of the failure."""
+        msg = self.detail.get("message") if isinstance(self.detail, dict) else None
+        return msg if isinstance(msg, str) else None
+
+    @property
+    def api_detail(self) -> Any:
+        """The API server's own JSON error body, when it sent one."""
+        return self.detail.get("detail") if isinstance(self.detail, dict) else None
+
+
+class ApiNotFound(ApiServerError, NotFound):
+    """HTTP 404 from the API: a run, DAG or task instance that does not exist."""
+
+
+class ApiPermissionDenied(ApiServerError, PermissionDenied):
+    """HTTP 401 or 403 from the API."""
+
+
+class ApiConflict(ApiServerError, AlreadyExists):
+    """HTTP 409 from the API."""
+
+
+#: HTTP status of an ``API_SERVER_ERROR`` -> the class that says what it means.
+_API_STATUS: dict[int | None, type[ApiServerError]] = {
+    404: ApiNotFound,
+    401: ApiPermissionDenied,
+    403: ApiPermissionDenied,
+    409: ApiConflict,
+}
+
+
+def refine(exc: SupervisorError) -> SupervisorError:
+    """The most specific class for ``exc``: an ``API_SERVER_ERROR`` by its HTTP status.
+
+    The conversation layer maps the ``ErrorType`` names; only this error type needs
+    its detail read to know what happened. Anything else is returned unchanged.
+    """
+    if type(exc) is not SupervisorError or exc.error != "API_SERVER_ERROR":
+        return exc
+    cls = _API_STATUS.get(exc.status_code, ApiServerError)
+    return cls(exc.error, exc.detail, in_body=exc.in_body)

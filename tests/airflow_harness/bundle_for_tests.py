@@ -194,3 +194,127 @@ async def huge_log(log):
     log.info("big:" + "x" * (int(os.environ.get("HUGE_LOG_MIB", "5")) * 1024 * 1024))
     log.info("after the big one")
     return "fine"
+
+
+# -- the client tour: every typed client method once, by the async client and by its
+# blocking twin (tests/test_client_supervised.py names the API call each must make).
+
+_WHEN = "2025-12-01T00:00:00+00:00"
+
+
+def client_tour():
+    """(label, method, args, kwargs) for every typed method of the client."""
+    import datetime
+
+    from trio_coord.protocol.messages import HITLUser
+
+    when = datetime.datetime.fromisoformat(_WHEN)
+    return [
+        ("variable_keys", "get_variable_keys", ("app_",), {"limit": 10, "offset": 5}),
+        ("xcom_count", "get_xcom_count", (), {"task_id": "up"}),
+        ("xcom_item", "get_xcom_item", (1,), {"task_id": "up"}),
+        ("xcom_slice", "get_xcom_slice", (), {"task_id": "up", "start": 0, "stop": 2}),
+        ("asset_by_name", "get_asset", (), {"name": "a1"}),
+        ("asset_by_uri", "get_asset", (), {"uri": "s3://b/a1"}),
+        ("assets_by_alias", "get_assets_by_alias", ("al",), {}),
+        ("asset_events", "get_asset_events", (), {"name": "a1", "limit": 5}),
+        ("alias_events", "get_asset_alias_events", ("al",), {"ascending": False}),
+        ("inactive", "validate_inlets_and_outlets", (), {}),
+        ("dag", "get_dag", (), {}),
+        ("dagrun", "get_dagrun", (), {}),
+        ("dagrun_state", "get_dagrun_state", (), {}),
+        ("dr_count", "get_dr_count", (), {"states": ["success"]}),
+        ("previous_dagrun", "get_previous_dagrun", ("success",), {}),
+        ("prev_success", "get_prev_successful_dagrun", (), {}),
+        ("previous_ti", "get_previous_ti", (), {"logical_date": when}),
+        ("reschedule", "get_first_reschedule_date", (), {}),
+        ("ti_count", "get_ti_count", (), {"task_ids": ["up"], "map_index": 2}),
+        ("task_states", "get_task_states", (), {"run_ids": ["r1"]}),
+        ("breadcrumbs", "get_task_breadcrumbs", (), {}),
+        ("trigger", "trigger_dagrun", ("d2", "run-x"), {"conf": {"n": 1}, "note": "hi"}),
+        ("task_state_get", "get_task_state", ("k",), {}),
+        ("task_state_missing", "get_task_state", ("gone",), {"default": "dflt"}),
+        ("task_state_set", "set_task_state", ("k", {"v": 1}), {}),
+        ("task_state_delete", "delete_task_state", ("k",), {}),
+        ("task_state_clear", "clear_task_state", (), {}),
+        ("asset_state_get", "get_asset_state", ("k",), {"name": "a1"}),
+        ("asset_state_get_uri", "get_asset_state", ("k",), {"uri": "s3://b/a1"}),
+        ("asset_state_set", "set_asset_state", ("k", [1, 2]), {"name": "a1"}),
+        ("asset_state_delete", "delete_asset_state", ("k",), {"uri": "s3://b/a1"}),
+        ("asset_state_clear", "clear_asset_state", (), {"name": "a1"}),
+        (
+            "hitl",
+            "create_hitl_detail",
+            (["yes", "no"], "Ship it?"),
+            {"assigned_users": [HITLUser(id="u1", name="Ann")]},
+        ),
+        ("rendered", "set_rendered_fields", ({"sql": "select 1", "password": "pw"},), {}),
+    ]
+
+
+def _plain(value):
+    """A JSON form of a client result, for the report."""
+    import dataclasses
+    import json
+
+    def convert(item):
+        if hasattr(item, "to_map"):
+            return item.to_map()
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return dataclasses.asdict(item)
+        return str(item)
+
+    return json.loads(json.dumps(value, default=convert))
+
+
+@d1.task
+async def client_tour_async(client):
+    results = {}
+    for label, method, args, kwargs in client_tour():
+        results[label] = _plain(await getattr(client, method)(*args, **kwargs))
+    return results
+
+
+@d1.task
+def client_tour_sync(client):
+    results = {}
+    for label, method, args, kwargs in client_tour():
+        results[label] = _plain(getattr(client, method)(*args, **kwargs))
+    return results
+
+
+def client_error_tour():
+    """(label, method, args, kwargs) of calls the scenario answers with an error."""
+    return [
+        ("conn_missing", "get_connection", ("nope",), {}),
+        ("var_denied", "get_variable", ("locked",), {}),
+        ("asset_missing", "get_asset", (), {"name": "ghost"}),
+        ("xcom_item_missing", "get_xcom_item", (9,), {"task_id": "up"}),
+        ("trigger_exists", "trigger_dagrun", ("d2", "dup"), {}),
+        ("dagrun_404", "get_dagrun", ("d1", "nope"), {}),
+        ("dag_403", "get_dag", ("secret_dag",), {}),
+        ("state_409", "set_task_state", ("k", 1), {}),
+        ("count_500", "get_dr_count", ("broken",), {}),
+    ]
+
+
+@d1.task
+async def client_errors(client):
+    from trio_coord import errors
+
+    kinds = ("NotFound", "PermissionDenied", "AlreadyExists", "ApiServerError")
+    results = {}
+    for label, method, args, kwargs in client_error_tour():
+        try:
+            await getattr(client, method)(*args, **kwargs)
+        except errors.SupervisorError as exc:
+            results[label] = {
+                "class": type(exc).__name__,
+                "is": [k for k in kinds if isinstance(exc, getattr(errors, k))],
+                "error": exc.error,
+                "status_code": exc.status_code,
+                "in_body": exc.in_body,
+            }
+        else:
+            results[label] = "no error"
+    return results

@@ -61,6 +61,9 @@ variables: dict[str, str] = dict(scenario.get("variables", {}))
 connections: dict[str, dict[str, Any]] = dict(scenario.get("connections", {}))
 xcoms: dict[str, Any] = dict(scenario.get("xcoms", {}))
 calls: list[dict[str, Any]] = []
+# "METHOD /path" -> {"status": int, "json": any (absent: empty body), "headers": {...}}:
+# fixed answers for the Execution API routes a scenario exercises, checked first.
+routes: dict[str, dict[str, Any]] = dict(scenario.get("routes", {}))
 not_found = {"detail": {"reason": "not_found", "message": "not found"}}
 
 
@@ -75,6 +78,14 @@ def handler(request: httpx.Request) -> httpx.Response:
     calls.append(
         {"method": request.method, "path": path, "params": dict(request.url.params), "body": body}
     )
+    route = routes.get(f"{request.method} {path}")
+    if route is not None:
+        headers = dict(route.get("headers", {}))
+        content = b""
+        if "json" in route:
+            content = json.dumps(route["json"]).encode()
+            headers.setdefault("content-type", "application/json")
+        return httpx.Response(route.get("status", 200), content=content, headers=headers)
     parts = path.strip("/").split("/")
     if path.endswith("/run"):
         return httpx.Response(

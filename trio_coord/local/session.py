@@ -32,25 +32,42 @@ from typing import Any, Final, TypeAlias
 from ..authoring import TRIO_COORD_QUEUE
 from ..protocol.messages import (
     TERMINAL_TYPES,
+    AssetStateStoreResult,
     BundleInfo,
+    ClearAssetStateStoreByName,
+    ClearAssetStateStoreByUri,
+    ClearTaskStateStore,
     ConnectionResult,
     DagRun,
+    DeleteAssetStateStoreByName,
+    DeleteAssetStateStoreByUri,
+    DeleteTaskStateStore,
     DeleteVariable,
     DeleteXCom,
     ErrorResponse,
+    GetAssetStateStoreByName,
+    GetAssetStateStoreByUri,
     GetConnection,
+    GetTaskStateStore,
     GetVariable,
+    GetVariableKeys,
     GetXCom,
     Inbound,
     MaskSecret,
     OKResponse,
     PutVariable,
     Request,
+    SetAssetStateStoreByName,
+    SetAssetStateStoreByUri,
+    SetRenderedFields,
     SetRenderedMapIndex,
+    SetTaskStateStore,
     SetXCom,
     StartupDetails,
     TaskInstance,
+    TaskStateStoreResult,
     TIRunContext,
+    VariableKeysResult,
     VariableResult,
     XComResult,
 )
@@ -264,6 +281,11 @@ class Session:
         self.variables_set: dict[str, str | None] = {}
         self.secrets_masked = 0
         self.rendered_map_index: str | None = None
+        self.rendered_fields: dict[str, Any] | None = None
+        # State stores, in memory for the run: the try's own, and each asset's, by
+        # ("name", name) or ("uri", uri) as the request names it.
+        self.task_store: dict[str, Any] = {}
+        self.asset_stores: dict[tuple[str, str], dict[str, Any]] = {}
         self.terminal: Request | None = None
         self.defects: list[str] = []
         #: Why the real supervisor would have crashed, if it would (§12 "fatal").
@@ -383,6 +405,46 @@ class Session:
         self.rendered_map_index = msg.rendered_map_index
         return None, None
 
+    def _set_rendered_fields(self, msg: SetRenderedFields) -> Answer:
+        self.rendered_fields = dict(msg.rendered_fields)
+        return None, None
+
+    def _get_variable_keys(self, msg: GetVariableKeys) -> Answer:
+        keys = sorted(k for k in self.variables if k.startswith(msg.prefix or ""))
+        page = keys[msg.offset : msg.offset + msg.limit]
+        return VariableKeysResult(keys=page, total_entries=len(keys)), None
+
+    # One handler per operation for both stores: a store is the task's or an asset's.
+    def _store(self, msg: Any) -> dict[str, Any]:
+        if msg.TYPE.endswith("TaskStateStore"):
+            return self.task_store
+        where = ("name", msg.name) if hasattr(msg, "name") else ("uri", msg.uri)
+        store: dict[str, Any] = self.asset_stores.setdefault(where, {})
+        return store
+
+    def _get_state(self, msg: Any) -> Answer:
+        store = self._store(msg)
+        task = isinstance(msg, GetTaskStateStore)
+        if msg.key not in store:
+            return ErrorResponse(
+                error="TASK_STORE_NOT_FOUND" if task else "ASSET_STORE_NOT_FOUND",
+                detail={"key": msg.key},
+            ), None
+        result = TaskStateStoreResult if task else AssetStateStoreResult
+        return result(value=store[msg.key]), None
+
+    def _set_state(self, msg: Any) -> Answer:
+        self._store(msg)[msg.key] = msg.value
+        return OKResponse(ok=True), None
+
+    def _delete_state(self, msg: Any) -> Answer:
+        self._store(msg).pop(msg.key, None)
+        return OKResponse(ok=True), None
+
+    def _clear_state(self, msg: Any) -> Answer:
+        self._store(msg).clear()
+        return OKResponse(ok=True), None
+
     # -- the end -----------------------------------------------------------------------------
 
     def report(
@@ -455,6 +517,22 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     DeleteXCom: Session._delete_xcom,
     MaskSecret: Session._mask_secret,
     SetRenderedMapIndex: Session._set_rendered_map_index,
+    SetRenderedFields: Session._set_rendered_fields,
+    GetVariableKeys: Session._get_variable_keys,
+    **dict.fromkeys(
+        (GetTaskStateStore, GetAssetStateStoreByName, GetAssetStateStoreByUri), Session._get_state
+    ),
+    **dict.fromkeys(
+        (SetTaskStateStore, SetAssetStateStoreByName, SetAssetStateStoreByUri), Session._set_state
+    ),
+    **dict.fromkeys(
+        (DeleteTaskStateStore, DeleteAssetStateStoreByName, DeleteAssetStateStoreByUri),
+        Session._delete_state,
+    ),
+    **dict.fromkeys(
+        (ClearTaskStateStore, ClearAssetStateStoreByName, ClearAssetStateStoreByUri),
+        Session._clear_state,
+    ),
 }
 
 #: Request types the embedded supervisor answers itself (the rest get :data:`UNSUPPORTED`).
