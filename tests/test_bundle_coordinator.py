@@ -102,6 +102,26 @@ def test_import_failure_on_the_worker_reaches_the_task_log(tmp_path: Path) -> No
     assert "fragile.py" in r.log_text
 
 
+def test_import_failure_shows_one_traceback_ending_at_the_users_line(tmp_path: Path) -> None:
+    """A bundle raising at import: the task log holds one traceback, of one exception, whose last frame is the user's raising line."""
+    bundle = packed(
+        write_bundle(scratch("fragile-coord-src"), body=FRAGILE_BUNDLE, filename="fragile.py"),
+        "fragile-coord",
+    )
+    r = _run("t", _root(tmp_path, ("fragile", bundle)), dag_id="fragile", FRAGILE_BREAK="1")
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.stderr[-3000:]
+    with_traceback = [rec for rec in r.task_log if rec.get("error_detail")]
+    assert len(with_traceback) == 1, r.log_text[-4000:]
+    (chain,) = with_traceback[0]["error_detail"]  # no "the above was the direct cause" second one
+    assert chain["exc_type"] == "RuntimeError"
+    assert chain["exc_value"] == "fragile refuses to import today"
+    last = chain["frames"][-1]
+    assert last["filename"].endswith("fragile.py") and last["lineno"] == 13, chain["frames"]
+    assert not [f for f in chain["frames"] if "importlib" in f["filename"]], chain["frames"]
+    assert any("every task of this bundle fails" in n for n in chain["exc_notes"])
+    assert "Traceback (most recent call last)" not in r.log_text
+
+
 def _warm_cache(tmp_path: Path, root: Path) -> Path:
     """A cache filled by one successful run of hello.greet (bytecode and msgpack's extension)."""
     cache = tmp_path / "cache"

@@ -36,6 +36,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
+from typing import Final
 
 import trio
 
@@ -53,6 +54,7 @@ from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LogPipeline
 from .masking import Masker
 from .parse import ACK_TIMEOUT, answer_parse
+from .proctitle import set_title, task_title
 from .task_runner import run_task
 
 __all__ = [
@@ -102,7 +104,7 @@ class Run:
         self._task_scope.cancel(reason)
 
     def _on_broken(self, error: CoordError) -> None:
-        self._cancel(f"lost the supervisor: {error}")
+        self._cancel(f"{_LOST}: {what_broke(error)}")
 
     # -- the try -------------------------------------------------------------------------
 
@@ -145,11 +147,12 @@ class Run:
                 first = await channel.receive_first()
         except trio.TooSlowError:
             log.error(
-                "the supervisor sent no first frame within %g s; exiting", config.request_timeout
+                "the supervisor sent no first frame within %g s; no task ran (exit 1)",
+                config.request_timeout,
             )
             return EXIT_FAILURE
         except (RemoteProtocolError, SupervisorGone) as exc:
-            log.error("cannot start: %s", exc)
+            log.error("cannot start: %s; no task ran (exit 1)", what_broke(exc))
             return EXIT_FAILURE
         if isinstance(first, ParseRequest):
             await nursery.start(channel.run_reader)
@@ -166,6 +169,9 @@ class Run:
             run_id=ctx.run_id,
             try_number=ctx.try_number,
             map_index=ctx.map_index,
+        )
+        set_title(
+            task_title(self._bundle.name, ctx.dag_id, ctx.task_id, ctx.try_number, ctx.map_index)
         )
         await nursery.start(channel.run_reader)
         send = functools.partial(channel.request, timeout=config.request_timeout)
@@ -184,15 +190,22 @@ class Run:
                 else not_in_bundle(self._bundle, ti.dag_id, ti.task_id),
             )
         except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
-            log.error("the task could not finish: %s", exc)
+            log.error(
+                "%s while the task ran; the task was stopped and no final state could be"
+                " reported (exit 1)",
+                what_broke(channel.broken or exc),
+            )
             return EXIT_FAILURE
         finally:
             self.requests_made = client.requests_made
         if channel.broken is not None:
-            log.error("cannot report the outcome (%s): %s", outcome.summary, channel.broken)
+            log.error("%s", self._unreported(channel.broken, outcome.summary))
             return EXIT_FAILURE
         self.outcome_summary = outcome.summary
-        log.info("task finished: %s", outcome.summary)
+        if self.terminating:
+            log.warning("task stopped: %s", outcome.summary)
+        else:
+            log.info("task finished: %s", outcome.summary)
         terminal = outcome.terminal
         if client.rendered_map_index is not None and isinstance(
             terminal, (SucceedTask, TaskState, RetryTask)
@@ -201,6 +214,21 @@ class Run:
             # null, so a label the task set must be repeated here.
             terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
         return await self._deliver(channel, self._masked(terminal))
+
+    def _unreported(self, broken: CoordError, summary: str) -> str:
+        """The last line of a try whose outcome cannot be sent: what happened, in order."""
+        lost = what_broke(broken)
+        if self._cancel_reason is not None and self._cancel_reason.startswith(_LOST):
+            return f"{lost}; the task was cancelled and no final state could be reported (exit 1)"
+        if self.terminating:
+            return (
+                f"the task was stopped ({self._cancel_reason}), then {lost};"
+                " no final state could be reported (exit 1)"
+            )
+        return (
+            f"the task ended ({summary}), but {lost} before it could be reported;"
+            " no final state was sent (exit 1)"
+        )
 
     def _masked(self, terminal: Request) -> Request:
         """The terminal message with its free text masked and the reason cut as Airflow does."""
@@ -230,7 +258,7 @@ class Run:
             try:
                 reply = await channel.exchange(terminal, timeout=math.inf)
             except CoordError as exc:
-                problem = str(exc)
+                problem = what_broke(exc)
             else:
                 if reply.error is not None:
                     # §6.1: the API call failed; the supervisor replays it once at exit.
@@ -246,11 +274,37 @@ class Run:
         if scope.cancelled_caught:
             problem = f"no reply within {timeout:g} s"
         written = channel.conn.state is not State.RUNNING
-        log.error("could not deliver %s: %s", terminal.TYPE, problem)
         # §6.1 / §9.9: fail closed when a failure could not be reported or nothing
         # was written; a written success stays exit 0 (the supervisor may have
         # recorded it, and a non-zero exit would then conflict, §12 row 44).
-        return EXIT_FAILURE if failure or not written else EXIT_OK
+        if failure or not written:
+            log.error(
+                "could not deliver %s: %s; exiting 1, so the supervisor marks the try failed",
+                terminal.TYPE,
+                problem,
+            )
+            return EXIT_FAILURE
+        log.error(
+            "sent %s but got no confirmation: %s; exiting 0, as the supervisor may have recorded it",
+            terminal.TYPE,
+            problem,
+        )
+        return EXIT_OK
+
+
+#: How a cancellation caused by the comm channel breaking starts (see :meth:`Run._unreported`).
+_LOST: Final = "lost the supervisor"
+
+
+def what_broke(error: BaseException) -> str:
+    """What a broken comm channel means for the try, in the words an operator needs."""
+    if isinstance(error, SupervisorGone):
+        return f"the supervisor closed the connection ({error})"
+    if isinstance(error, RemoteProtocolError):
+        return f"the supervisor sent data that breaks the protocol ({error})"
+    if isinstance(error, RequestTimeout):
+        return f"the supervisor stopped answering ({error})"
+    return f"the connection to the supervisor broke ({error})"
 
 
 def not_in_bundle(bundle: Bundle, dag_id: str, task_id: str) -> str:
