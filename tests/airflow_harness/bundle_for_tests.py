@@ -194,3 +194,13 @@ async def huge_log(log):
     log.info("big:" + "x" * (int(os.environ.get("HUGE_LOG_MIB", "5")) * 1024 * 1024))
     log.info("after the big one")
     return "fine"
+
+
+@d1.task
+def own_title():
+    """Returns this process's kernel name and command line, as ``ps`` and ``top`` show them."""
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        comm = f.read().strip()
+    with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+        cmdline = f.read().rstrip(b"\0").decode("utf-8", "replace")
+    return {"comm": comm, "cmdline": cmdline}

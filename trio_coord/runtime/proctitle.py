@@ -45,13 +45,15 @@ def _short(name: str) -> str:
 def set_title(title: tuple[str, str]) -> None:
     """Show ``title`` (full, short) as far as this platform allows; never raises."""
     full, short = title
-    _set_comm(short)
     try:
         import setproctitle  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        return
-    with contextlib.suppress(Exception):  # a title is cosmetic
-        setproctitle.setproctitle(full)
+        pass
+    else:
+        with contextlib.suppress(Exception):  # a title is cosmetic
+            setproctitle.setproctitle(full)
+    # After setproctitle, which also sets the kernel name, to its title's first 15 bytes.
+    _set_comm(short)
 
 
 def _set_comm(name: str) -> None:
