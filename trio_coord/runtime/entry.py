@@ -27,6 +27,7 @@ from .logs import LevelFilter, LogPipeline
 from .logs.stdio import masked_stdio
 from .masking import Masker
 from .proctitle import set_title, starting_title
+from .trace import mark
 
 if TYPE_CHECKING:
     from ..authoring import Bundle
@@ -52,6 +53,7 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
     The log handler is installed before anything else, so even a failed dial leaves
     its reason on stderr (which the supervisor turns into task-log lines).
     """
+    mark("runtime started")
     _lean_logging()
     masker, pipeline = build_masker_and_pipeline(config)
     pipeline.install()
@@ -158,11 +160,13 @@ async def _dial_and_serve(
     except (ConnectTimeout, SupervisorGone) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
+    mark("both sockets connected")
     # Connected: now the heavy imports (the message catalogue) and the user's code.
     from ..authoring import Bundle
     from .serve import Run
 
     loaded = bundle if isinstance(bundle, Bundle) else bundle()
+    mark("bundle loaded")
     set_title(starting_title(loaded.name))  # the task's own title follows StartupDetails
     run = Run(loaded, config, pipeline, masker)
     shutdown.attach(run)

@@ -56,6 +56,7 @@ from .masking import Masker
 from .parse import ACK_TIMEOUT, answer_parse
 from .proctitle import set_title, task_title
 from .task_runner import run_task
+from .trace import mark
 
 __all__ = [
     "Run",
@@ -154,6 +155,7 @@ class Run:
         except (RemoteProtocolError, SupervisorGone) as exc:
             log.error("cannot start: %s; no task ran (exit 1)", what_broke(exc))
             return EXIT_FAILURE
+        mark("first frame received")
         if isinstance(first, ParseRequest):
             await nursery.start(channel.run_reader)
             ack_timeout = min(ACK_TIMEOUT, config.request_timeout)
@@ -178,6 +180,7 @@ class Run:
         client = Client(send, details, self._masker, self._environ)
         task = self._bundle.find_task(ti.dag_id, ti.task_id)
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
+        mark("task called")
         try:
             outcome = await run_task(
                 task,
@@ -213,6 +216,7 @@ class Run:
             # §6.3: the supervisor stores the terminal message's label even when it is
             # null, so a label the task set must be repeated here.
             terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
+        mark("task returned")
         return await self._deliver(channel, self._masked(terminal))
 
     def _unreported(self, broken: CoordError, summary: str) -> str:
@@ -256,7 +260,9 @@ class Run:
         with trio.CancelScope(shield=self.terminating) as scope:
             scope.deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
             try:
+                mark("terminal sending")
                 reply = await channel.exchange(terminal, timeout=math.inf)
+                mark("terminal replied")
             except CoordError as exc:
                 problem = what_broke(exc)
             else:
