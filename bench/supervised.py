@@ -110,26 +110,20 @@ def handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={})
 
 
-_orig_start = _subprocess._PopenActivitySubprocess.start.__func__
+def _mark_spawn(cls: type) -> None:
+    """Mark "spawn" when ``cls.start`` (a classmethod) is entered."""
+    orig = cls.start.__func__  # type: ignore[attr-defined]
+
+    def start(klass: Any, **kwargs: Any) -> Any:
+        marks.setdefault("spawn", time.perf_counter())
+        note("spawn")
+        return orig(klass, **kwargs)
+
+    cls.start = classmethod(start)  # type: ignore[attr-defined]
 
 
-def _start(cls: Any, **kwargs: Any) -> Any:
-    marks.setdefault("spawn", time.perf_counter())
-    note("spawn")
-    return _orig_start(cls, **kwargs)
-
-
-_subprocess._PopenActivitySubprocess.start = classmethod(_start)  # type: ignore[method-assign]
-_orig_fork_start = supervisor.ActivitySubprocess.start.__func__
-
-
-def _fork_start(cls: Any, **kwargs: Any) -> Any:
-    marks.setdefault("spawn", time.perf_counter())
-    note("spawn")
-    return _orig_fork_start(cls, **kwargs)
-
-
-supervisor.ActivitySubprocess.start = classmethod(_fork_start)  # type: ignore[method-assign]
+_mark_spawn(_subprocess._PopenActivitySubprocess)  # a coordinator's child (serve, packed)
+_mark_spawn(supervisor.ActivitySubprocess)  # the native runner, forked
 _orig_accept = _subprocess._accept_connections
 
 
