@@ -285,7 +285,8 @@ class Run:
         # recorded it, and a non-zero exit would then conflict, §12 row 44).
         if failure or not written:
             log.error(
-                "could not deliver %s: %s; exiting 1, so the supervisor marks the try failed",
+                "could not deliver %s: %s; exiting 1, so the supervisor records the try as failed"
+                " (or up for retry)",
                 terminal.TYPE,
                 problem,
             )
