@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
@@ -931,3 +932,22 @@ async def test_undelivered_failure_says_exit_1_and_why(
     assert events[-1].endswith(
         "; exiting 1, so the supervisor records the try as failed (or up for retry)"
     )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/comm"), reason="needs Linux /proc")
+async def test_in_process_try_leaves_the_host_process_name_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A try run inside another program (tests, the model) does not rename that program; only the runtime's entry point does."""
+
+    def comm() -> str:
+        with open(f"/proc/{os.getpid()}/comm") as f:
+            return f.read()
+
+    before = comm()
+
+    async def t() -> None:
+        return None
+
+    code, _, _ = await converse(one_task(t), [0, startup(), None])
+    assert code == 0 and comm() == before

@@ -168,7 +168,7 @@ async def _dial_and_serve(
     loaded = bundle if isinstance(bundle, Bundle) else bundle()
     mark("bundle loaded")
     set_title(starting_title(loaded.name))  # the task's own title follows StartupDetails
-    run = Run(loaded, config, pipeline, masker)
+    run = Run(loaded, config, pipeline, masker, retitle=True)
     shutdown.attach(run)
     return await run.serve(comm, logs)
 

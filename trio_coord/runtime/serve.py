@@ -80,8 +80,12 @@ class Run:
         masker: Masker,
         *,
         environ: Mapping[str, str] = os.environ,
+        retitle: bool = False,
     ) -> None:
         self._bundle = bundle
+        #: Rename the process after the try (only the real entry point owns its process;
+        #: tests and the model run many tries inside pytest).
+        self._retitle = retitle
         self._config = config
         self._pipeline = pipeline
         self._masker = masker
@@ -172,9 +176,11 @@ class Run:
             try_number=ctx.try_number,
             map_index=ctx.map_index,
         )
-        set_title(
-            task_title(self._bundle.name, ctx.dag_id, ctx.task_id, ctx.try_number, ctx.map_index)
-        )
+        if self._retitle:
+            title = task_title(
+                self._bundle.name, ctx.dag_id, ctx.task_id, ctx.try_number, ctx.map_index
+            )
+            set_title(title)
         await nursery.start(channel.run_reader)
         send = functools.partial(channel.request, timeout=config.request_timeout)
         client = Client(send, details, self._masker, self._environ)
