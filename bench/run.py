@@ -218,12 +218,15 @@ def round_supervised(s: Samples, i: int, bundle_dir: str) -> None:
     variants = [
         ("sup.serve", [PY, "supervised.py", "serve", f"{HERE / 'bench_bundle.py'}:bundle"]),
         ("sup.packed", [PY, "supervised.py", "packed", bundle_dir]),
+        # The baseline: Airflow's own runner, forked by the same supervisor (no sockets).
+        ("sup.native", [PY, "supervised.py", "native", str(HERE)]),
     ]
     for key, cmd in rotate(variants, i):
         r = _json_run(cmd, timeout=180)
         if r["state"] != "success":
             raise RuntimeError(f"{key}: the supervised no-op task ended {r}")
-        s.add(f"{key}.connected", r["spawn_to_connected"])
+        if r["spawn_to_connected"] is not None:
+            s.add(f"{key}.connected", r["spawn_to_connected"])
         s.add(f"{key}.terminal", r["spawn_to_terminal"])
         s.add(f"{key}.total", r["supervise_total"])
 
@@ -380,8 +383,9 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     )
     add(
         f"| 4 | real supervisor, spawn → terminal (serve / packed) | "
-        f"{ms(med('sup.serve.terminal'))} / {ms(med('sup.packed.terminal'))} | - | "
-        f"packed/serve {ratio_cell(s, 'sup.packed.terminal', 'sup.serve.terminal')} | "
+        f"{ms(med('sup.serve.terminal'))} / {ms(med('sup.packed.terminal'))} | native "
+        f"`@task` {s.cell('sup.native.terminal', ms).split(' (')[0]} | "
+        f"packed/native {ratio_cell(s, 'sup.packed.terminal', 'sup.native.terminal')} | "
         "(reported) | |"
     )
     flat = max(med(f"xcom.trio.64.{op}") / med(f"xcom.trio.1.{op}") for op in ("set", "get"))
@@ -493,7 +497,10 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     add(
         "Under the real supervisor (`supervise_task`, Execution API on `httpx.MockTransport`, "
         "bench/supervised.py): from `_PopenActivitySubprocess.start` to both sockets accepted, "
-        "to the terminal-state API call, and the whole `supervise_task` call."
+        "to the terminal-state API call, and the whole `supervise_task` call. The native row is "
+        "the same no-op as a plain Airflow `@task` (bench/bench_native.py) run by Airflow's own "
+        "task runner, which the supervisor forks (from `ActivitySubprocess.start`; it inherits "
+        "its sockets, so it has no connect step) and which then parses the DAG file."
     )
     add("")
     add("| runtime | spawn → connected | spawn → terminal | supervise_task total |")
@@ -501,6 +508,7 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     for key, name in (
         ("sup.serve", "TrioCoordinator (`python -m trio_coord serve`)"),
         ("sup.packed", "ExecutableCoordinator (packed bundle)"),
+        ("sup.native", "native Airflow `@task` (baseline, forked)"),
     ):
         add(
             f"| {name} | {s.cell(key + '.connected', ms)} | {s.cell(key + '.terminal', ms)} | "

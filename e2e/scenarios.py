@@ -220,7 +220,7 @@ def sleeper_check(r: Run) -> None:
     log = r.log("sleep_long")
     expect_in(log, "sleeping in pid", "sleep_long's log")
     expect_in(log, "received SIGTERM; cancelling the task", "sleep_long's log")
-    expect_in(log, "task finished: failed: received SIGTERM", "sleep_long's log")
+    expect_in(log, "task stopped: failed: received SIGTERM", "sleep_long's log")
     pid = r.made["pid"]
     # The run is over as soon as the API marks the task failed; the supervisor writes its
     # verdict on the process a moment later.

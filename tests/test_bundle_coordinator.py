@@ -102,6 +102,26 @@ def test_import_failure_on_the_worker_reaches_the_task_log(tmp_path: Path) -> No
     assert "fragile.py" in r.log_text
 
 
+def test_import_failure_shows_one_traceback_ending_at_the_users_line(tmp_path: Path) -> None:
+    """A bundle raising at import: the task log holds one traceback, of one exception, whose last frame is the user's raising line."""
+    bundle = packed(
+        write_bundle(scratch("fragile-coord-src"), body=FRAGILE_BUNDLE, filename="fragile.py"),
+        "fragile-coord",
+    )
+    r = _run("t", _root(tmp_path, ("fragile", bundle)), dag_id="fragile", FRAGILE_BREAK="1")
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.stderr[-3000:]
+    with_traceback = [rec for rec in r.task_log if rec.get("error_detail")]
+    assert len(with_traceback) == 1, r.log_text[-4000:]
+    (chain,) = with_traceback[0]["error_detail"]  # no "the above was the direct cause" second one
+    assert chain["exc_type"] == "RuntimeError"
+    assert chain["exc_value"] == "fragile refuses to import today"
+    last = chain["frames"][-1]
+    assert last["filename"].endswith("fragile.py") and last["lineno"] == 13, chain["frames"]
+    assert not [f for f in chain["frames"] if "importlib" in f["filename"]], chain["frames"]
+    assert any("every task of this bundle fails" in n for n in chain["exc_notes"])
+    assert "Traceback (most recent call last)" not in r.log_text
+
+
 def _warm_cache(tmp_path: Path, root: Path) -> Path:
     """A cache filled by one successful run of hello.greet (bytecode and msgpack's extension)."""
     cache = tmp_path / "cache"
@@ -174,3 +194,43 @@ def test_unsafe_cache_is_refused_with_one_warning_record(
     again = _run("greet", root, TRIO_COORD_CACHE_DIR=str(configured), XDG_RUNTIME_DIR=str(runtime))
     assert (again.exit_code, again.final_state) == (0, "success"), again.stderr[-3000:]
     assert not marker.exists() and _cache_warnings(again) == []
+
+
+TITLED_BUNDLE = """
+import os
+import trio_coord
+
+bundle = trio_coord.Bundle("titled", version="1.0")
+d = bundle.dag("titled")
+
+@d.task
+async def show_title():
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        return f.read().strip()
+"""
+
+
+def _titled(*extra: str) -> Path:
+    src = write_bundle(scratch("titled-src"), body=TITLED_BUNDLE, filename="titled.py")
+    return packed(src, "titled" + "".join(extra).replace("/", "_"), *extra)
+
+
+@pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs Linux /proc")
+def test_packed_bundle_process_title_names_the_task(tmp_path: Path) -> None:
+    """Launched by Airflow's ExecutableCoordinator, the bundle's process shows its task id as its kernel name."""
+    r = _run("show_title", _root(tmp_path, ("titled", _titled())), dag_id="titled")
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    assert r.xcoms["titled/r1/show_title/return_value"] == "tc:show_title"
+
+
+def test_missing_recorded_interpreter_runs_on_python3_with_one_warning(tmp_path: Path) -> None:
+    """A bundle whose recorded interpreter is absent on the worker still succeeds on python3 from PATH, with one warning record saying so."""
+    bundle = _titled("--python", "/opt/gone/bin/python3.11")
+    r = _run(
+        "show_title", _root(tmp_path, ("titled", bundle)), dag_id="titled", TRIO_COORD_PYTHON=""
+    )
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    warnings = [rec for rec in r.task_log if "/opt/gone/bin/python3.11" in str(rec.get("event"))]
+    assert len(warnings) == 1, r.log_text[-3000:]
+    assert warnings[0]["level"] == "warning"
+    assert "using python3 from PATH instead" in str(warnings[0]["event"])

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -444,3 +445,54 @@ def test_bad_inputs_and_outputs_are_refused(args: tuple[str, ...], message: str)
     proc = run_cli("pack", *args)
     assert proc.returncode == 1 and message in proc.stderr
     assert EXAMPLE.read_bytes() == before
+
+
+def _shim_dir(tmp_path: Path, marker: Path) -> Path:
+    """A PATH directory whose python3 (like a version-manager shim) leaves ``marker`` and fails."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    script = shims / "python3-shim"
+    script.write_text(f"#!/bin/sh\necho shim >> {marker}\nexit 42\n")
+    script.chmod(0o755)
+    (shims / "python3").symlink_to(script)
+    return shims
+
+
+def test_recorded_interpreter_is_the_packing_ones_real_binary() -> None:
+    """Packing records the packing interpreter resolved through symlinks; inspect shows it."""
+    proc = run_cli("inspect", str(packed_example()), "--json")
+    assert proc.returncode == 0, proc.stderr
+    interpreter = json.loads(proc.stdout)["python"]["interpreter"]
+    assert interpreter == os.path.realpath(sys.executable)
+    assert not Path(interpreter).is_symlink()
+    launcher = packed_example().read_bytes().split(MARKER, 1)[0].decode()
+    assert f"_tc_py={interpreter} " in launcher
+
+
+def test_recorded_interpreter_wins_over_a_python3_shim_on_path(tmp_path: Path) -> None:
+    """With TRIO_COORD_PYTHON unset, the bundle starts the recorded interpreter, never the python3 first on PATH."""
+    marker = tmp_path / "shim-ran"
+    shims = _shim_dir(tmp_path, marker)
+    proc = run_bundle(
+        packed_example(),
+        "--bundle-metadata",
+        env={"TRIO_COORD_PYTHON": "", "PATH": f"{shims}:{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Name"] == "hello"
+    assert not marker.exists() and proc.stderr == ""
+
+
+def test_missing_recorded_interpreter_falls_back_to_path_with_one_warning(tmp_path: Path) -> None:
+    """A recorded interpreter absent on this machine: python3 from PATH runs, and stderr says so once."""
+    bundle = packed(EXAMPLE, "hello-missing-python", "--python", "/opt/gone/bin/python3.11")
+    launcher = bundle.read_bytes().split(MARKER, 1)[0].decode()
+    assert "_tc_py=/opt/gone/bin/python3.11 " in launcher
+    proc = run_bundle(bundle, "--bundle-metadata", env={"TRIO_COORD_PYTHON": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Name"] == "hello"
+    assert proc.stderr.count("warning") == 1, proc.stderr
+    assert (
+        "Python interpreter '/opt/gone/bin/python3.11' (recorded by trio-coord pack) not found"
+        " on this worker; using python3 from PATH instead" in proc.stderr
+    )

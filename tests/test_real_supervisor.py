@@ -8,6 +8,7 @@ supervisor recorded: the final state, the API calls it made, the task log it wro
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -185,6 +186,24 @@ def test_supervisor_closing_comm_mid_task_fails_closed() -> None:
     assert r.exit_code == 1 and r.final_state == "failed", (r.raw, r.events())
     assert any("lost the supervisor" in e or "closed the comm channel" in e for e in r.events())
     assert r.raw["elapsed"] < 60
+    # The last word says what happened, not "task finished: failed".
+    runtime = r.events("trio_coord.runtime")
+    assert not [e for e in runtime if e.startswith("task finished")], runtime
+    assert runtime[-1].startswith("the supervisor closed the connection (")
+    assert runtime[-1].endswith(
+        "; the task was cancelled and no final state could be reported (exit 1)"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs Linux /proc")
+def test_process_title_names_the_task() -> None:
+    """Once StartupDetails arrived, the runtime process's kernel name (/proc/PID/comm) names the task."""
+    r = supervise("own_title")
+    assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+    title = r.xcoms[f"{XCOM_PREFIX}/own_title/return_value"]
+    assert title["comm"] == "tc:own_title"
+    if importlib.util.find_spec("setproctitle") is not None:  # optional: the full command line
+        assert title["cmdline"] == "trio-coord supervised: d1.own_title try 1"
 
 
 def test_task_log_records_are_json_objects_with_levels() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
@@ -720,6 +721,8 @@ async def test_sigterm_while_a_return_value_is_checked_ends_the_try(
     assert code == 0
     ((_, body, _),) = sup.requests
     assert body["type"] == "RetryTask" and "SIGTERM" in body["retry_reason"]
+
+
 # -- configuration from the environment, as serve builds it ---------------------------------
 
 
@@ -834,3 +837,117 @@ async def test_secrets_inside_a_connection_extra_are_registered_and_sent(
     (line,) = [r["event"] for r in sup.log_records if r["event"].startswith("extra ")]
     assert not any(s in line for s in sent)
     assert ("eu-west-1" in line) == ("region" in extra)
+
+
+# -- the last word of a try says what happened ---------------------------------------------------
+
+
+def _runtime_events(sup: Supervisor) -> list[str]:
+    return [r["event"] for r in sup.log_records if r["logger"] == "trio_coord.runtime"]
+
+
+async def _sleeps() -> None:
+    await trio.sleep(1000)
+
+
+async def test_supervisor_gone_is_said_not_task_failed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """EOF mid-task: the last line says the supervisor closed the connection and nothing could be reported, never "task finished"."""
+
+    async def close_soon(run: Run, sup: Supervisor) -> None:
+        await trio.sleep(5)
+        await sup.comm.send_eof()  # type: ignore[attr-defined]
+
+    code, sup, _ = await converse(one_task(_sleeps), [0, startup(), None], after_start=close_soon)
+    events = _runtime_events(sup)
+    assert code == 1 and not [e for e in events if e.startswith("task finished")], events
+    assert events[-1].startswith("the supervisor closed the connection (")
+    assert events[-1].endswith(
+        "; the task was cancelled and no final state could be reported (exit 1)"
+    )
+
+
+async def test_broken_comm_is_said_as_bad_data(autojump_clock: trio.testing.MockClock) -> None:
+    """An undecodable frame mid-task: the last line blames the supervisor's data, and says nothing was reported."""
+
+    async def garbage(run: Run, sup: Supervisor) -> None:
+        await trio.sleep(1)
+        await sup.comm.send_all(b"\x00\x00\x00\x02\xc1\xc1")
+
+    code, sup, _ = await converse(one_task(_sleeps), [0, startup(), None], after_start=garbage)
+    events = _runtime_events(sup)
+    assert code == 1
+    assert events[-1].startswith("the supervisor sent data that breaks the protocol (")
+    assert "undecodable msgpack" in events[-1]
+    assert events[-1].endswith("no final state could be reported (exit 1)")
+
+
+async def test_signal_is_said_as_stopped(autojump_clock: trio.testing.MockClock) -> None:
+    """terminate() (SIGTERM): the try is summarised as stopped by the signal, as a warning, then reported."""
+
+    async def sigterm(run: Run, sup: Supervisor) -> None:
+        await trio.sleep(3)
+        run.terminate("received SIGTERM")
+
+    code, sup, _ = await converse(one_task(_sleeps), [0, startup(), None], after_start=sigterm)
+    assert code == 0 and sup.types == ["TaskState"]
+    (summary,) = [r for r in sup.log_records if r["event"].startswith("task stopped")]
+    assert summary["event"] == "task stopped: failed: received SIGTERM"
+    assert summary["level"] == "warning"
+    assert not [e for e in _runtime_events(sup) if e.startswith("task finished")]
+
+
+async def test_task_failure_is_said_as_finished_failed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The task's own exception: the try is summarised as finished and failed, with the exception, and reported."""
+
+    async def t() -> None:
+        raise ValueError("bad input row")
+
+    code, sup, _ = await converse(one_task(t), [0, startup(), None])
+    assert code == 0 and sup.types == ["TaskState"]
+    assert "task finished: failed: ValueError: bad input row" in _runtime_events(sup)
+
+
+async def test_undelivered_failure_says_exit_1_and_why(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The supervisor closes instead of answering the terminal message: the last line names the message, the cause and exit 1."""
+
+    async def t() -> None:
+        raise ValueError("bad input row")
+
+    async def vanish(sup: Supervisor, rid: int, body: dict[str, Any]) -> bool:
+        await sup.comm.send_eof()  # type: ignore[attr-defined]
+        return False
+
+    code, sup, _ = await converse(one_task(t), [0, startup(), None], vanish)
+    events = _runtime_events(sup)
+    assert code == 1
+    assert events[-1].startswith(
+        "could not deliver TaskState: the supervisor closed the connection ("
+    )
+    assert events[-1].endswith(
+        "; exiting 1, so the supervisor records the try as failed (or up for retry)"
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/comm"), reason="needs Linux /proc")
+async def test_in_process_try_leaves_the_host_process_name_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A try run inside another program (tests, the model) does not rename that program; only the runtime's entry point does."""
+
+    def comm() -> str:
+        with open(f"/proc/{os.getpid()}/comm") as f:
+            return f.read()
+
+    before = comm()
+
+    async def t() -> None:
+        return None
+
+    code, _, _ = await converse(one_task(t), [0, startup(), None])
+    assert code == 0 and comm() == before

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import Final
 
-__all__ = ["DEBUG_ENV", "debug_enabled", "enable_debug", "user_traceback"]
+__all__ = ["DEBUG_ENV", "debug_enabled", "enable_debug", "user_frames", "user_traceback"]
 
 #: Set to ``1`` by ``--debug``; read here and by every child process trio-coord starts.
 DEBUG_ENV: Final = "TRIO_COORD_DEBUG"
@@ -42,6 +43,23 @@ def _internal(filename: str) -> bool:
     return resolved.startswith((_PACKAGE, _IMPORTLIB)) or filename.startswith(_PACKAGE)
 
 
+def user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without trio-coord's and importlib's frames: a new chain, ``tb`` is unchanged.
+
+    An exception given this traceback renders, wherever it is rendered (the CLI, the
+    task log), as the user's frames only.
+    """
+    kept: list[TracebackType] = []
+    while tb is not None:
+        if not _internal(tb.tb_frame.f_code.co_filename):
+            kept.append(tb)
+        tb = tb.tb_next
+    out: TracebackType | None = None
+    for entry in reversed(kept):
+        out = TracebackType(out, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return out
+
+
 def user_traceback(exc: BaseException, *, debug: bool | None = None) -> str:
     """``exc`` formatted for the person whose code raised it.
 
@@ -51,7 +69,7 @@ def user_traceback(exc: BaseException, *, debug: bool | None = None) -> str:
     """
     if debug_enabled() if debug is None else debug:
         return "".join(traceback.format_exception(exc))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _internal(f.filename)]
+    frames = traceback.extract_tb(user_frames(exc.__traceback__))
     lines: list[str] = []
     if frames:
         lines.append("Traceback (most recent call last):\n")

@@ -98,6 +98,8 @@ async def sigterm_while_encoding(log):
     value = ["x" * 1000] * 200_000  # 200 MB once encoded
     os.kill(os.getpid(), signal.SIGTERM)
     return value
+
+
 # -- secrets: each task obtains one secret by the route its run names, then tries every
 # way out of the process with it (tests/test_real_supervisor.py scans the raw bytes).
 
@@ -318,3 +320,13 @@ async def client_errors(client):
         else:
             results[label] = "no error"
     return results
+
+
+@d1.task
+def own_title():
+    """Returns this process's kernel name and command line, as ``ps`` and ``top`` show them."""
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        comm = f.read().strip()
+    with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+        cmdline = f.read().rstrip(b"\0").decode("utf-8", "replace")
+    return {"comm": comm, "cmdline": cmdline}

@@ -44,7 +44,7 @@ from .launcher import LAYOUT, MIN_PYTHON, launcher
 from .requirements import InvalidRequirement, Version
 from .vendor import Dist, PackError, check_clashes, declared_requirements, resolve
 
-__all__ = ["PackOptions", "PackResult", "pack", "add_arguments"]
+__all__ = ["PackOptions", "PackResult", "add_arguments", "pack", "recorded_interpreter"]
 
 #: How long the bundle's own import may take in the introspection child (§7.2 step 1).
 INTROSPECT_TIMEOUT: Final = 60.0
@@ -288,6 +288,23 @@ class _Built:
     spec: dict[str, Any]
 
 
+def recorded_interpreter(isolation: str, python: str | None = None) -> str:
+    """The interpreter the launcher starts when ``$TRIO_COORD_PYTHON`` is unset.
+
+    ``--python`` is recorded as given (the operator knows the workers' layout). Otherwise
+    the packing interpreter, so a bundle runs on the Python it was checked against rather
+    than whatever ``python3`` means on the worker's ``PATH``. Hermetic bundles
+    (``python -I -S``) see no site-packages, so the path is resolved through symlinks to
+    the real binary: starting it skips any shim or venv indirection. A ``site`` bundle
+    keeps the unresolved path, because a venv's ``bin/python`` symlink is what selects
+    that venv's site-packages.
+    """
+    if python:
+        return python
+    executable = os.path.abspath(sys.executable)
+    return os.path.realpath(executable) if isolation == "hermetic" else executable
+
+
 def _build(
     info: Mapping[str, Any],
     opts: PackOptions,
@@ -299,12 +316,13 @@ def _build(
 ) -> _Built:
     dag_tasks = {d: list(v["tasks"]) for d, v in info["dags"].items()}
     spec = manifest.spec_document(dag_tasks)
+    python = recorded_interpreter(opts.isolation, opts.python)
     bundle_json = {
         "layout": LAYOUT,
         "entry": f"{module}:{info['attr']}",
         "min_python": _MIN_PYTHON_TEXT,
         "isolation": opts.isolation,
-        "python": opts.python,
+        "python": python,
         "bundle": {"name": info["name"], "version": info["version"]},
         "manifest": {k: spec[k] for k in ("airflow_bundle_metadata_version", "sdk", "dags")}
         | {"source": display[entry_member].rsplit("/", 1)[-1]}
@@ -321,9 +339,7 @@ def _build(
             files[member] = path.read_bytes()
     for member, text in app.items():
         files[member] = text.encode("utf-8")
-    binary = launcher(python=opts.python, isolation=opts.isolation) + _payload(
-        files, store=opts.store
-    )
+    binary = launcher(python=python, isolation=opts.isolation) + _payload(files, store=opts.store)
     binary_sha = hashlib.sha256(binary).digest()
 
     order = [entry_member, *sorted((m for m in app if m != entry_member), key=lambda m: display[m])]
@@ -524,7 +540,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--python",
-        help="interpreter the bundle runs with when $TRIO_COORD_PYTHON is unset (default: python3)",
+        help="interpreter the bundle runs with when $TRIO_COORD_PYTHON is unset "
+        "(default: the one running this command, symlinks resolved)",
     )
     parser.add_argument(
         "--isolation",

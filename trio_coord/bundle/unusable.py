@@ -4,8 +4,12 @@ In coordinator mode, a bundle that cannot be imported (or a launcher that could 
 the configured interpreter) would otherwise exit before connecting, and the released
 supervisor discards what such a child printed: the task would fail with only
 ``process exited with 4 before connecting`` in the worker log. Running this stand-in
-instead connects normally, and the runtime reports the raised error, with the original
-traceback as its cause, in the task log.
+instead connects normally, and the runtime reports the error in the task log.
+
+It reports it once: the error the user's module raised, with only the user's frames
+(:func:`trio_coord.tracebacks.user_frames`, as the CLI prints it), and a note saying that
+the bundle could not be imported. Wrapping it in a second exception would render two
+tracebacks, the outer one all trio-coord internals. ``--debug`` keeps everything.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import NoReturn
 
 from ..authoring import Bundle, Dag, Task
 from ..errors import CoordError, UsageError
+from ..tracebacks import debug_enabled, user_frames
 
 __all__ = ["BundleUnusable", "UnusableBundle"]
 
@@ -38,8 +43,15 @@ class UnusableBundle(Bundle):
         self.dags[dag_id] = dag
         reason, cause = self.reason, self.cause
 
-        def unusable() -> NoReturn:
-            raise BundleUnusable(reason) from cause
+        async def unusable() -> NoReturn:
+            if cause is None:
+                raise BundleUnusable(reason) from None
+            if debug_enabled():
+                raise BundleUnusable(reason) from cause
+            cause.__cause__ = None
+            cause.__suppress_context__ = True
+            cause.add_note(f"every task of this bundle fails with it: {reason}")
+            raise cause.with_traceback(user_frames(cause.__traceback__))
 
         task = Task(dag=dag, task_id=task_id, fn=unusable, retries=0)
         dag.tasks[task_id] = task

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -26,14 +26,20 @@ from .exit_codes import EXIT_FAILURE, EXIT_SECOND_SIGNAL
 from .logs import LevelFilter, LogPipeline
 from .logs.stdio import masked_stdio
 from .masking import Masker
+from .proctitle import set_title, starting_title
+from .trace import mark
 
 if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["build_masker_and_pipeline", "run_coordinator"]
+__all__ = ["LAUNCH_WARNING_ENV", "build_masker_and_pipeline", "run_coordinator"]
 
 log = logging.getLogger("trio_coord.runtime")
+
+#: Equal to ``trio_coord.bundle.launcher.WARNING_ENV``; spelled out because importing the
+#: bundle package here would add ~200 ms before the dial.
+LAUNCH_WARNING_ENV: Final = "TRIO_COORD_LAUNCH_WARNING"
 
 
 def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> int:
@@ -47,9 +53,11 @@ def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> in
     The log handler is installed before anything else, so even a failed dial leaves
     its reason on stderr (which the supervisor turns into task-log lines).
     """
+    mark("runtime started")
     _lean_logging()
     masker, pipeline = build_masker_and_pipeline(config)
     pipeline.install()
+    _report_launch_warning()
     try:
         with masked_stdio(masker):
             try:
@@ -77,6 +85,17 @@ def build_masker_and_pipeline(
         max_record=config.max_log_record,
     )
     return masker, pipeline
+
+
+def _report_launch_warning() -> None:
+    """Log, once, that a packed bundle's launcher fell back from its recorded interpreter.
+
+    The launcher cannot reach the task log itself, so it leaves the text in the
+    environment; it is removed here so the task's own child processes do not repeat it.
+    """
+    text = os.environ.pop(LAUNCH_WARNING_ENV, "")
+    if text:
+        log.warning("%s", text)
 
 
 def _lean_logging() -> None:
@@ -141,12 +160,15 @@ async def _dial_and_serve(
     except (ConnectTimeout, SupervisorGone) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
+    mark("both sockets connected")
     # Connected: now the heavy imports (the message catalogue) and the user's code.
     from ..authoring import Bundle
     from .serve import Run
 
     loaded = bundle if isinstance(bundle, Bundle) else bundle()
-    run = Run(loaded, config, pipeline, masker)
+    mark("bundle loaded")
+    set_title(starting_title(loaded.name))  # the task's own title follows StartupDetails
+    run = Run(loaded, config, pipeline, masker, retitle=True)
     shutdown.attach(run)
     return await run.serve(comm, logs)
 

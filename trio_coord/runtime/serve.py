@@ -36,6 +36,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
+from typing import Final
 
 import trio
 
@@ -53,7 +54,9 @@ from .exit_codes import EXIT_FAILURE, EXIT_OK
 from .logs import LogPipeline
 from .masking import Masker
 from .parse import ACK_TIMEOUT, answer_parse
+from .proctitle import set_title, task_title
 from .task_runner import run_task
+from .trace import mark
 
 __all__ = [
     "Run",
@@ -77,8 +80,12 @@ class Run:
         masker: Masker,
         *,
         environ: Mapping[str, str] = os.environ,
+        retitle: bool = False,
     ) -> None:
         self._bundle = bundle
+        #: Rename the process after the try (only the real entry point owns its process;
+        #: tests and the model run many tries inside pytest).
+        self._retitle = retitle
         self._config = config
         self._pipeline = pipeline
         self._masker = masker
@@ -102,7 +109,7 @@ class Run:
         self._task_scope.cancel(reason)
 
     def _on_broken(self, error: CoordError) -> None:
-        self._cancel(f"lost the supervisor: {error}")
+        self._cancel(f"{_LOST}: {what_broke(error)}")
 
     # -- the try -------------------------------------------------------------------------
 
@@ -145,12 +152,14 @@ class Run:
                 first = await channel.receive_first()
         except trio.TooSlowError:
             log.error(
-                "the supervisor sent no first frame within %g s; exiting", config.request_timeout
+                "the supervisor sent no first frame within %g s; no task ran (exit 1)",
+                config.request_timeout,
             )
             return EXIT_FAILURE
         except (RemoteProtocolError, SupervisorGone) as exc:
-            log.error("cannot start: %s", exc)
+            log.error("cannot start: %s; no task ran (exit 1)", what_broke(exc))
             return EXIT_FAILURE
+        mark("first frame received")
         if isinstance(first, ParseRequest):
             await nursery.start(channel.run_reader)
             ack_timeout = min(ACK_TIMEOUT, config.request_timeout)
@@ -167,11 +176,17 @@ class Run:
             try_number=ctx.try_number,
             map_index=ctx.map_index,
         )
+        if self._retitle:
+            title = task_title(
+                self._bundle.name, ctx.dag_id, ctx.task_id, ctx.try_number, ctx.map_index
+            )
+            set_title(title)
         await nursery.start(channel.run_reader)
         send = functools.partial(channel.request, timeout=config.request_timeout)
         client = Client(send, details, self._masker, self._environ)
         task = self._bundle.find_task(ti.dag_id, ti.task_id)
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
+        mark("task called")
         try:
             outcome = await run_task(
                 task,
@@ -184,15 +199,22 @@ class Run:
                 else not_in_bundle(self._bundle, ti.dag_id, ti.task_id),
             )
         except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
-            log.error("the task could not finish: %s", exc)
+            log.error(
+                "%s while the task ran; the task was stopped and no final state could be"
+                " reported (exit 1)",
+                what_broke(channel.broken or exc),
+            )
             return EXIT_FAILURE
         finally:
             self.requests_made = client.requests_made
         if channel.broken is not None:
-            log.error("cannot report the outcome (%s): %s", outcome.summary, channel.broken)
+            log.error("%s", self._unreported(channel.broken, outcome.summary))
             return EXIT_FAILURE
         self.outcome_summary = outcome.summary
-        log.info("task finished: %s", outcome.summary)
+        if self.terminating:
+            log.warning("task stopped: %s", outcome.summary)
+        else:
+            log.info("task finished: %s", outcome.summary)
         terminal = outcome.terminal
         if client.rendered_map_index is not None and isinstance(
             terminal, (SucceedTask, TaskState, RetryTask)
@@ -200,7 +222,23 @@ class Run:
             # §6.3: the supervisor stores the terminal message's label even when it is
             # null, so a label the task set must be repeated here.
             terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
+        mark("task returned")
         return await self._deliver(channel, self._masked(terminal))
+
+    def _unreported(self, broken: CoordError, summary: str) -> str:
+        """The last line of a try whose outcome cannot be sent: what happened, in order."""
+        lost = what_broke(broken)
+        if self._cancel_reason is not None and self._cancel_reason.startswith(_LOST):
+            return f"{lost}; the task was cancelled and no final state could be reported (exit 1)"
+        if self.terminating:
+            return (
+                f"the task was stopped ({self._cancel_reason}), then {lost};"
+                " no final state could be reported (exit 1)"
+            )
+        return (
+            f"the task ended ({summary}), but {lost} before it could be reported;"
+            " no final state was sent (exit 1)"
+        )
 
     def _masked(self, terminal: Request) -> Request:
         """The terminal message with its free text masked and the reason cut as Airflow does."""
@@ -228,9 +266,11 @@ class Run:
         with trio.CancelScope(shield=self.terminating) as scope:
             scope.deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
             try:
+                mark("terminal sending")
                 reply = await channel.exchange(terminal, timeout=math.inf)
+                mark("terminal replied")
             except CoordError as exc:
-                problem = str(exc)
+                problem = what_broke(exc)
             else:
                 if reply.error is not None:
                     # §6.1: the API call failed; the supervisor replays it once at exit.
@@ -246,11 +286,38 @@ class Run:
         if scope.cancelled_caught:
             problem = f"no reply within {timeout:g} s"
         written = channel.conn.state is not State.RUNNING
-        log.error("could not deliver %s: %s", terminal.TYPE, problem)
         # §6.1 / §9.9: fail closed when a failure could not be reported or nothing
         # was written; a written success stays exit 0 (the supervisor may have
         # recorded it, and a non-zero exit would then conflict, §12 row 44).
-        return EXIT_FAILURE if failure or not written else EXIT_OK
+        if failure or not written:
+            log.error(
+                "could not deliver %s: %s; exiting 1, so the supervisor records the try as failed"
+                " (or up for retry)",
+                terminal.TYPE,
+                problem,
+            )
+            return EXIT_FAILURE
+        log.error(
+            "sent %s but got no confirmation: %s; exiting 0, as the supervisor may have recorded it",
+            terminal.TYPE,
+            problem,
+        )
+        return EXIT_OK
+
+
+#: How a cancellation caused by the comm channel breaking starts (see :meth:`Run._unreported`).
+_LOST: Final = "lost the supervisor"
+
+
+def what_broke(error: BaseException) -> str:
+    """What a broken comm channel means for the try, in the words an operator needs."""
+    if isinstance(error, SupervisorGone):
+        return f"the supervisor closed the connection ({error})"
+    if isinstance(error, RemoteProtocolError):
+        return f"the supervisor sent data that breaks the protocol ({error})"
+    if isinstance(error, RequestTimeout):
+        return f"the supervisor stopped answering ({error})"
+    return f"the connection to the supervisor broke ({error})"
 
 
 def not_in_bundle(bundle: Bundle, dag_id: str, task_id: str) -> str:
