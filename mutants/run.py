@@ -156,7 +156,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "request ids come from the size of the pending table, so answered ids come back",
         (
             _CONN,
-            "request_id = next(self._ids)",
+            "request_id = self._next_id",
             "request_id = FIRST_REQUEST_ID + len(self._pending)",
         ),
     ),
