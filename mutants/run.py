@@ -61,6 +61,7 @@ _CLIENT = "trio_coord/client.py"
 _STATES = "trio_coord/protocol/states.py"
 _CONN = "trio_coord/protocol/connection.py"
 _LOGS = "trio_coord/runtime/logs/pipeline.py"
+_FIELDS = "trio_coord/protocol/fields.py"
 
 #: The table: one realistic bug per row. Snippets are exact (whitespace included).
 MUTATIONS: tuple[Mutation, ...] = (
@@ -68,6 +69,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "retry_swapped",
         "should_retry read backwards: RetryTask when the server said no, failed when it said yes",
         (_TR, "if retryable and ctx.should_retry:", "if retryable and not ctx.should_retry:"),
+    ),
+    _m(
+        "xcom_value_not_checked",
+        "a SetXCom value is encoded without check_json: NaN, bytes, a non-string key are sent",
+        (
+            _CONN,
+            "size = check_json(value, name(msg), INLINE_CHECK_ITEMS if inline else None)",
+            "size = 0",
+        ),
+    ),
+    _m(
+        "startup_uuid_not_validated",
+        "a UUID field of StartupDetails is taken as it comes: a try with ti.id 'not-a-uuid' runs",
+        (_FIELDS, "            uuid.UUID(value)\n", "            pass\n"),
     ),
     _m(
         "xcom_not_cleared",
