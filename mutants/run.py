@@ -75,7 +75,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a SetXCom value is encoded without check_json: NaN, bytes, a non-string key are sent",
         (
             _CONN,
-            "size = check_json(value, name(msg), INLINE_CHECK_ITEMS if inline else None)",
+            "size = check_json(body[field], name(msg), INLINE_CHECK_ITEMS if inline else None)",
             "size = 0",
         ),
     ),

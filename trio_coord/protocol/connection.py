@@ -32,10 +32,9 @@ A reply whose id is not pending (a request we stopped waiting for) is a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from ..errors import (
     AlreadyExists,
@@ -108,9 +107,13 @@ INLINE_CHECK_ITEMS: Final = 10_000
 LARGE_BODY: Final = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Encoded:
-    """A request checked and encoded, waiting for :meth:`CommConnection.commit`."""
+    """A request checked and encoded, waiting for :meth:`CommConnection.commit`.
+
+    Not frozen: one is built per request on the hot path (a frozen dataclass's
+    ``__init__`` costs three times as much). Nothing mutates it.
+    """
 
     msg: Request
     event: Input
@@ -261,12 +264,10 @@ class CommConnection:
                 :data:`LARGE_BODY` bytes): call again with ``inline=False``, off the
                 thread that must stay responsive.
         """
-        checked = CHECKED_VALUE.get(getattr(msg, "TYPE", None) or "")
-        if checked is None:
-            body = encode_body(msg)  # first: it refuses anything that is not a Request
-        else:
-            # The value is checked below, once (the other fields are checked here).
-            body = encode_body(dataclasses.replace(cast(Any, msg), **{checked[0]: None}))
+        checked = CHECKED_VALUE.get(msg.TYPE or "") if isinstance(msg, Request) else None
+        # encode_body first: it refuses anything that is not a Request. A checked value is
+        # checked below, once; its message's other fields are checked here.
+        body = encode_body(msg) if checked is None else msg.to_map_unchecked(checked[0])
         if msg.TYPE == "DagFileParsingResult":
             event = Input.SEND_PARSE_RESULT
         elif msg.TERMINAL:
@@ -286,9 +287,7 @@ class CommConnection:
         size = 0
         if checked is not None:
             field, name = checked
-            value = getattr(msg, field)
-            size = check_json(value, name(msg), INLINE_CHECK_ITEMS if inline else None)
-            body[field] = value
+            size = check_json(body[field], name(msg), INLINE_CHECK_ITEMS if inline else None)
             if inline and size > LARGE_BODY:
                 raise CheckIncomplete
         if size > LARGE_BODY:
@@ -314,16 +313,18 @@ class CommConnection:
         self._conv.check(event, msg.TYPE or type(msg).__name__)
         request_id = self._next_id
         # [id, body(, carrier)]: a msgpack array header, the id, then what was encoded.
-        head = bytes((0x93 if encoded.tail else 0x92,)) + (
-            bytes((request_id,)) if request_id < 128 else self._packer.packb(request_id)
-        )
         body, tail = encoded.body, encoded.tail
-        prefix = frame_prefix(len(head) + len(body) + len(tail)) + head
+        array = 0x93 if tail else 0x92
+        if request_id < 128:
+            head = bytes((array, request_id))
+        else:
+            head = bytes((array,)) + self._packer.packb(request_id)
+        prefix = frame_prefix(len(head) + len(body) + len(tail))
         parts: tuple[bytes | memoryview, ...]
         if len(body) > LARGE_BODY:
-            parts = (prefix, body, tail) if tail else (prefix, body)
+            parts = (prefix + head, body, tail) if tail else (prefix + head, body)
         else:
-            parts = (prefix + body + tail,)
+            parts = (b"".join((prefix, head, body, tail)),)
         self._next_id += 1
         self._conv.process(event)
         self._pending[request_id] = msg
