@@ -5,9 +5,12 @@ Theory of operation
 :class:`CommConnection` is to the coordinator protocol what h11's ``Connection`` is to
 HTTP/1.1. The Trio layer feeds it whatever ``receive_some`` returned
 (:meth:`~CommConnection.receive_data`, ``b""`` for EOF) and drains
-:meth:`~CommConnection.next_event`; to send, it asks
-:meth:`~CommConnection.send_request` for the bytes of one whole frame and writes them
-in a single ``send_all``. Nothing here blocks, sleeps or owns a socket.
+:meth:`~CommConnection.next_event`; to send, it asks :meth:`~CommConnection.encode` to
+check and encode a request (pure: a large one may be encoded in a worker thread), then
+:meth:`~CommConnection.commit` for its id and the buffers of the whole frame, which it
+writes in order before any other frame (:meth:`~CommConnection.send_request` does both
+and joins the frame, for callers that write small frames). Nothing here blocks, sleeps
+or owns a socket.
 
 It owns the four pieces of conversation state (protocol.md §3.5, §3.7, §6.1):
 

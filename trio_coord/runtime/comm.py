@@ -32,7 +32,11 @@ lost.
 real socket that is one non-blocking ``send`` with no checkpoint (only a remainder,
 if the kernel took part of the frame, goes through ``send_all``). Frames queued
 while a write is in progress are joined into one ``send_all`` by the active writer:
-64 concurrent callers cost a few writes, not 64. A ``send_all`` runs shielded under
+64 concurrent callers cost a few writes, not 64. A frame with a large body comes as
+two buffers, prefix and body (see ``CommConnection.commit``); it is written with one
+``writev``, or one ``send_all`` per buffer, and never joined, so the body is not copied.
+A request with a large value is checked and encoded in a worker thread first
+(``CommConnection.encode``), so that the Trio thread keeps serving signals meanwhile. A ``send_all`` runs shielded under
 its own deadline: a cancelled or failed write may leave half a frame on the wire,
 after which the stream can never be trusted again, so such a failure *poisons* the
 channel (every waiter fails with :class:`SupervisorGone`) instead of letting a later
