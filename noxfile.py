@@ -65,6 +65,7 @@ def fuzz(session: nox.Session) -> None:
     budget = session.posargs[0] if session.posargs else "200000"
     serve = budget if budget.endswith("s") else str(max(int(budget) // 100, 10))
     session.run("python", "fuzz/frame_fuzz.py", budget)
+    session.run("python", "fuzz/decode_bound.py", "600s" if budget.endswith("s") else "300")
     session.run("python", "fuzz/serve_fuzz.py", serve, "--subprocess", "20")
     session.run(
         "pytest", "-p", "no:logging", "-q", "tests/test_fuzz.py",

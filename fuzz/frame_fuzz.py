@@ -36,13 +36,14 @@ import math
 import random
 import struct
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from reproducers import save_reproducer  # this directory (scripts and tests/test_fuzz.py)
+
+# From this directory (the scripts and tests/test_fuzz.py put it on sys.path).
+from reproducers import RunStats, fuzz_for, save_reproducer
 
 from model.fake_supervisor import Wire, encode, frame
 from model.protocol_model import Answer, AnswerKind, FirstFrame, split_frames
@@ -61,15 +62,12 @@ from trio_coord.protocol import messages as m
 
 
 @dataclass
-class Stats:
-    inputs: int = 0
+class Stats(RunStats):
     bytes: int = 0
     frames: int = 0
-    decoded: int = 0
     rejected_frames: int = 0
     stream_errors: int = 0
     events: int = 0
-    seconds: float = 0.0
     verdicts: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -303,30 +301,24 @@ class Engine:
 
 def run(budget: str, *, seed: int, limit: int, report_every: float = 10.0) -> Stats:
     """Fuzz for ``budget``: a count of inputs (``"5000"``) or seconds (``"60s"``)."""
-    seconds = float(budget[:-1]) if budget.endswith("s") else math.inf
-    count = int(budget) if not budget.endswith("s") else sys.maxsize
     engine = Engine(seed, limit)
     stats = Stats()
-    start = last = time.perf_counter()
-    while stats.inputs < count:
+
+    def one(i: int) -> None:
         data, cuts = engine.next_input()
         try:
             check_stream(data, cuts, limit, stats)
         except BaseException:
             save_reproducer(
-                f"frame-{seed}-{stats.inputs}.hex",
-                f"limit {limit}\ncuts {cuts}\n{data.hex()}\n",
-                "input",
+                f"frame-{seed}-{i}.hex", f"limit {limit}\ncuts {cuts}\n{data.hex()}\n", "input"
             )
             raise
-        now = time.perf_counter()
-        if now - start >= seconds:
-            break
-        if now - last >= report_every:
-            last = now
-            stats.seconds = now - start
-            print(stats.line(), flush=True)
-    stats.seconds = time.perf_counter() - start
+
+    def line(seconds: float) -> str:
+        stats.seconds = seconds
+        return stats.line()
+
+    _, stats.seconds = fuzz_for(budget, one, line, report_every)
     return stats
 
 

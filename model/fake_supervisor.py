@@ -38,7 +38,7 @@ from .protocol_model import (
     judge_log_line,
 )
 
-__all__ = ["Wire", "FakeSupervisor", "SeenRequest", "SeenLog", "frame"]
+__all__ = ["BROKEN_STARTUP", "Wire", "FakeSupervisor", "SeenRequest", "SeenLog", "frame"]
 
 _UTC = datetime.UTC
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -52,6 +52,39 @@ def frame(payload: bytes) -> bytes:
 def encode(obj: Any) -> bytes:
     """msgspec, as the supervisor encodes: aware datetimes become timestamp extensions."""
     return _ENCODER.encode(obj)
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(body: dict[str, Any]) -> None:
+        for key in path[:-1]:
+            body = body[key]
+        body[path[-1]] = value
+
+    return apply
+
+
+def _drop(path: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    def apply(body: dict[str, Any]) -> None:
+        for key in path[:-1]:
+            body = body[key]
+        del body[path[-1]]
+
+    return apply
+
+
+#: Ways a ``StartupDetails`` body is broken so that the real 1.3.2 model refuses it (§4.1):
+#: name -> (the field an error record must name, the edit). Each is a field the real
+#: runner reads before it runs anything.
+BROKEN_STARTUP: Final[dict[str, tuple[str, Callable[[dict[str, Any]], None]]]] = {
+    "empty dag_id": ("dag_id", _set(("ti", "dag_id"), "")),
+    "ti.id not a UUID": ("ti.id", _set(("ti", "id"), "not-a-uuid")),
+    "naive dag_run.start_date": (
+        "dag_run.start_date",
+        _set(("ti_context", "dag_run", "start_date"), "2026-06-16T12:00:00"),
+    ),
+    "try_number a string": ("ti.try_number", _set(("ti", "try_number"), "1")),
+    "ti.task_id missing": ("task_id", _drop(("ti", "task_id"))),
+}
 
 
 @dataclass(frozen=True)
@@ -128,8 +161,11 @@ class Wire:
             "type": "StartupDetails",
         }
 
-    def first_frame(self, kind: FirstFrame) -> bytes | None:
-        """The bytes of the supervisor's first frame of ``kind`` (None for EOF)."""
+    def first_frame(self, kind: FirstFrame, broken: str = "empty dag_id") -> bytes | None:
+        """The bytes of the supervisor's first frame of ``kind`` (None for EOF).
+
+        ``broken`` names the ``BROKEN_STARTUP`` edit an ``INVALID_STARTUP`` frame has.
+        """
         if kind is FirstFrame.EOF:
             return None
         if kind is FirstFrame.STARTUP:
@@ -137,7 +173,8 @@ class Wire:
         elif kind is FirstFrame.UNKNOWN_TASK:
             body = self.startup_body(task_id="no_such_task")
         elif kind is FirstFrame.INVALID_STARTUP:
-            body = self.startup_body(dag_id="")
+            body = self.startup_body()
+            BROKEN_STARTUP[broken][1](body)
         elif kind is FirstFrame.OTHER_TYPE:
             body = {"ok": True, "type": "OKResponse"}
         else:

@@ -58,7 +58,7 @@ from trio_coord.protocol import messages as m
 from trio_coord.runtime import serve_streams
 
 from . import strategies as s
-from .fake_supervisor import FakeSupervisor, Wire, encode, frame
+from .fake_supervisor import BROKEN_STARTUP, FakeSupervisor, Wire, encode, frame
 from .portal import TrioPortal
 from .protocol_model import (
     LEVELS,
@@ -353,6 +353,8 @@ class RuntimeVsModel(RuleBasedStateMachine):
         self.rc: int | None = None
         self.seen = 0
         self.tokens = itertools.count()
+        #: AIRFLOW_VAR_* name -> the steps that read it from the environment.
+        self.env_calls: dict[str, list[int]] = {}
         self.step_no = 0
         #: Rules applied so far, for messages.
         self.trace: list[str] = []
@@ -367,6 +369,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         clear=st.lists(s.keys, max_size=2, unique=True),
         map_index=s.map_indexes,
         prompt_terminal=st.sampled_from([False, False, True]),
+        broken=st.sampled_from(sorted(BROKEN_STARTUP)),
     )
     def start(
         self,
@@ -375,6 +378,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         clear: list[str],
         map_index: int = -1,
         prompt_terminal: bool = False,
+        broken: str = "empty dag_id",
     ) -> None:
         """The supervisor accepts both connections and sends its first frame.
 
@@ -421,12 +425,14 @@ class RuntimeVsModel(RuleBasedStateMachine):
         portal.start_soon(self.sup.read_comm)
         portal.start_soon(self.sup.read_logs)
         portal.start_soon(runtime)
-        raw = self.wire.first_frame(first)
+        raw = self.wire.first_frame(first, broken)
         if raw is None:
             portal.run(self.sup.close_comm)
         else:
             portal.run(self.sup.send, raw)
-        self.model.first_frame(first)
+        if first is FirstFrame.INVALID_STARTUP:
+            _count(f"invalid_startup {broken}")
+        self.model.first_frame(first, BROKEN_STARTUP[broken][0])
         self._sync()
 
     # -- the task's moves --------------------------------------------------------------
@@ -469,11 +475,13 @@ class RuntimeVsModel(RuleBasedStateMachine):
 
     def _task_ends(self, data: st.DataObject, *, waits: bool) -> None:
         """The body ends: it returns, raises, or (with ``waits``) blocks until cancelled."""
-        ways = ["raise", "return", "raise", "return", *(["wait"] if waits else [])]
+        ways = ["raise", "return", "raise", "return", "unsendable", *(["wait"] if waits else [])]
         how = data.draw(st.sampled_from(ways))
         _count(f"task_ends_{how}")
         if how == "return":
             self.task_returns(data.draw(s.json_values))
+        elif how == "unsendable":
+            self.task_returns_unsendable(data.draw(s.unsendable_values))
         elif how == "raise":
             self.task_raises(data.draw(s.raise_kinds))
         else:
@@ -483,12 +491,24 @@ class RuntimeVsModel(RuleBasedStateMachine):
         """The task starts a client call (others may still be in flight)."""
         method, args, has_default = call
         model_method = method
-        if method == "get_variable" and f"AIRFLOW_VAR_{args[0].upper()}" in s.ENVIRON:
+        env_key = f"AIRFLOW_VAR_{args[0].upper()}" if method == "get_variable" else ""
+        if env_key in s.ENVIRON:
             # §9.8: found in the environment; the call's one request is the MaskSecret
             # that tells the supervisor, and the task gets the value only once it is sent.
+            told = self.env_calls.get(env_key, [])
+            if any(
+                got and got[0][0] == Outcome.VALUE.value
+                for got in (self.director.results.get(n) for n in told)
+            ):
+                # The supervisor already knows the secret: the runtime tells it once,
+                # so this call would send nothing, a case the model does not describe.
+                _count("env_secret_calls_skipped")
+                return
             model_method, has_default = "mask_secret", False
             _count("env_secret_calls")
         number = self.model.task_call(model_method, has_default=has_default)
+        if env_key in s.ENVIRON:
+            self.env_calls.setdefault(env_key, []).append(number)
         self._push(Step("call", number, method=method, args=args))
 
     def task_logs(self, level: str, text: str) -> None:
@@ -500,6 +520,11 @@ class RuntimeVsModel(RuleBasedStateMachine):
     def task_returns(self, value: Any) -> None:
         """The task returns; a value other than None becomes the return_value XCom."""
         self.model.task_returns(value is not None)
+        self._push(Step("return", value=value))
+
+    def task_returns_unsendable(self, value: Any) -> None:
+        """The task returns a value no XCom can hold: nothing pushed, the try fails."""
+        self.model.task_returns_unsendable()
         self._push(Step("return", value=value))
 
     def task_raises(self, kind: RaiseKind) -> None:
@@ -774,6 +799,14 @@ class RuntimeVsModel(RuleBasedStateMachine):
                 and token in json.dumps(seen.record, default=str)
                 for seen in self.sup.logs_seen
             ), f"the failure {token} was not logged at error with an exception"
+        named = self.model.must_name
+        if named is not None:
+            assert any(
+                seen.record
+                and seen.record.get("level") in ("error", "critical")
+                and named in json.dumps(seen.record, default=str)
+                for seen in self.sup.logs_seen
+            ), f"the StartupDetails was refused without an error record naming {named}"
         if self.model.must_explain:
             assert any(
                 seen.record and seen.record.get("level") in ("error", "critical")

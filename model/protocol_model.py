@@ -820,14 +820,19 @@ class RunModel:
     #: The channel broke while the runtime ran and the logs channel was open: it must say
     #: why it stops with an error-level record (fail closed with a clear log line, §10).
     must_explain: bool = False
+    #: A field of a refused StartupDetails that an error-level record must name.
+    must_name: str | None = None
     logs_open: bool = True
     _next_step: int = 0
     _clear_left: deque[str] = field(default_factory=deque)
 
     # -- the supervisor's first frame ---------------------------------------------------
 
-    def first_frame(self, kind: FirstFrame) -> None:
-        """The supervisor opened the conversation with ``kind``."""
+    def first_frame(self, kind: FirstFrame, names: str | None = None) -> None:
+        """The supervisor opened the conversation with ``kind``.
+
+        ``names``: for ``INVALID_STARTUP``, the field an error record must name (§4.1).
+        """
         if kind is FirstFrame.EOF:
             self.conv.closed()
             self._end(frozenset({1}))
@@ -835,6 +840,10 @@ class RunModel:
             return
         if kind in (FirstFrame.INVALID_STARTUP, FirstFrame.OTHER_TYPE, FirstFrame.ERROR_ELEMENT):
             # §4 and §4.1: log an error, send nothing, exit non-zero.
+            if kind is FirstFrame.INVALID_STARTUP and LEVELS["error"] >= log_threshold(
+                "", self.global_level, self.namespace_levels
+            ):
+                self.must_name = names
             self.conv.first_frame(ok=False)
             self._end(frozenset({1}))
             self.disturbed = True

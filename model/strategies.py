@@ -48,6 +48,7 @@ __all__ = [
     "log_texts",
     "secrets",
     "first_frames",
+    "unsendable_values",
     "answers_for",
     "client_calls",
     "raise_kinds",
@@ -112,6 +113,29 @@ log_texts = st.text(st.characters(exclude_characters="!", exclude_categories=[])
 #: Values the task registers with MaskSecret: long enough to be masked, all contain "!".
 secrets = st.text(st.sampled_from("abcdefghijklmnop"), min_size=5, max_size=12).map(
     lambda s: f"{s}!secret"
+)
+
+
+def _cycle() -> list[Any]:
+    value: list[Any] = [1, {"a": "b"}]
+    value[1]["self"] = value
+    return value
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+#: Return values no XCom can hold (§9.4): a reference cycle, a non-finite float, nesting
+#: one level deeper than the supervisor accepts (254), a key that is not a string, bytes.
+unsendable_values = st.one_of(
+    st.builds(_cycle),
+    st.sampled_from([float("nan"), {"a": [float("inf")]}]),
+    st.builds(_nested, st.just(255)),
+    st.sampled_from([{1: "one"}, {"k": b"raw bytes"}, [1, {(1, 2): 3}]]),
 )
 
 first_frames = st.sampled_from(

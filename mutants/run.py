@@ -62,6 +62,7 @@ _CLIENT_VARS = "trio_coord/client/variables.py"
 _STATES = "trio_coord/protocol/states.py"
 _CONN = "trio_coord/protocol/connection.py"
 _LOGS = "trio_coord/runtime/logs/pipeline.py"
+_FIELDS = "trio_coord/protocol/fields.py"
 
 #: The table: one realistic bug per row. Snippets are exact (whitespace included).
 MUTATIONS: tuple[Mutation, ...] = (
@@ -69,6 +70,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "retry_swapped",
         "should_retry read backwards: RetryTask when the server said no, failed when it said yes",
         (_TR, "if retryable and ctx.should_retry:", "if retryable and not ctx.should_retry:"),
+    ),
+    _m(
+        "xcom_value_not_checked",
+        "a SetXCom value is encoded without check_json: NaN, bytes, a non-string key are sent",
+        (
+            _CONN,
+            "size = check_json(body[field], name(msg), INLINE_CHECK_ITEMS if inline else None)",
+            "size = 0",
+        ),
+    ),
+    _m(
+        "startup_uuid_not_validated",
+        "a UUID field of StartupDetails is taken as it comes: a try with ti.id 'not-a-uuid' runs",
+        (_FIELDS, "            uuid.UUID(value)\n", "            pass\n"),
     ),
     _m(
         "xcom_not_cleared",
@@ -157,7 +172,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "request ids come from the size of the pending table, so answered ids come back",
         (
             _CONN,
-            "request_id = next(self._ids)",
+            "request_id = self._next_id",
             "request_id = FIRST_REQUEST_ID + len(self._pending)",
         ),
     ),

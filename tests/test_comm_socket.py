@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -109,7 +110,10 @@ async def test_frame_larger_than_the_socket_buffer_arrives_whole() -> None:
                 big = SetXCom(key="k", value=value, dag_id="d", run_id="r", task_id="t")
                 async with trio.open_nursery() as callers:
                     callers.start_soon(lambda: channel.request(big, timeout=LIMIT))
-                    # Sent in part: the rest waits for the peer, which reads nothing yet.
+                    # Encoded in a worker thread (a large value), then sent in part: the
+                    # rest waits for the peer, which reads nothing yet.
+                    while channel.in_flight == 0:  # noqa: ASYNC110 - a thread, not a task
+                        await trio.sleep(0.001)
                     await trio.testing.wait_all_tasks_blocked()
                     assert channel.in_flight == 1
                     nursery.start_soon(_later, go.set)
@@ -117,6 +121,48 @@ async def test_frame_larger_than_the_socket_buffer_arrives_whole() -> None:
             assert isinstance(small, VariableResult) and small.value == "ok"
             assert [f[1]["type"] for f in seen] == ["SetXCom", "GetVariable"]
             assert seen[0][1]["value"] == value
+
+
+async def _swallow_frame(peer: trio.SocketStream, chunk: memoryview) -> int:
+    """Read one frame into ``chunk``, keeping nothing of it; return its request id."""
+    head = b""
+    while len(head) < 6:  # prefix, array header, a one-byte id
+        n = await peer.socket.recv_into(chunk[: 6 - len(head)])
+        assert n, "EOF inside a frame"
+        head += bytes(chunk[:n])
+    left = int.from_bytes(head[:4], "big") - 2
+    while left:
+        n = await peer.socket.recv_into(chunk[: min(left, len(chunk))])
+        assert n, "EOF inside a frame"
+        left -= n
+    return head[5]
+
+
+@pytest.mark.parametrize("mib", [4, 16])
+async def test_a_large_value_is_sent_without_a_copy_of_its_frame(mib: int) -> None:
+    """Sending a large SetXCom holds one encoding of the value at most, never a joined frame."""
+    value = ["x" * 1000] * (mib * 1024)  # mib MiB of encoding, checked and encoded off-thread
+    size = mib << 20
+    with trio.fail_after(LIMIT):
+        async with _channel() as (channel, peer):
+            chunk = memoryview(bytearray(1 << 20))
+
+            async def supervisor() -> None:
+                request_id = await _swallow_frame(peer, chunk)
+                await peer.send_all(_frame([request_id, None, None]))
+
+            big = SetXCom(key="k", value=value, dag_id="d", run_id="r", task_id="t")
+            tracemalloc.start()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(supervisor)
+                    assert await channel.request(big, timeout=LIMIT) is None
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    # One encoding (the msgpack buffer, written as it is) plus small change; joining
+    # prefix and body, or keeping a bytes copy of the buffer, would add another `size`.
+    assert peak < 1.25 * size, f"peak {peak / size:.2f}x the encoded size"
 
 
 async def _answer_one(peer: trio.SocketStream, buf: bytearray) -> None:
@@ -249,11 +295,18 @@ class _ThreadPeer:
     """A supervisor stand-in in its own thread, answering GetVariable after ``delay``.
 
     Unlike a peer task, it can answer while the Trio thread is busy polling, which is
-    the case polling exists for. Closes the socket after ``close_after`` requests.
+    the case polling exists for. Closes the socket after ``close_after`` requests. With
+    a ``gate``, each answer waits for one release of it: the test decides when.
     """
 
-    def __init__(self, sock: socket.socket, delay: float = 0.0, close_after: int = -1) -> None:
-        self.sock, self.delay, self.close_after = sock, delay, close_after
+    def __init__(
+        self,
+        sock: socket.socket,
+        delay: float = 0.0,
+        close_after: int = -1,
+        gate: threading.Semaphore | None = None,
+    ) -> None:
+        self.sock, self.delay, self.close_after, self.gate = sock, delay, close_after, gate
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -276,6 +329,8 @@ class _ThreadPeer:
                 if served == self.close_after:
                     self.sock.close()
                     return
+                if self.gate is not None and not self.gate.acquire(timeout=LIMIT):
+                    raise EOFError  # the test is gone
                 if self.delay:
                     time.sleep(self.delay)
                 key = frame[1]["key"]
@@ -315,14 +370,26 @@ async def test_a_fast_supervisor_answers_while_the_request_polls() -> None:
 
 
 async def test_polling_backs_off_from_a_slow_supervisor() -> None:
-    """Replies slower than the budget: after each miss more requests park at once."""
+    """Replies that come only once the request has parked: after each miss more requests park at once."""
+    gate = threading.Semaphore(0)
     with trio.fail_after(LIMIT):
-        async with _polling_channel(reply_spin=0.0001, delay=0.002) as (channel, _peer):
+        async with _polling_channel(reply_spin=0.0001, gate=gate) as (channel, _peer):
             for i in range(150):
-                assert await _get(channel, f"k{i}") == f"K{i}"
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_get_expecting, channel, i)
+                    # A poll is synchronous: every task is blocked only once the request
+                    # has given up polling (or never polled) and parked. Only then may
+                    # the supervisor answer, however slow or loaded the machine is.
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert channel.in_flight == 1
+                    gate.release()
         assert channel.poll_hits == 0
         # Polls at requests 1, 4, 9, 18, 35, 68, 133 (gaps 2, 4, ... 64): 7 of 150.
-        assert 1 <= channel.polls <= 8
+        assert channel.polls == 7
+
+
+async def _get_expecting(channel: CommChannel, i: int) -> None:
+    assert await _get(channel, f"k{i}") == f"K{i}"
 
 
 async def test_no_polling_when_switched_off() -> None:

@@ -21,6 +21,7 @@ FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
 
 import atheris_decoder  # noqa: E402  (imports no atheris until it fuzzes)
+import decode_bound  # noqa: E402
 import frame_fuzz  # noqa: E402
 import serve_fuzz  # noqa: E402
 
@@ -55,6 +56,12 @@ def test_frame_fuzzer_short_pass(seed: int) -> None:
     """A seeded pass of the random frame engine keeps the decoder invariant on every input."""
     stats = frame_fuzz.run("1500", seed=seed, limit=4096, report_every=1e9)
     assert stats.inputs == 1500 and stats.stream_errors > 0 and stats.decoded > 0
+
+
+def test_decode_bound_fuzzer_short_pass() -> None:
+    """Seeded payloads of many tiny items are refused or decode within 10x their size + 4 MiB."""
+    stats = decode_bound.run("12", seed=1, max_size=1 << 18)
+    assert stats.inputs == 12 and stats.refused > 0 and stats.decoded > 0
 
 
 def test_serve_fuzzer_short_pass() -> None:

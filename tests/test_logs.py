@@ -36,7 +36,7 @@ from trio_coord.runtime.logs import (
 )
 from trio_coord.runtime.logs.fallback import Fallback
 from trio_coord.runtime.logs.stdio import MAX_PENDING, MaskingWriter, masked_stdio
-from trio_coord.runtime.masking import Masker
+from trio_coord.runtime.masking import MAX_DEPTH, Masker
 
 # --------------------------------------------------------------------------------------
 # Helpers
@@ -1221,6 +1221,35 @@ def test_masked_stdio_replaces_and_restores_sys_streams(monkeypatch: pytest.Monk
 # --------------------------------------------------------------------------------------
 # Figures the docs quote
 # --------------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _levels(value: Any) -> tuple[int, Any]:
+    levels = 0
+    while isinstance(value, list):
+        value, levels = value[0], levels + 1
+    return levels, value
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 10 * MAX_DEPTH])
+def test_a_log_record_keeps_24_levels_of_nesting_and_flattens_the_rest(
+    supervisor: RealSupervisor, depth: int
+) -> None:
+    """An extra nested up to 24 levels arrives as JSON structure; a deeper part arrives as its str(), and the record is accepted."""
+    assert MAX_DEPTH == 24  # the figure docs/protocol.md and docs/logging.md quote
+    line = new_pipeline().render(make_record("deep", extra={"deep": _nested(depth)}))
+    [(method, fields)] = supervisor.feed(line)
+    assert method == "info"
+    levels, inner = _levels(fields["deep"])
+    assert levels == min(depth, MAX_DEPTH)
+    expected = "leaf" if depth <= MAX_DEPTH else str(_nested(depth - MAX_DEPTH))
+    assert inner == expected
 
 
 def test_docs_quote_the_figures_the_code_defines() -> None:

@@ -24,9 +24,8 @@ import trio.testing
 import trio_coord
 from trio_coord.config import Address, Config
 from trio_coord.errors import ConnectTimeout, RequestTimeout
-from trio_coord.protocol import fields
+from trio_coord.protocol import connection, fields
 from trio_coord.runtime import dial as dial_module
-from trio_coord.runtime import task_runner
 from trio_coord.runtime.entry import build_masker_and_pipeline
 from trio_coord.runtime.serve import Run
 
@@ -689,32 +688,37 @@ async def test_unsendable_return_value_fails_before_anything_is_sent(
     assert "Traceback" not in sup.log_bytes.decode()
 
 
-async def test_sigterm_while_a_return_value_is_checked_ends_the_try(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("route", ["return value", "client.set_xcom"])
+async def test_sigterm_while_a_large_xcom_is_encoded_ends_the_try(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, route: str
 ) -> None:
-    """terminate() while a large return value is still being checked: no SetXCom, the cancellation terminal at once."""
+    """terminate() while a large XCom value is still checked and encoded off the Trio thread: no SetXCom, the cancellation terminal at once."""
     started = threading.Event()
     release = threading.Event()
 
     def slow_check(value: Any, path: str, max_items: int | None) -> int:
         if max_items is not None:
-            raise fields.CheckIncomplete  # a large value: checked in a worker thread
+            raise fields.CheckIncomplete  # a large value: encoded in a worker thread
         started.set()
         release.wait(10)  # a value that takes long to walk; released when the test ends
         return 0
 
-    monkeypatch.setattr(task_runner, "check_json", slow_check)
+    monkeypatch.setattr(connection, "check_json", slow_check)
 
-    async def t() -> list[int]:
+    async def returns() -> list[int]:
         return [1, 2, 3]
+
+    async def pushes(client: Any) -> None:
+        await client.set_xcom("k", [1, 2, 3])
 
     async def sigterm(run: Run, sup: Supervisor) -> None:
         await trio.to_thread.run_sync(started.wait, 60)
         run.terminate("received SIGTERM")
 
+    task = returns if route == "return value" else pushes
     try:
         code, sup, _ = await converse(
-            one_task(t), [0, startup(should_retry=True), None], after_start=sigterm
+            one_task(task), [0, startup(should_retry=True), None], after_start=sigterm
         )
     finally:
         release.set()

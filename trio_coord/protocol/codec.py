@@ -39,7 +39,7 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError, describe
 
-__all__ = ["Packer", "packb", "unpackb", "TIMESTAMP_EXT"]
+__all__ = ["pack_view", "Packer", "packb", "unpackb", "TIMESTAMP_EXT"]
 
 #: msgpack's reserved extension type for timestamps.
 TIMESTAMP_EXT = -1
@@ -336,9 +336,7 @@ class Packer:
 
     @staticmethod
     def _new() -> Callable[[Any], bytes]:
-        pack: Callable[[Any], bytes] = msgpack.Packer(
-            use_bin_type=True, datetime=True, default=_default
-        ).pack
+        pack: Callable[[Any], bytes] = _msgpack_packer(autoreset=True).pack
         return pack
 
     def packb(self, obj: Any) -> bytes:
@@ -348,17 +346,43 @@ class Packer:
             LocalProtocolError: the value cannot be encoded (unknown type, naive
                 datetime, integer outside 64 bits).
         """
-        try:
-            data: bytes = self._pack(obj)
-        except LocalProtocolError:
-            raise
-        except (ValueError, OverflowError, TypeError) as exc:
-            raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
+        data: bytes = _run_packer(self._pack, obj)
         if len(data) > _KEEP_BUFFER:
             # A Packer keeps its grown buffer: drop it now, or a 64 MiB XCom would stay
             # resident and raise the peak of every later large send by a third.
             self._pack = self._new()
         return data
+
+
+def _msgpack_packer(*, autoreset: bool) -> msgpack.Packer:
+    return msgpack.Packer(use_bin_type=True, datetime=True, default=_default, autoreset=autoreset)
+
+
+def _run_packer(pack: Callable[[Any], Any], obj: Any) -> Any:
+    """Call ``pack(obj)``, turning msgpack's refusals into LocalProtocolError."""
+    try:
+        return pack(obj)
+    except LocalProtocolError:
+        raise
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise LocalProtocolError(f"cannot encode ({type(exc).__name__}: {exc})") from None
+
+
+def pack_view(obj: Any) -> memoryview:
+    """Encode one large document into a buffer of its own and return a view of it.
+
+    :meth:`Packer.packb` copies the packer's buffer into a new ``bytes``: for a 64 MiB
+    value that is a second copy of it. This view *is* the packer's buffer (the view
+    keeps it alive), so the encoding exists once until it is written. Safe from any
+    thread; a fresh packer costs microseconds, nothing next to a large document.
+
+    Raises:
+        LocalProtocolError: the value cannot be encoded.
+    """
+    packer = _msgpack_packer(autoreset=False)
+    _run_packer(packer.pack, obj)
+    view: memoryview = packer.getbuffer()
+    return view
 
 
 def packb(obj: Any) -> bytes:

@@ -5,9 +5,12 @@ Theory of operation
 :class:`CommConnection` is to the coordinator protocol what h11's ``Connection`` is to
 HTTP/1.1. The Trio layer feeds it whatever ``receive_some`` returned
 (:meth:`~CommConnection.receive_data`, ``b""`` for EOF) and drains
-:meth:`~CommConnection.next_event`; to send, it asks
-:meth:`~CommConnection.send_request` for the bytes of one whole frame and writes them
-in a single ``send_all``. Nothing here blocks, sleeps or owns a socket.
+:meth:`~CommConnection.next_event`; to send, it asks :meth:`~CommConnection.encode` to
+check and encode a request (pure: a large one may be encoded in a worker thread), then
+:meth:`~CommConnection.commit` for its id and the buffers of the whole frame, which it
+writes in order before any other frame (:meth:`~CommConnection.send_request` does both
+and joins the frame, for callers that write small frames). Nothing here blocks, sleeps
+or owns a socket.
 
 It owns the four pieces of conversation state (protocol.md §3.5, §3.7, §6.1):
 
@@ -32,7 +35,7 @@ A reply whose id is not pending (a request we stopped waiting for) is a
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,7 +49,8 @@ from ..errors import (
     describe,
 )
 from . import codec
-from .framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder, NeedData, encode_frame
+from .fields import CheckIncomplete, check_json
+from .framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder, NeedData, frame_prefix
 from .messages import (
     DagFileParseRequest,
     ErrorResponse,
@@ -60,6 +64,10 @@ from .states import PARSE_CHANNEL, ConversationState, Input, State
 
 __all__ = [
     "CommConnection",
+    "Encoded",
+    "CHECKED_VALUE",
+    "INLINE_CHECK_ITEMS",
+    "LARGE_BODY",
     "Startup",
     "ParseRequest",
     "Reply",
@@ -84,6 +92,38 @@ ERROR_CLASSES: Final[dict[str, type[SupervisorError]]] = {
     "PERMISSION_DENIED": PermissionDenied,
     "DAGRUN_ALREADY_EXISTS": AlreadyExists,
 }
+
+#: Request type -> its field holding an arbitrary JSON value, checked with ``check_json``
+#: before it is encoded: the supervisor stores the value as JSON and refuses one it
+#: cannot store with no reply at all, so the refusal must happen here, with a reason.
+#: The second item names the value in an error message (``XCom 'k'[3].a: ...``).
+CHECKED_VALUE: Final[dict[str, tuple[str, Callable[[Any], str]]]] = {
+    "SetXCom": ("value", lambda msg: f"XCom {msg.key!r}"),
+}
+
+#: A checked value with up to this many items is checked and encoded in the caller's
+#: thread (well under a millisecond); a larger one is left to ``encode(inline=False)``.
+INLINE_CHECK_ITEMS: Final = 10_000
+
+#: Encoded bodies larger than this are encoded off the caller's thread, into a buffer
+#: of their own that is written as is (never joined into one frame with its prefix).
+LARGE_BODY: Final = 256 * 1024
+
+
+@dataclass(slots=True)
+class Encoded:
+    """A request checked and encoded, waiting for :meth:`CommConnection.commit`.
+
+    Not frozen: one is built per request on the hot path (a frozen dataclass's
+    ``__init__`` costs three times as much). Nothing mutates it.
+    """
+
+    msg: Request
+    event: Input
+    #: The msgpack body map: ``bytes``, or for a large one a view of its own buffer.
+    body: bytes | memoryview
+    #: The msgpack trace carrier, or ``b""``.
+    tail: bytes
 
 
 # -- events -------------------------------------------------------------------------------
@@ -164,7 +204,7 @@ class CommConnection:
         self._decoder = FrameDecoder(max_frame_size)
         self._packer = codec.Packer()
         self._conv = ConversationState()
-        self._ids = itertools.count(FIRST_REQUEST_ID)
+        self._next_id = FIRST_REQUEST_ID
         self._pending: dict[int, Request] = {}
         self._terminal_id: int | None = None
 
@@ -190,14 +230,47 @@ class CommConnection:
     ) -> tuple[int, bytes]:
         """Validate ``msg``, allocate its id and return ``(id, frame bytes)``.
 
-        The frame is ``[id, body]``, or ``[id, body, carrier]`` with a W3C trace
-        carrier (§3.6). The caller must write the bytes whole, or not at all.
+        :meth:`encode` then :meth:`commit`, with the frame joined into one buffer: for
+        callers that write small frames whole. The caller must write the bytes whole,
+        or not at all.
 
         Raises:
             LocalProtocolError: the message is invalid or may not be sent now; the
                 connection state is unchanged and nothing must be written.
         """
-        body = encode_body(msg)  # first: it refuses anything that is not a Request
+        try:
+            encoded = self.encode(msg, carrier=carrier)
+        except CheckIncomplete:
+            encoded = self.encode(msg, carrier=carrier, inline=False)
+        request_id, parts = self.commit(encoded)
+        return request_id, b"".join(parts)  # one bytes part is returned as it is
+
+    def encode(
+        self, msg: Request, *, carrier: dict[str, str] | None = None, inline: bool = True
+    ) -> Encoded:
+        """Check and encode ``msg`` without sending it or changing any state.
+
+        The frame is ``[id, body]``, or ``[id, body, carrier]`` with a W3C trace
+        carrier (§3.6); the body is encoded here, before the id exists, and
+        :meth:`commit` puts the id in front of it. A request with a JSON value (the
+        ``CHECKED_VALUE`` table) has it checked first (``check_json``: a cycle, an item
+        with no JSON form, too deep or too large fails here, naming the place).
+
+        With ``inline=False`` this may take long for a large value, and touches no
+        state shared with the connection's thread (it uses a fresh packer), so it can
+        run in a worker thread; call :meth:`commit` in the connection's thread after.
+
+        Raises:
+            LocalProtocolError: the message is invalid or may not be sent now.
+            CheckIncomplete: ``inline`` and the value is large (over
+                :data:`INLINE_CHECK_ITEMS` items, a string of a MiB, or an encoding over
+                :data:`LARGE_BODY` bytes): call again with ``inline=False``, off the
+                thread that must stay responsive.
+        """
+        checked = CHECKED_VALUE.get(msg.TYPE or "") if isinstance(msg, Request) else None
+        # encode_body first: it refuses anything that is not a Request. A checked value is
+        # checked below, once; its message's other fields are checked here.
+        body = encode_body(msg) if checked is None else msg.to_map_unchecked(checked[0])
         if msg.TYPE == "DagFileParsingResult":
             event = Input.SEND_PARSE_RESULT
         elif msg.TERMINAL:
@@ -206,24 +279,61 @@ class CommConnection:
             event = Input.SEND_REQUEST
         else:
             event = Input.SEND_TASK_REQUEST
-        frame: list[Any] = [0, body]
-        if carrier is not None:
-            if not isinstance(carrier, dict) or not all(
-                type(k) is str and type(v) is str for k, v in carrier.items()
-            ):
-                # §12 row 3: a non-string carrier is fatal for the supervisor.
-                raise LocalProtocolError("the trace carrier must map strings to strings")
-            frame.append(carrier)
-        # Check the transition before allocating anything, so a refusal changes nothing.
+        if carrier is not None and (
+            not isinstance(carrier, dict)
+            or not all(type(k) is str and type(v) is str for k, v in carrier.items())
+        ):
+            # §12 row 3: a non-string carrier is fatal for the supervisor.
+            raise LocalProtocolError("the trace carrier must map strings to strings")
+        # Check the transition before encoding anything, so a refusal costs nothing.
         self._conv.check(event, msg.TYPE or type(msg).__name__)
-        request_id = next(self._ids)
-        frame[0] = request_id
-        data = encode_frame(self._packer.packb(frame))
+        size = 0
+        if checked is not None:
+            field, name = checked
+            size = check_json(body[field], name(msg), INLINE_CHECK_ITEMS if inline else None)
+            if inline and size > LARGE_BODY:
+                raise CheckIncomplete
+        if size > LARGE_BODY:
+            data: bytes | memoryview = codec.pack_view(body)
+        else:
+            data = (self._packer.packb if inline else codec.packb)(body)
+        tail = b"" if carrier is None else codec.packb(carrier)
+        return Encoded(msg, event, data, tail)
+
+    def commit(self, encoded: Encoded) -> tuple[int, tuple[bytes | memoryview, ...]]:
+        """Allocate the id of an :meth:`encode`-d request; return it and the frame's buffers.
+
+        The buffers are to be written in order, all of them or none, before any other
+        frame. A small frame is one buffer; a large body is its own buffer, after a
+        prefix of a few bytes, and is never copied into a joined frame.
+
+        Raises:
+            LocalProtocolError: the request may no longer be sent (the conversation
+                moved on while it was encoded), or the frame is too large for the wire;
+                the connection state is unchanged and nothing must be written.
+        """
+        msg, event = encoded.msg, encoded.event
+        self._conv.check(event, msg.TYPE or type(msg).__name__)
+        request_id = self._next_id
+        # [id, body(, carrier)]: a msgpack array header, the id, then what was encoded.
+        body, tail = encoded.body, encoded.tail
+        array = 0x93 if tail else 0x92
+        if request_id < 128:
+            head = bytes((array, request_id))
+        else:
+            head = bytes((array,)) + self._packer.packb(request_id)
+        prefix = frame_prefix(len(head) + len(body) + len(tail))
+        parts: tuple[bytes | memoryview, ...]
+        if len(body) > LARGE_BODY:
+            parts = (prefix + head, body, tail) if tail else (prefix + head, body)
+        else:
+            parts = (b"".join((prefix, head, body, tail)),)
+        self._next_id += 1
         self._conv.process(event)
         self._pending[request_id] = msg
         if event is Input.SEND_TERMINAL or event is Input.SEND_PARSE_RESULT:
             self._terminal_id = request_id
-        return request_id, data
+        return request_id, parts
 
     def forget(self, request_id: int) -> None:
         """Stop waiting for a reply (the caller timed out or was cancelled).

@@ -154,6 +154,11 @@ class Model:
         """
         return _encode_model(self, type(self).__name__)
 
+    def to_map_unchecked(self, field: str) -> dict[str, Any]:
+        """:meth:`to_map`, with ``field``'s value put in as it is: the caller checks it
+        (``check_json`` on a value that may be large, possibly in another thread)."""
+        return _encode_model(self, type(self).__name__, field)
+
     @classmethod
     def from_map(cls, data: Any, path: str | None = None) -> Any:
         """Build the model from a decoded wire map.
@@ -179,13 +184,13 @@ def _schema_of(cls: type[Model]) -> tuple[_Row, ...]:
     return schema
 
 
-def _encode_model(obj: Model, path: str) -> dict[str, Any]:
+def _encode_model(obj: Model, path: str, unchecked: str = "") -> dict[str, Any]:
     cls = type(obj)
     out: dict[str, Any] = {}
     top = path == cls.__name__
     for name, _required, enc, _dec, qualified, out_ok, _in_ok in _schema_of(cls):
         value = getattr(obj, name)
-        if type(value) in out_ok:
+        if type(value) in out_ok or name == unchecked:
             out[name] = value
         else:
             out[name] = enc(value, qualified if top else f"{path}.{name}")

@@ -36,6 +36,7 @@ __all__ = [
     "NEED_DATA",
     "FrameDecoder",
     "encode_frame",
+    "frame_prefix",
 ]
 
 #: Bytes of the big-endian length prefix.
@@ -181,15 +182,26 @@ class FrameDecoder:
         raise self._error
 
 
+def frame_prefix(size: int) -> bytes:
+    """The length prefix of a payload of ``size`` bytes, written before it.
+
+    A large payload is written as two buffers, prefix then payload, so that it is never
+    copied into one frame (the caller writes both, in order, before any other frame).
+
+    Raises:
+        LocalProtocolError: the payload is empty or longer than the wire allows.
+    """
+    if size == 0:
+        raise LocalProtocolError("refusing to send a zero-length frame")
+    if size > WIRE_MAX_FRAME_SIZE:
+        raise LocalProtocolError(f"payload of {size} bytes exceeds the 4-byte length prefix")
+    return size.to_bytes(PREFIX_SIZE, "big")
+
+
 def encode_frame(payload: bytes) -> bytes:
     """Prefix one payload with its length, as a single buffer for one ``send_all``.
 
     Raises:
         LocalProtocolError: the payload is empty or longer than the wire allows.
     """
-    size = len(payload)
-    if size == 0:
-        raise LocalProtocolError("refusing to send a zero-length frame")
-    if size > WIRE_MAX_FRAME_SIZE:
-        raise LocalProtocolError(f"payload of {size} bytes exceeds the 4-byte length prefix")
-    return size.to_bytes(PREFIX_SIZE, "big") + payload
+    return frame_prefix(len(payload)) + payload

@@ -32,7 +32,11 @@ lost.
 real socket that is one non-blocking ``send`` with no checkpoint (only a remainder,
 if the kernel took part of the frame, goes through ``send_all``). Frames queued
 while a write is in progress are joined into one ``send_all`` by the active writer:
-64 concurrent callers cost a few writes, not 64. A ``send_all`` runs shielded under
+64 concurrent callers cost a few writes, not 64. A frame with a large body comes as
+two buffers, prefix and body (see ``CommConnection.commit``); it is written with one
+``writev``, or one ``send_all`` per buffer, and never joined, so the body is not copied.
+A request with a large value is checked and encoded in a worker thread first
+(``CommConnection.encode``), so that the Trio thread keeps serving signals meanwhile. A ``send_all`` runs shielded under
 its own deadline: a cancelled or failed write may leave half a frame on the wire,
 after which the stream can never be trusted again, so such a failure *poisons* the
 channel (every waiter fails with :class:`SupervisorGone`) instead of letting a later
@@ -65,6 +69,7 @@ same.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -81,7 +86,8 @@ from ..errors import (
     SupervisorGone,
 )
 from ..protocol import NEED_DATA, Closed, CommConnection, Reply, StrayReply
-from ..protocol.connection import Event, ParseRequest, Startup
+from ..protocol.connection import LARGE_BODY, Encoded, Event, ParseRequest, Startup
+from ..protocol.fields import CheckIncomplete
 from ..protocol.framing import NeedData
 from ..protocol.messages import Inbound, Request
 
@@ -100,6 +106,32 @@ _YIELD_EVERY: Final = 0.001
 
 #: After a missed poll, this many lone requests at most park without polling.
 _SPIN_BACKOFF_MAX: Final = 64
+
+#: The buffers of one or more whole frames, to be written in order.
+_Parts = tuple[bytes | memoryview, ...]
+
+
+def _coalesce(buffers: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Join runs of small buffers into one write each; a large body stays as it is.
+
+    64 queued small frames become one ``send_all``; a large body is never copied.
+    """
+    if len(buffers) == 1:
+        return buffers[:]
+    out: list[bytes | memoryview] = []
+    run: list[bytes | memoryview] = []
+    for buf in buffers:
+        if len(buf) > LARGE_BODY:
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(buf)
+        else:
+            run.append(buf)
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
+
 
 _SUCCEEDED: Final = trio.lowlevel.Abort.SUCCEEDED
 _reschedule: Final = trio.lowlevel.reschedule
@@ -162,7 +194,7 @@ class CommChannel:
         self._on_broken = on_broken
         self._write_timeout = write_timeout
         self._waiters: dict[int, _Waiter] = {}
-        self._outbox: list[bytes | memoryview] = []
+        self._outbox: list[bytes | memoryview] = []  # the buffers of whole frames, in order
         self._writing = False
         self._reader_scope: trio.CancelScope | None = None
         self._reader_started = False
@@ -232,7 +264,23 @@ class CommChannel:
             raise self.broken
         if not self._reader_started:
             raise RuntimeError("CommChannel.run_reader() must be running to make requests")
-        request_id, data = self.conn.send_request(msg, carrier=carrier)
+        try:
+            encoded: Encoded | None = self.conn.encode(msg, carrier=carrier)
+        except CheckIncomplete:
+            encoded = None
+        if encoded is None:
+            # A large value: check and encode it in a worker thread, so the Trio thread
+            # keeps handling SIGTERM, which abandons the work (nothing is sent; the
+            # thread finishes on its own and its result is dropped). Not inside the
+            # except clause: the exception's traceback would keep this frame, and so
+            # the encoded value, alive in a cycle until the next garbage collection.
+            encoded = await trio.to_thread.run_sync(
+                functools.partial(self.conn.encode, msg, carrier=carrier, inline=False),
+                abandon_on_cancel=True,
+            )
+            if self.broken is not None:
+                raise self.broken from None
+        request_id, parts = self.conn.commit(encoded)
         deadline = trio.current_time() + timeout if timeout < math.inf else math.inf
         waiter = _Waiter(msg.TYPE or "", timeout, deadline)
         waiters = self._waiters
@@ -243,7 +291,7 @@ class CommChannel:
                 scope.deadline = deadline  # the reader keeps the earliest deadline
             if not self._writing and not self._outbox:
                 # No writer active: write now (nothing queued can be overtaken).
-                rest = self._send_now(data)
+                rest = self._send_now(parts)
                 if rest is not None:
                     await self._send(rest)
                 elif self._spin and len(waiters) == 1 and self._poll_due():
@@ -254,7 +302,7 @@ class CommChannel:
                     ):
                         await self._yield_now()
             else:
-                await self._send(data)  # the active writer joins it into its next batch
+                await self._send(parts)  # the active writer joins it into its next batch
             if waiter.reply is None and waiter.error is None:
                 waiter.parked = True
                 await trio.lowlevel.wait_task_rescheduled(waiter.abort)
@@ -444,60 +492,64 @@ class CommChannel:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _send_now(self, data: bytes) -> bytes | memoryview | None:
+    def _send_now(self, parts: _Parts) -> _Parts | None:
         """Write what the socket takes now, without waiting; return what is left (or None).
 
-        Only called with no writer active and nothing queued, so a remainder passed
-        straight to :meth:`_send` is the next thing written: no frame can follow a part.
+        A frame of several buffers (a large body) goes in one ``writev``. Only called
+        with no writer active and nothing queued, so a remainder passed straight to
+        :meth:`_send` is the next thing written: no frame can follow a part.
         """
         sock = self._sock
         fd = -1 if sock is None else sock.fileno()
         if fd < 0:
-            return data
+            return parts
         try:
-            sent = os.write(fd, data)
+            sent = os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts)
         except BlockingIOError:
-            return data
+            return parts
         except OSError as exc:
             raise self._break(
                 SupervisorGone(f"comm channel write failed: {exc or type(exc).__name__}")
             ) from None
-        return None if sent == len(data) else memoryview(data)[sent:]
+        for i, part in enumerate(parts):
+            if sent < len(part):
+                return (memoryview(part)[sent:], *parts[i + 1 :])
+            sent -= len(part)
+        return None
 
-    async def _send(self, data: bytes | memoryview) -> None:
-        self._outbox.append(data)
+    async def _send(self, parts: _Parts) -> None:
+        self._outbox += parts
         if self._writing:
             return  # the active writer picks it up with its next batch
         self._writing = True
         try:
             while self._outbox:
-                batch = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
+                batch = _coalesce(self._outbox)
                 self._outbox.clear()
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + self._write_timeout
-                    try:
-                        await self._stream.send_all(batch)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                        raise self._break(
-                            SupervisorGone(
-                                f"comm channel write failed: {exc or type(exc).__name__}"
-                            )
-                        ) from None
-                    except BaseException as exc:
-                        # Whatever it was (KeyboardInterrupt...), part of the batch may
-                        # be on the wire, so nothing may ever follow it.
-                        self._break(
-                            SupervisorGone(f"comm channel write failed: {type(exc).__name__}")
-                        )
-                        raise
-                if scope.cancelled_caught:
-                    raise self._break(
-                        SupervisorGone(
-                            f"a write to the comm channel took over {self._write_timeout:g} s"
-                        )
-                    )
+                for data in batch:
+                    await self._send_all(data)
         finally:
             self._writing = False
+
+    async def _send_all(self, data: bytes | memoryview) -> None:
+        """One ``send_all``, shielded under the write deadline; any failure poisons."""
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self._write_timeout
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise self._break(
+                    SupervisorGone(f"comm channel write failed: {exc or type(exc).__name__}")
+                ) from None
+            except BaseException as exc:
+                # Whatever it was (KeyboardInterrupt...), part of the batch may be on
+                # the wire, so nothing may ever follow it.
+                self._break(SupervisorGone(f"comm channel write failed: {type(exc).__name__}"))
+                raise
+        if scope.cancelled_caught:
+            raise self._break(
+                SupervisorGone(f"a write to the comm channel took over {self._write_timeout:g} s")
+            )
 
     # -- breaking ------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from ..authoring import FailTask, SkipTask, Task
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone
+from ..protocol.connection import INLINE_CHECK_ITEMS
 from ..protocol.fields import CheckIncomplete, check_json
 from ..protocol.messages import (
     Request,
@@ -181,11 +182,12 @@ def _inject(task: Task, ctx: TaskContext, client: Any, task_log: logging.Logger)
 async def _push_result(task: Task, client: Client, value: Any) -> Exception | None:
     """Push the return value as XComs; return what went wrong instead of raising it.
 
-    Every value is checked before the first is sent (a cycle, an item with no JSON
-    form, a size over what one frame carries: ``check_json``), so a bad value sends
-    nothing at all. The check walks the whole value, which takes a while for a large
-    one, so a large one is checked in a worker thread: the Trio thread keeps handling
-    SIGTERM, which abandons the check (the thread finishes on its own; nothing is sent).
+    Each ``SetXCom`` value is checked (a cycle, an item with no JSON form, a size over
+    what one frame carries: ``check_json``) and encoded by the comm channel before it is
+    sent, a large one in a worker thread: the Trio thread keeps handling SIGTERM, which
+    abandons the work (the thread finishes on its own; nothing is sent). With
+    ``multiple_outputs`` there are several values, and all are checked here before the
+    first is sent, so a bad one sends nothing at all.
 
     Raises:
         SupervisorGone: the comm channel broke.
@@ -201,10 +203,11 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
         pushes += value.items()
     pushes.append(("return_value", value))
     try:
-        try:
-            _check_values(pushes, _INLINE_CHECK_ITEMS)
-        except CheckIncomplete:
-            await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
+        if len(pushes) > 1:
+            try:
+                _check_values(pushes, INLINE_CHECK_ITEMS)
+            except CheckIncomplete:
+                await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
         for key, item in pushes:
             await client.set_xcom(key, item)
     except SupervisorGone:
@@ -212,11 +215,6 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
     except Exception as exc:
         return exc
     return None
-
-
-#: Values with up to this many items are checked in the Trio thread (well under a
-#: millisecond); larger ones, or with a string of a MiB or more, in a worker thread.
-_INLINE_CHECK_ITEMS = 10_000
 
 
 def _check_values(pushes: list[tuple[str, Any]], max_items: int | None) -> None:
