@@ -353,8 +353,6 @@ class RuntimeVsModel(RuleBasedStateMachine):
         self.rc: int | None = None
         self.seen = 0
         self.tokens = itertools.count()
-        #: AIRFLOW_VAR_* name -> the steps that read it from the environment.
-        self.env_calls: dict[str, list[int]] = {}
         self.step_no = 0
         #: Rules applied so far, for messages.
         self.trace: list[str] = []
@@ -495,20 +493,9 @@ class RuntimeVsModel(RuleBasedStateMachine):
         if env_key in s.ENVIRON:
             # §9.8: found in the environment; the call's one request is the MaskSecret
             # that tells the supervisor, and the task gets the value only once it is sent.
-            told = self.env_calls.get(env_key, [])
-            if any(
-                got and got[0][0] == Outcome.VALUE.value
-                for got in (self.director.results.get(n) for n in told)
-            ):
-                # The supervisor already knows the secret: the runtime tells it once,
-                # so this call would send nothing, a case the model does not describe.
-                _count("env_secret_calls_skipped")
-                return
             model_method, has_default = "mask_secret", False
             _count("env_secret_calls")
         number = self.model.task_call(model_method, has_default=has_default)
-        if env_key in s.ENVIRON:
-            self.env_calls.setdefault(env_key, []).append(number)
         self._push(Step("call", number, method=method, args=args))
 
     def task_logs(self, level: str, text: str) -> None:
