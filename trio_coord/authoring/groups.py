@@ -76,7 +76,8 @@ class TaskGroup(Wirable):
                 f"got {prefix_group_id!r}"
             )
         group = TaskGroup(self.dag, group_id, parent=self, prefix_group_id=prefix_group_id)
-        assert group.group_id is not None
+        if group.group_id is None:  # only a DAG's root group has no id
+            raise RuntimeError(f"task group {group_id!r} was built without an id")
         self.dag.claim_id(group.group_id, "task group id")
         self.children[group.group_id] = group
         self.dag.events.append(("group", group.group_id))

@@ -122,13 +122,15 @@ class Task(Wirable):
     @property
     def effective_queue(self) -> str:
         queue = self.option("queue")
-        assert isinstance(queue, str)
+        if not isinstance(queue, str):  # the validator admits only strings
+            raise TypeError(f"task {self.task_id!r}: queue {queue!r} is not a string")
         return queue
 
     @property
     def effective_retries(self) -> int:
         retries = self.option("retries")
-        assert isinstance(retries, int)
+        if not isinstance(retries, int):  # the validator admits only integers
+            raise TypeError(f"task {self.task_id!r}: retries {retries!r} is not an integer")
         return retries
 
     def set_upstream(self, other: Nodes) -> None:

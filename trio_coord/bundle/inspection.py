@@ -149,7 +149,8 @@ def _text(s: dict[str, Any]) -> str:
 
 def _sources(path: Path) -> str:
     read = bundle_format.read_bundle(path)
-    assert read is not None
+    if read is None:
+        raise ValueError(f"{path} is not a packed bundle (no AFBNDL01 trailer)")
     yaml_text = read.metadata.decode("utf-8", "replace")
     try:
         import importlib

@@ -79,7 +79,8 @@ sys.exit(m.boot(z, sys.argv[1], json.loads(z.read("_tc/bundle.json")), sys.argv[
 def bootstrap_source(min_python: tuple[int, int] = MIN_PYTHON) -> str:
     """The ``-c`` program; it contains no single quote, so the shell can quote it."""
     text = _BOOTSTRAP.format(min_python=min_python, min_text=".".join(map(str, min_python)))
-    assert "'" not in text
+    if "'" in text:  # the shell quotes the program in single quotes
+        raise RuntimeError("the bootstrap program must not contain a single quote")
     return text
 
 

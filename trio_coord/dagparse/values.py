@@ -43,7 +43,8 @@ def timezone_of(when: datetime.datetime | None) -> str | int:
     if isinstance(tz, zoneinfo.ZoneInfo):
         return UTC if tz.key in ("UTC", "Etc/UTC") else tz.key
     offset = when.utcoffset()
-    assert offset is not None
+    if offset is None:  # an aware datetime always has one
+        raise ValueError(f"{when!r} has a time zone without a UTC offset")
     if offset == datetime.timedelta(0):
         return UTC
     return int(offset.total_seconds())

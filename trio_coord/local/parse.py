@@ -55,7 +55,8 @@ async def _read_result(comm: trio.abc.Stream, decoder: FrameDecoder) -> tuple[An
         if payload is None:
             return None
         if payload is not NEED_DATA:
-            assert isinstance(payload, bytes)
+            if not isinstance(payload, bytes):  # NEED_DATA was handled above
+                raise TypeError(f"the frame decoder returned {type(payload).__name__}")
             frame = codec.unpackb(payload)
             if isinstance(frame, list) and len(frame) >= 2:
                 return frame[0], frame[1]
