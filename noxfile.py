@@ -80,7 +80,9 @@ def atheris(session: nox.Session) -> None:
     runs = session.posargs[0] if session.posargs else "500000"
     corpus = session.create_tmp() + "/atheris-corpus"
     session.run("python", "fuzz/atheris_decoder.py", "--make-corpus", corpus)
-    session.run("python", "fuzz/atheris_decoder.py", corpus, f"-runs={runs}", "-print_final_stats=1")
+    session.run(
+        "python", "fuzz/atheris_decoder.py", corpus, f"-runs={runs}", "-print_final_stats=1"
+    )
 
 
 @nox.session

@@ -280,6 +280,8 @@ def test_sigterm_while_a_large_return_value_is_encoded() -> None:
     (patch,) = r.state_patches
     assert "SIGTERM" in patch["retry_reason"]
     assert not any("/sigterm_while_encoding/" in k for k in r.xcoms)
+
+
 # -- secrets never leave in clear ---------------------------------------------------------
 #
 # Each run captures every raw byte the supervisor process received from the runtime

@@ -12,9 +12,10 @@ import datetime
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final
 
 from ..errors import UsageError
+from .decorators import TaskDecorator
 from .groups import TaskGroup
 from .schedules import Schedule, check_schedule
 from .tasks import Task, as_tasks, injected_parameters
@@ -31,8 +32,6 @@ __all__ = ["Bundle", "Dag", "Param", "TRIO_COORD_QUEUE"]
 #: The queue stub tasks are routed to unless a DAG or task says otherwise; the worker's
 #: ``[sdk] queue_to_coordinator`` maps it to the coordinator that runs bundles.
 TRIO_COORD_QUEUE: Final = "trio-coord"
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -142,83 +141,69 @@ class Dag:
         """Declare a top-level task group (nest more with ``group.task_group``)."""
         return self.root_group.task_group(group_id, prefix_group_id=prefix_group_id)
 
-    @overload
-    def task(self, fn: F) -> Task: ...
+    @property
+    def task(self) -> TaskDecorator:
+        """``@dag.task``, ``@dag.task(retries=2)``, ``@dag.task.branch``, ``@dag.task.sensor(...)``.
 
-    @overload
-    def task(
-        self,
-        *,
-        task_id: str | None = None,
-        retries: int | None = None,
-        retry_delay: datetime.timedelta | None = None,
-        multiple_outputs: bool = False,
-        queue: str | None = None,
-        depends_on: Iterable[Task] = (),
-        group: TaskGroup | None = None,
-        **options: Any,
-    ) -> Callable[[F], Task]: ...
-
-    def task(
-        self,
-        fn: F | None = None,
-        *,
-        task_id: str | None = None,
-        retries: int | None = None,
-        retry_delay: datetime.timedelta | None = None,
-        multiple_outputs: bool = False,
-        queue: str | None = None,
-        depends_on: Iterable[Task] = (),
-        group: TaskGroup | None = None,
-        **options: Any,
-    ) -> Task | Callable[[F], Task]:
-        """Declare a task; use as ``@dag.task`` or ``@dag.task(task_id=..., retries=...)``.
-
-        ``options`` are Airflow's task arguments (``trigger_rule``, ``pool``,
+        The options are Airflow's task arguments (``trigger_rule``, ``pool``,
         ``execution_timeout``...); see ``TASK_OPTIONS`` for the full list.
         """
+        return TaskDecorator(self, None)
+
+    def declare_task(
+        self,
+        func: Callable[..., Any],
+        *,
+        kind: str = "python",
+        kind_options: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        retries: int | None = None,
+        retry_delay: datetime.timedelta | None = None,
+        multiple_outputs: bool = False,
+        queue: str | None = None,
+        depends_on: Iterable[Task] = (),
+        group: TaskGroup | None = None,
+        **options: Any,
+    ) -> Task:
+        """Register one task of ``kind`` (see :data:`~.tasks.TASK_KINDS`); the decorators call this."""
         holder = group if group is not None else self.root_group
         if holder.dag is not self:
             raise UsageError(f"{holder!r} belongs to another DAG than {self.dag_id!r}")
-
-        def register(func: F) -> Task:
-            local = check_id("task id", task_id or str(getattr(func, "__name__", "")))
-            tid = holder.child_id(local)
-            where = f"task {self.dag_id}.{tid}"
-            check_keywords(where, options, [k for k in TASK_OPTIONS if k not in _OWN_KEYWORDS])
-            given = check_settings(where, options)
-            check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
-            inject = injected_parameters(func, f"{self.dag_id}.{tid}")
-            self.claim_id(tid, "task id")
-            t = Task(
-                dag=self,
-                task_id=tid,
-                fn=func,
-                retries=retries,
-                retry_delay=retry_delay,
-                multiple_outputs=multiple_outputs,
-                queue=queue,
-                inject=inject,
-                options=given,
-                group=group,
+        local = check_id("task id", task_id or str(getattr(func, "__name__", "")))
+        tid = holder.child_id(local)
+        where = f"task {self.dag_id}.{tid}"
+        check_keywords(where, options, [k for k in TASK_OPTIONS if k not in _OWN_KEYWORDS])
+        given = check_settings(where, options)
+        check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
+        inject = injected_parameters(func, f"{self.dag_id}.{tid}")
+        self.claim_id(tid, "task id")
+        t = Task(
+            dag=self,
+            task_id=tid,
+            fn=func,
+            retries=retries,
+            retry_delay=retry_delay,
+            multiple_outputs=multiple_outputs,
+            queue=queue,
+            inject=inject,
+            options=given,
+            group=group,
+            kind=kind,
+            kind_options=dict(kind_options or {}),
+        )
+        if self.fail_fast and t.option("trigger_rule") not in (None, "all_success"):
+            self._ids.discard(tid)
+            raise UsageError(
+                f"{where}: DAG {self.dag_id!r} has fail_fast=True, which Airflow allows only "
+                f"when every task uses trigger_rule 'all_success'"
             )
-            if self.fail_fast and t.option("trigger_rule") not in (None, "all_success"):
-                self._ids.discard(tid)
-                raise UsageError(
-                    f"{where}: DAG {self.dag_id!r} has fail_fast=True, which Airflow allows only "
-                    f"when every task uses trigger_rule 'all_success'"
-                )
-            self.tasks[tid] = t
-            holder.children[tid] = t
-            self.events.append(("task", tid))
-            ups = as_tasks(where, depends_on)
-            if ups:
-                t << ups
-            return t
-
-        if fn is not None:
-            return register(fn)
-        return register
+        self.tasks[tid] = t
+        holder.children[tid] = t
+        self.events.append(("task", tid))
+        ups = as_tasks(where, depends_on)
+        if ups:
+            t << ups
+        return t
 
     def __repr__(self) -> str:
         return f"<Dag {self.dag_id} tasks={list(self.tasks)}>"

@@ -15,10 +15,11 @@ Every DAG has a root group (``group_id`` None) that holds the top-level tasks an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from .decorators import TaskDecorator
 from .tasks import Task, Wirable
 from .validation import check_id
 
@@ -83,10 +84,10 @@ class TaskGroup(Wirable):
         self.dag.events.append(("group", group.group_id))
         return group
 
-    def task(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        """Declare a task in this group; same keywords as ``Dag.task``."""
-        register = self.dag.task(group=self, **kwargs)
-        return register(fn) if fn is not None else register
+    @property
+    def task(self) -> TaskDecorator:
+        """Declare a task in this group; the same decorator (and keywords) as ``Dag.task``."""
+        return TaskDecorator(self.dag, self)
 
     def __iter__(self) -> Iterator[Task]:
         """Every task inside the group, nested groups included, in declaration order."""

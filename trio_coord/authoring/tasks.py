@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from .edges import Nodes
     from .groups import TaskGroup
 
-__all__ = ["INJECTABLE", "FailTask", "SkipTask", "Task", "Wirable"]
+__all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
+
+#: The kinds of task the decorators declare: ``@dag.task`` and its Airflow-named variants.
+TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor")
 
 #: Parameter names a task function may declare, and what each receives.
 INJECTABLE: Final[Mapping[str, str]] = {
@@ -103,6 +106,10 @@ class Task(Wirable):
     options: dict[str, Any] = field(default_factory=dict)
     #: The group holding the task (None: the DAG's root).
     group: TaskGroup | None = None
+    #: What the task is (one of :data:`TASK_KINDS`); the runtime acts on it.
+    kind: str = "python"
+    #: The kind's own options (a sensor's ``poke_interval``, ``mode``...), as written.
+    kind_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_async(self) -> bool:
@@ -147,6 +154,11 @@ class Task(Wirable):
             raise UsageError(f"task {self.task_id!r} cannot depend on itself")
         if other.task_id not in self.upstream:
             self.upstream.append(other.task_id)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The undecorated function (Airflow's ``.function``), for unit tests."""
+        return self.fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, so tasks stay unit-testable."""
