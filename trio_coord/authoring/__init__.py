@@ -19,6 +19,7 @@ from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
 from .tasks import INJECTABLE, FailTask, SkipTask, Task
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
+from .xcom_args import XComArg
 
 #: The previous name of :func:`check_id`, still imported by the local runner.
 _check_id = check_id
@@ -29,6 +30,7 @@ __all__ = [
     "Task",
     "TaskGroup",
     "Param",
+    "XComArg",
     "SkipTask",
     "FailTask",
     "INJECTABLE",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .dags import Dag
     from .edges import Nodes
     from .groups import TaskGroup
+    from .xcom_args import XComArg
 
 __all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
 
@@ -154,6 +155,13 @@ class Task(Wirable):
             raise UsageError(f"task {self.task_id!r} cannot depend on itself")
         if other.task_id not in self.upstream:
             self.upstream.append(other.task_id)
+
+    @property
+    def output(self) -> XComArg:
+        """This task's return value as an argument for other tasks (Airflow's ``.output``)."""
+        from .xcom_args import XComArg
+
+        return XComArg(self)
 
     @property
     def function(self) -> Callable[..., Any]:
