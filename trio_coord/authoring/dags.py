@@ -17,7 +17,8 @@ from typing import Any, Final
 from ..errors import UsageError
 from .decorators import TaskDecorator
 from .groups import TaskGroup
-from .schedules import Schedule, check_schedule
+from .assets import BaseAsset, iter_leaves
+from .schedules import Schedule, check_schedule, normalize_schedule
 from .tasks import Task, as_tasks, injected_parameters
 from .validation import (
     NOT_IN_DEFAULT_ARGS,
@@ -84,7 +85,7 @@ class Dag:
 
     bundle: Bundle
     dag_id: str
-    schedule: Schedule = None
+    schedule: str | datetime.timedelta | BaseAsset | None = None
     start_date: datetime.datetime | None = None
     catchup: bool = False
     description: str | None = None
@@ -122,6 +123,9 @@ class Dag:
         """The schedule as text for JSON documents and ``inspect`` (a timedelta is not JSON)."""
         if isinstance(self.schedule, datetime.timedelta):
             return f"every {self.schedule}"
+        if isinstance(self.schedule, BaseAsset):
+            names = ", ".join(a.name for a in iter_leaves(self.schedule))
+            return f"on assets: {names}"
         return self.schedule
 
     def task_default(self, name: str) -> Any:
@@ -374,7 +378,7 @@ class Bundle:
         d = Dag(
             bundle=self,
             dag_id=dag_id,
-            schedule=schedule,
+            schedule=normalize_schedule(schedule),
             start_date=start_date,
             catchup=catchup,
             description=description,
