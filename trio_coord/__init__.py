@@ -21,7 +21,14 @@ __all__ = [
     "AssetAlias",
     "AssetAll",
     "AssetAny",
-    "Bundle", "Dag", "FailTask", "SkipTask", "Task", "TaskContext", "__version__"]
+    "Bundle",
+    "Dag",
+    "FailTask",
+    "SkipTask",
+    "Task",
+    "TaskContext",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import UsageError
+from .assets import BaseAsset, iter_leaves
 from .decorators import TaskDecorator
 from .groups import TaskGroup
-from .assets import BaseAsset, iter_leaves
 from .schedules import Schedule, check_schedule, normalize_schedule
 from .tasks import Task, as_tasks, injected_parameters
 from .validation import (
@@ -153,6 +153,13 @@ class Dag:
         ``execution_timeout``...); see ``TASK_OPTIONS`` for the full list.
         """
         return TaskDecorator(self, None)
+
+    def trigger_dagrun(self, task_id: str, **options: Any) -> Task:
+        """A task that triggers a run of another DAG, without a function of its own:
+        ``dag.trigger_dagrun("kick", trigger_dag_id="other", conf={...})``."""
+        from .trigger_dagrun import no_conf
+
+        return self.task.trigger_dagrun(no_conf, task_id=task_id, **options)  # type: ignore[no-any-return]
 
     def declare_task(
         self,
