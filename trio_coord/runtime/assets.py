@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, overload
 import trio
 
 from ..authoring.assets import Asset, AssetAlias
-from ..errors import UsageError
+from ..errors import RemoteProtocolError, UsageError
+from ..protocol.messages import AssetEventsResult, GetAssetEventByAsset
 from ..protocol.models import AssetEventResponse, AssetProfile
 
 if TYPE_CHECKING:
@@ -185,7 +186,15 @@ class InletEventsAccessor(Sequence[AssetEventResponse]):
             if isinstance(t, AssetAlias):
                 events = await self._client.get_asset_alias_events(t.name, **filters)
             else:
-                events = await self._client.get_asset_events(name=t.name, uri=t.uri, **filters)
+                # Both name and uri, as Airflow's runner asks for an Asset inlet (the
+                # client's get_asset_events takes one of them, for lookups by either).
+                msg = GetAssetEventByAsset(name=t.name, uri=t.uri, **filters)
+                reply = await self._client.request(msg)
+                if not isinstance(reply, AssetEventsResult):
+                    raise RemoteProtocolError(
+                        f"GetAssetEventByAsset: expected AssetEventsResult, got {reply!r:.200}"
+                    )
+                events = list(reply.asset_events)
             self._events = events
         return self._events
 
