@@ -163,3 +163,31 @@ def test_wait_for_completion_fails_on_a_failed_run() -> None:
         "kick_wait", bundle=BUNDLE, route_sequences=_states("failed"), should_retry=True
     )
     assert retried.final_state == "up_for_retry"
+
+
+# -- trio-coord run -----------------------------------------------------------------------
+
+
+def test_local_run_triggers_and_waits() -> None:
+    """Locally a triggered run is recorded, reads 'success', and the summary lists it."""
+    from test_assets import local_run
+
+    summary = local_run("kick_wait")
+    assert summary["state"] == "success"
+    assert summary["triggered_runs"] == ["target run-43"]
+    assert summary["xcoms"]["trigger_run_id"] == "run-43"
+    assert summary["requests"]["GetDagRunState"] == 1
+
+
+def test_local_sessions_refuse_an_existing_run() -> None:
+    """The in-memory runs answer DAGRUN_ALREADY_EXISTS, and clear with reset_dag_run."""
+    from trio_coord.local.dagruns import LocalDagRuns
+    from trio_coord.protocol.messages import ErrorResponse, OKResponse, TriggerDagRun
+
+    runs = LocalDagRuns(own=("d1", "r1"))
+    assert isinstance(runs.trigger(TriggerDagRun(dag_id="t", run_id="x"))[0], OKResponse)
+    body, _ = runs.trigger(TriggerDagRun(dag_id="t", run_id="x"))
+    assert isinstance(body, ErrorResponse) and body.error == "DAGRUN_ALREADY_EXISTS"
+    body, _ = runs.trigger(TriggerDagRun(dag_id="t", run_id="x", reset_dag_run=True))
+    assert isinstance(body, OKResponse)
+    assert runs.summary() == ["t x (existing run cleared)"]
