@@ -9,13 +9,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .authoring import Bundle, Dag, FailTask, SkipTask, Task
+from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny
 
 if TYPE_CHECKING:
     from .context import TaskContext
 
 __version__ = "0.1.0"
 
-__all__ = ["Bundle", "Dag", "FailTask", "SkipTask", "Task", "TaskContext", "__version__"]
+__all__ = [
+    "Asset",
+    "AssetAlias",
+    "AssetAll",
+    "AssetAny",
+    "Bundle",
+    "Dag",
+    "FailTask",
+    "SkipTask",
+    "Task",
+    "TaskContext",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

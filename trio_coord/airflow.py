@@ -30,6 +30,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
+from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny, BaseAsset
 
 __all__ = ["export_dags", "to_airflow_dags"]
 
@@ -105,7 +106,7 @@ _DAG_FLAGS = ("render_template_as_native_obj", "disable_bundle_versioning", "fai
 
 def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "schedule": d.schedule,
+        "schedule": _asset(sdk, d.schedule) if isinstance(d.schedule, BaseAsset) else d.schedule,
         "start_date": d.start_date,
         "catchup": d.catchup,
         "description": d.description,
@@ -125,7 +126,19 @@ def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
     return kwargs
 
 
-def _task_kwargs(t: Task) -> dict[str, Any]:
+def _asset(sdk: Any, a: BaseAsset) -> Any:
+    """The ``airflow.sdk`` twin of an asset, an alias or a condition."""
+    if isinstance(a, Asset):
+        return sdk.Asset(name=a.name, uri=a.uri, group=a.group, extra=dict(a.extra))
+    if isinstance(a, AssetAlias):
+        return sdk.AssetAlias(a.name, group=a.group)
+    if isinstance(a, AssetAll | AssetAny):
+        kind = sdk.AssetAll if isinstance(a, AssetAll) else sdk.AssetAny
+        return kind(*(_asset(sdk, o) for o in a.objects))
+    raise TypeError(f"not an asset: {a!r}")
+
+
+def _task_kwargs(sdk: Any, t: Task) -> dict[str, Any]:
     """Every option with its effective value: default_args and the DAG shortcuts resolved."""
     local = t.task_id
     if t.group is not None and t.group.prefix_group_id and t.group.group_id is not None:
@@ -133,6 +146,8 @@ def _task_kwargs(t: Task) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"task_id": local}
     for name in TASK_OPTIONS:
         value = t.option(name)
+        if name in ("inlets", "outlets") and value is not None:
+            value = [_asset(sdk, a) for a in value]
         if value is not None:
             kwargs[name] = value
     if t.fn.__doc__:
@@ -160,7 +175,7 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                 t = d.tasks[event[1]]
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
-                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(t))()
+                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(sdk, t))()
             else:
                 this = nodes[tuple(event[1])]
                 others = [nodes[tuple(ref)] for ref in event[2]]

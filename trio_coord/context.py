@@ -16,6 +16,8 @@ class TaskContext:
     """The task's view of ``StartupDetails`` (protocol.md §4.1), with the usual shortcuts."""
 
     details: StartupDetails
+    #: This try's asset state (``runtime.assets.TaskAssets``), set by the task runner.
+    assets: Any = None
 
     @property
     def ti(self) -> TaskInstance:
@@ -74,3 +76,18 @@ class TaskContext:
     @property
     def should_retry(self) -> bool:
         return bool(self.details.ti_context.should_retry)
+
+    @property
+    def outlet_events(self) -> Any:
+        """``outlet_events[asset].extra[k] = v``; ``outlet_events[alias].add(asset, extra=...)``."""
+        return self._assets().outlet_events
+
+    @property
+    def inlet_events(self) -> Any:
+        """``inlet_events[asset]``: that inlet's events, read from the supervisor on first use."""
+        return self._assets().inlet_events
+
+    def _assets(self) -> Any:
+        if self.assets is None:
+            raise AttributeError("asset events exist only while a task runs")
+        return self.assets

@@ -38,12 +38,26 @@ scenario: dict[str, Any] = json.loads(sys.argv[1])
 workdir = Path(scenario.get("workdir") or tempfile.mkdtemp(prefix="trio-coord-sup-"))
 os.environ.setdefault("AIRFLOW_HOME", str(workdir / "airflow_home"))
 os.environ.update(scenario.get("env", {}))
-coordinator = scenario.get("coordinator") or {
-    "classpath": "trio_coord.airflow_coordinator.TrioCoordinator",
-    "kwargs": {"bundle": scenario["bundle"]},
-}
-os.environ["AIRFLOW__SDK__COORDINATORS"] = json.dumps({"trio": coordinator})
-os.environ["AIRFLOW__SDK__QUEUE_TO_COORDINATOR"] = json.dumps({"trio-coord": "trio"})
+# "native_dag_folder": run the task with Airflow's own Python runner instead (no
+# coordinator): the DAG file "dag_rel_path" under that folder, as a LocalDagBundle "b".
+NATIVE = scenario.get("native_dag_folder")
+if NATIVE:
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+        [
+            {
+                "name": "b",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": NATIVE},
+            }
+        ]
+    )
+else:
+    coordinator = scenario.get("coordinator") or {
+        "classpath": "trio_coord.airflow_coordinator.TrioCoordinator",
+        "kwargs": {"bundle": scenario["bundle"]},
+    }
+    os.environ["AIRFLOW__SDK__COORDINATORS"] = json.dumps({"trio": coordinator})
+    os.environ["AIRFLOW__SDK__QUEUE_TO_COORDINATOR"] = json.dumps({"trio-coord": "trio"})
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
@@ -64,6 +78,11 @@ calls: list[dict[str, Any]] = []
 # "METHOD /path" -> {"status": int, "json": any (absent: empty body), "headers": {...}}:
 # fixed answers for the Execution API routes a scenario exercises, checked first.
 routes: dict[str, dict[str, Any]] = dict(scenario.get("routes", {}))
+# "METHOD /path" -> [answer, answer, ...]: successive answers to the same route (the last
+# one repeats), e.g. a DAG run's state "running" then "success"; checked before "routes".
+route_sequences: dict[str, list[dict[str, Any]]] = {
+    k: list(v) for k, v in scenario.get("route_sequences", {}).items()
+}
 not_found = {"detail": {"reason": "not_found", "message": "not found"}}
 
 
@@ -79,6 +98,9 @@ def handler(request: httpx.Request) -> httpx.Response:
         {"method": request.method, "path": path, "params": dict(request.url.params), "body": body}
     )
     route = routes.get(f"{request.method} {path}")
+    sequence = route_sequences.get(f"{request.method} {path}")
+    if sequence:
+        route = sequence.pop(0) if len(sequence) > 1 else sequence[0]
     if route is not None:
         headers = dict(route.get("headers", {}))
         content = b""
@@ -193,6 +215,20 @@ def _start(cls: Any, **kwargs: Any) -> Any:
 
 _subprocess._PopenActivitySubprocess.start = classmethod(_start)  # type: ignore[method-assign]
 
+# The native runner's process object (forked by ActivitySubprocess), for final_state.
+native_instances: list[Any] = []
+if NATIVE:
+    from airflow.sdk.execution_time import supervisor as _supervisor
+
+    _orig_native_start = _supervisor.ActivitySubprocess.start.__func__
+
+    def _native_start(cls: Any, **kwargs: Any) -> Any:
+        proc = _orig_native_start(cls, **kwargs)
+        native_instances.append(proc)
+        return proc
+
+    _supervisor.ActivitySubprocess.start = classmethod(_native_start)  # type: ignore[method-assign]
+
 
 # "startup_override": {"ti.id": "not-a-uuid", ...} replaces fields of the StartupDetails
 # body as it leaves the real supervisor: a first frame it would never send by itself.
@@ -259,7 +295,7 @@ ti = TaskInstance(
     try_number=int(scenario.get("try_number", 1)),
     dag_version_id=uuid.UUID("019a0000-0000-7000-8000-000000000002"),
     map_index=int(scenario.get("map_index", -1)),
-    queue="trio-coord",
+    queue="default" if NATIVE else "trio-coord",
 )
 task_log = workdir / "task.log"
 report: dict[str, Any] = {"workdir": str(workdir)}
@@ -268,7 +304,7 @@ try:
     report["exit_code"] = supervise_task(
         ti=ti,
         bundle_info=BundleInfo(name="b", version=None),
-        dag_rel_path="dags/x.py",
+        dag_rel_path=scenario.get("dag_rel_path", "dags/x.py"),
         token="tok",
         client=client,
         log_path=str(task_log),
@@ -282,6 +318,8 @@ report["capture"] = captured()
 report["task_log_raw"] = base64.b64encode(
     task_log.read_bytes() if task_log.exists() else b""
 ).decode()
+if NATIVE and not instances:
+    instances.extend(native_instances)
 fs = instances[0].final_state if instances else None
 report["final_state"] = None if fs is None else str(getattr(fs, "value", fs))
 report["calls"] = calls

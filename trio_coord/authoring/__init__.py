@@ -9,11 +9,13 @@ anywhere. One module per Airflow concept:
 * :mod:`.dags` -- ``Bundle``, ``Dag``, ``Param``;
 * :mod:`.tasks` -- ``Task`` and what a task function may ask for;
 * :mod:`.groups` -- ``TaskGroup``; :mod:`.edges` -- how ``>>`` touching a group resolves;
+* :mod:`.assets` -- ``Asset``, ``AssetAlias`` and asset conditions;
 * :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks.
 """
 
 from __future__ import annotations
 
+from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
@@ -25,6 +27,10 @@ from .xcom_args import XComArg
 _check_id = check_id
 
 __all__ = [
+    "Asset",
+    "AssetAlias",
+    "AssetAll",
+    "AssetAny",
     "Bundle",
     "Dag",
     "Task",

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import UsageError
+from .assets import BaseAsset, iter_leaves
 from .decorators import TaskDecorator
 from .groups import TaskGroup
-from .schedules import Schedule, check_schedule
+from .schedules import Schedule, check_schedule, normalize_schedule
 from .tasks import Task, as_tasks, injected_parameters
 from .validation import (
     NOT_IN_DEFAULT_ARGS,
@@ -84,7 +85,7 @@ class Dag:
 
     bundle: Bundle
     dag_id: str
-    schedule: Schedule = None
+    schedule: str | datetime.timedelta | BaseAsset | None = None
     start_date: datetime.datetime | None = None
     catchup: bool = False
     description: str | None = None
@@ -122,6 +123,9 @@ class Dag:
         """The schedule as text for JSON documents and ``inspect`` (a timedelta is not JSON)."""
         if isinstance(self.schedule, datetime.timedelta):
             return f"every {self.schedule}"
+        if isinstance(self.schedule, BaseAsset):
+            names = ", ".join(a.name for a in iter_leaves(self.schedule))
+            return f"on assets: {names}"
         return self.schedule
 
     def task_default(self, name: str) -> Any:
@@ -149,6 +153,13 @@ class Dag:
         ``execution_timeout``...); see ``TASK_OPTIONS`` for the full list.
         """
         return TaskDecorator(self, None)
+
+    def trigger_dagrun(self, task_id: str, **options: Any) -> Task:
+        """A task that triggers a run of another DAG, without a function of its own:
+        ``dag.trigger_dagrun("kick", trigger_dag_id="other", conf={...})``."""
+        from .trigger_dagrun import no_conf
+
+        return self.task.trigger_dagrun(no_conf, task_id=task_id, **options)  # type: ignore[no-any-return]
 
     def declare_task(
         self,
@@ -374,7 +385,7 @@ class Bundle:
         d = Dag(
             bundle=self,
             dag_id=dag_id,
-            schedule=schedule,
+            schedule=normalize_schedule(schedule),
             start_date=start_date,
             catchup=catchup,
             description=description,

@@ -1,4 +1,5 @@
-"""``@dag.task`` and its Airflow-named variants: ``.branch``, ``.short_circuit``, ``.sensor``.
+"""``@dag.task`` and its Airflow-named variants: ``.branch``, ``.short_circuit``, ``.sensor``,
+``.trigger_dagrun``.
 
 Airflow spells a task's *kind* as an attribute of its ``task`` decorator (``@task.branch``,
 ``@task.sensor``); so does trio-coord, on the decorator a DAG or a task group hands out.
@@ -111,3 +112,19 @@ class TaskDecorator:
             "silent_fail": silent_fail,
         }
         return self._declare(fn, "sensor", kind_options, **options)
+
+    def trigger_dagrun(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """A task that triggers a run of another DAG (Airflow's ``TriggerDagRunOperator``).
+
+        Takes the operator's arguments (``trigger_dag_id``, ``trigger_run_id``, ``conf``,
+        ``logical_date``, ``reset_dag_run``, ``wait_for_completion``, ``poke_interval``,
+        ``allowed_states``, ``failed_states``, ``skip_when_already_exists``, ``note``) besides
+        the usual task options. The function runs first; a dict it returns is the run's conf.
+        """
+        from .trigger_dagrun import trigger_options
+
+        kind_keys = trigger_options.__kwdefaults__ or {}
+        kind_options = trigger_options(
+            **{k: options.pop(k) for k in list(options) if k in kind_keys}
+        )
+        return self._declare(fn, "trigger_dagrun", kind_options, **options)

@@ -11,9 +11,10 @@ import re
 from typing import Any, Final
 
 from ..errors import UsageError
+from .assets import AssetAll, BaseAsset
 from .validation import did_you_mean
 
-__all__ = ["SCHEDULE_PRESETS", "Schedule", "check_schedule"]
+__all__ = ["SCHEDULE_PRESETS", "Schedule", "check_schedule", "normalize_schedule"]
 
 #: Schedule strings Airflow 3.3 accepts besides cron expressions. ``@once`` and
 #: ``@continuous`` are their own timetables; the others are cron shorthands.
@@ -25,13 +26,35 @@ SCHEDULE_PRESETS: Final = frozenset(
 #: time, but a typo like ``"daily"`` or ``"0 * *"`` fails here, at declaration.
 _CRON_FIELD: Final = re.compile(r"^[0-9A-Za-z*?,/#\-]+$")
 
-#: A schedule: None (triggered only), a preset or cron string, or a fixed interval.
-Schedule = str | datetime.timedelta | None
+#: A schedule: None (triggered only), a preset or cron string, a fixed interval, or assets
+#: (one, a list meaning all of them, or an ``&``/``|`` condition).
+Schedule = str | datetime.timedelta | BaseAsset | list[BaseAsset] | tuple[BaseAsset, ...] | None
+
+
+def normalize_schedule(schedule: Schedule) -> str | datetime.timedelta | BaseAsset | None:
+    """A checked schedule in its one stored form: a list of assets is ``AssetAll`` of them,
+    as Airflow reads it."""
+    if isinstance(schedule, list | tuple):
+        return AssetAll(*schedule)
+    return schedule
 
 
 def check_schedule(where: str, schedule: Any, max_active_runs: int | None) -> None:
     """Refuse a schedule Airflow would refuse or misread; ``@continuous`` needs one run at a time."""
-    if schedule is None:
+    if schedule is None or isinstance(schedule, BaseAsset):
+        return
+    if isinstance(schedule, list | tuple):
+        if not schedule:
+            raise UsageError(
+                f"{where}: an empty list of assets would never schedule a run; use "
+                "schedule=None for a DAG that is only triggered"
+            )
+        for item in schedule:
+            if not isinstance(item, BaseAsset):
+                raise UsageError(
+                    f"{where}: a schedule list holds assets (Asset, AssetAlias or an asset "
+                    f"condition), got {type(item).__name__}"
+                )
         return
     if isinstance(schedule, datetime.timedelta):
         if schedule <= datetime.timedelta(0):
@@ -39,8 +62,9 @@ def check_schedule(where: str, schedule: Any, max_active_runs: int | None) -> No
         return
     if not isinstance(schedule, str):
         raise UsageError(
-            f"{where}: schedule must be None, a cron string, a preset such as '@daily', or a "
-            f"datetime.timedelta, got {type(schedule).__name__}"
+            f"{where}: schedule must be None, a cron string, a preset such as '@daily', a "
+            f"datetime.timedelta, or assets (an Asset, a list of them, or a condition such as "
+            f"a1 & (a2 | a3)), got {type(schedule).__name__}"
         )
     if schedule.startswith("@"):
         if schedule not in SCHEDULE_PRESETS:

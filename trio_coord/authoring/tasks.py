@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
 
 #: The kinds of task the decorators declare: ``@dag.task`` and its Airflow-named variants.
-TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor")
+TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor", "trigger_dagrun")
 
 #: Parameter names a task function may declare, and what each receives.
 INJECTABLE: Final[Mapping[str, str]] = {
@@ -46,6 +46,8 @@ INJECTABLE: Final[Mapping[str, str]] = {
     "data_interval_start": "aware datetime or None",
     "data_interval_end": "aware datetime or None",
     "conf": "the run's conf mapping (empty when none)",
+    "outlet_events": "the outlet event accessors (``outlet_events[asset].extra[...] = ...``)",
+    "inlet_events": "the inlet events (``inlet_events[asset]``: that asset's events)",
 }
 
 

@@ -123,6 +123,14 @@ def _backoff(v: Any) -> str | None:
     return None if ok else "True/False or a non-negative number (the backoff base)"
 
 
+def _assets(v: Any) -> str | None:
+    from .assets import Asset, AssetAlias
+
+    items = v if isinstance(v, list | tuple) else [v]
+    ok = all(isinstance(i, Asset | AssetAlias) for i in items)
+    return None if ok else "an Asset, an AssetAlias or a list of them"
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -164,12 +172,15 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "max_active_tis_per_dagrun": _positive,
     "start_date": _aware,
     "end_date": _aware,
+    "inlets": _assets,
+    "outlets": _assets,
 }
 
 #: Options ``default_args`` may not carry: the DAG's own ``start_date``/``end_date`` are the
 #: way to date a whole DAG (Airflow would also read them from ``default_args``, a second
 #: spelling of the same thing that trio-coord does not copy).
-NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date"})
+#: ``inlets``/``outlets`` are what one task reads and writes, not a default for every task.
+NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date", "inlets", "outlets"})
 
 
 def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,5 +203,7 @@ def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{where}: {name} must be {expected}, got {value!r}")
         if name == "retry_exponential_backoff" and isinstance(value, bool):
             value = 2.0 if value else 0
+        if name in ("inlets", "outlets"):
+            value = list(value) if isinstance(value, list | tuple) else [value]
         out[name] = value
     return out

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import Bundle, Dag
+from ..authoring.assets import BaseAsset
 from ..errors import UsageError
+from .assets import asset_timetable, dag_dependencies
 from .groups import serialize_group
 from .tasks import serialize_params, serialize_task
 from .timetables import timetable
@@ -133,9 +135,11 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
         "fileloc": fileloc,
         "relative_fileloc": relative_fileloc,
         "timezone": tz,
-        "timetable": timetable(dag.schedule, tz),
+        "timetable": asset_timetable(dag.schedule)
+        if isinstance(dag.schedule, BaseAsset)
+        else timetable(dag.schedule, tz),
         "tasks": tasks,
-        "dag_dependencies": [],
+        "dag_dependencies": dag_dependencies(dag),
         "task_group": serialize_group(dag.root_group),
         "edge_info": {},
         "params": params,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import TASK_OPTIONS, Dag, Task
+from .assets import encode_lineage
 from .values import encode_value, epoch, seconds
 
 __all__ = [
@@ -106,6 +107,10 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         if name == "start_date" and value == dag.start_date:
             continue
         if name == "end_date" and value == dag.end_date:
+            continue
+        if name in ("inlets", "outlets"):
+            if value:
+                out[name] = encode_lineage(value)
             continue
         out[name] = _field(value)
     out.setdefault("retry_delay", DEFAULT_RETRY_DELAY)

@@ -20,6 +20,7 @@ report, never silently: requests it does not emulate get the error element
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import getpass
 import os
@@ -45,9 +46,12 @@ from ..protocol.messages import (
     DeleteVariable,
     DeleteXCom,
     ErrorResponse,
+    GetAssetEventByAsset,
+    GetAssetEventByAssetAlias,
     GetAssetStateStoreByName,
     GetAssetStateStoreByUri,
     GetConnection,
+    GetDagRunState,
     GetTaskStateStore,
     GetVariable,
     GetVariableKeys,
@@ -64,15 +68,20 @@ from ..protocol.messages import (
     SetTaskStateStore,
     SetXCom,
     StartupDetails,
+    SucceedTask,
     TaskInstance,
     TaskStateStoreResult,
     TIRunContext,
+    TriggerDagRun,
+    ValidateInletsAndOutlets,
     VariableKeysResult,
     VariableResult,
     XComResult,
 )
 from ..protocol.peer import RequestFrame
 from ..runtime.masking import Masker
+from .assets import LocalAssets
+from .dagruns import LocalDagRuns
 from .options import RunOptions
 
 __all__ = [
@@ -245,6 +254,10 @@ class Report:
     last_error: str | None
     log_lines: int
     duration: float
+    #: Asset events the try recorded on success (asset, extra, alias).
+    outlet_events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: Runs of other DAGs the try triggered, one line each.
+    triggered_runs: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def status(self) -> int:
@@ -292,6 +305,9 @@ class Session:
         self.fatal: str | None = None
         self.last_error: str | None = None
         self.log_lines = 0
+        self.assets = LocalAssets()
+        self.dag_runs = LocalDagRuns(own=(ti.dag_id, ti.run_id))
+        self.outlet_events: list[dict[str, Any]] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -333,6 +349,15 @@ class Session:
         if self.terminal is not None:
             self.defect(f"a second terminal message, {msg.TYPE}, after {self.terminal.TYPE} (§6.1)")
         self.terminal = msg
+        if isinstance(msg, SucceedTask):
+            ti = self.details.ti
+            self.outlet_events = self.assets.record(
+                msg,
+                dag_id=ti.dag_id,
+                task_id=ti.task_id,
+                run_id=ti.run_id,
+                map_index=-1 if ti.map_index is None else ti.map_index,
+            )
         if hasattr(msg, "rendered_map_index"):
             # §6.3: the terminal transition writes its label as sent, null included.
             label = msg.rendered_map_index
@@ -504,6 +529,8 @@ class Session:
             last_error=self.last_error,
             log_lines=self.log_lines,
             duration=duration,
+            outlet_events=list(self.outlet_events),
+            triggered_runs=self.dag_runs.summary(),
         )
 
 
@@ -519,6 +546,11 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     SetRenderedMapIndex: Session._set_rendered_map_index,
     SetRenderedFields: Session._set_rendered_fields,
     GetVariableKeys: Session._get_variable_keys,
+    ValidateInletsAndOutlets: lambda s, m: (s.assets.validate(), None),
+    GetAssetEventByAsset: lambda s, m: (s.assets.by_asset(m), None),
+    GetAssetEventByAssetAlias: lambda s, m: (s.assets.by_alias(m), None),
+    TriggerDagRun: lambda s, m: s.dag_runs.trigger(m),
+    GetDagRunState: lambda s, m: s.dag_runs.state(m),
     **dict.fromkeys(
         (GetTaskStateStore, GetAssetStateStoreByName, GetAssetStateStoreByUri), Session._get_state
     ),

@@ -52,6 +52,8 @@ def render_text(report: Report, masker: Masker) -> str:
         ("variable", f"{key} = {_clip(_json(v))}" if v is not None else f"{key} deleted")
         for key, v in report.variables_set.items()
     ]
+    rows += [("asset event", _clip(_json(e))) for e in report.outlet_events]
+    rows += [("triggered", _clip(line)) for line in report.triggered_runs]
     if report.rendered_map_index is not None:
         rows.append(("map label", report.rendered_map_index))
     if report.last_error and report.state != "success":
@@ -81,6 +83,8 @@ def render_json(report: Report, masker: Masker) -> str:
         "request_count": report.request_count,
         "variables_set": report.variables_set,
         "rendered_map_index": report.rendered_map_index,
+        "outlet_events": report.outlet_events,
+        "triggered_runs": report.triggered_runs,
         "secrets_masked": report.secrets_masked,
         "last_error": report.last_error,
         "defects": report.defects,

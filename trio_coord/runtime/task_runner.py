@@ -26,6 +26,7 @@ and never become ExceptionGroups (STYLE.md practice 11).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import logging
@@ -38,7 +39,7 @@ import trio
 from ..authoring import FailTask, SkipTask, Task
 from ..client import Client, SyncClient
 from ..context import TaskContext
-from ..errors import LocalProtocolError, SupervisorGone
+from ..errors import LocalProtocolError, SupervisorGone, UsageError
 from ..protocol.connection import INLINE_CHECK_ITEMS
 from ..protocol.fields import CheckIncomplete, check_json
 from ..protocol.messages import (
@@ -47,6 +48,8 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from .assets import TaskAssets, inactive_assets
+from .trigger_dagrun import trigger_dagrun
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
 
@@ -121,11 +124,27 @@ async def run_task(
     if next_method is not None:
         return _resume_failure(ctx, next_method)
 
+    assets = TaskAssets(task, client)
+    ctx = dataclasses.replace(ctx, assets=assets)
+    try:
+        problem = await inactive_assets(assets, client)
+    except SupervisorGone:
+        raise
+    except Exception as exc:
+        log.error("could not validate the task's inlets and outlets: %s", exc)
+        return _failure(ctx, f"could not validate inlets and outlets: {exc}")
+    if problem is not None:
+        log.error("%s", problem)
+        return _failure(ctx, problem)
+
     task_log = logging.getLogger(TASK_LOGGER)
     push_error: Exception | None = None
     try:
         with scope:
             value = await _call(task, ctx, client, task_log)
+            if task.kind == "trigger_dagrun":
+                await trigger_dagrun(task, client, value)
+                value = None  # the function's value was the conf; the operator returns nothing
             # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
             push_error = await _push_result(task, client, value)
         if scope.cancelled_caught:
@@ -150,7 +169,12 @@ async def run_task(
     if push_error is not None:
         log.error("pushing the return value failed: %s", push_error, exc_info=push_error)
         return _failure(ctx, f"pushing the return value failed: {push_error}")
-    return TaskOutcome(SucceedTask(end_date=_now()), "success")
+    try:
+        fields = assets.success_fields()
+    except UsageError as exc:
+        log.error("the outlet events cannot be sent: %s", exc)
+        return _failure(ctx, f"outlet events: {exc}")
+    return TaskOutcome(SucceedTask(end_date=_now(), **fields), "success")
 
 
 async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
