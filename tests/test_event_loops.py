@@ -1,0 +1,108 @@
+"""Tasks on an asyncio event loop (``event_loop="asyncio"``), and the hint for asyncio elsewhere."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from airflow_harness.harness import supervise
+
+import trio_coord
+from trio_coord.client import Client
+from trio_coord.client._asyncio import AsyncioClient
+from trio_coord.client._sync import public_methods
+from trio_coord.errors import UsageError
+from trio_coord.runtime.event_loops import asyncio_hint
+
+BUNDLE = f"{__import__('pathlib').Path(__file__).parent / 'airflow_harness' / 'bundle_event_loops.py'}:bundle"
+PREFIX = "d1/r1"
+
+
+@pytest.mark.supervisor
+def test_asyncio_task_sleeps_gathers_and_uses_the_client() -> None:
+    """An asyncio task awaits asyncio.sleep and asyncio.gather of client calls, pushes XComs, and succeeds under the real supervisor."""
+    r = supervise("asyncio_ok", bundle=BUNDLE, variables={"first": "alpha", "second": "beta"})
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    assert "running on asyncio" in r.events("task")
+    assert r.xcoms[f"{PREFIX}/asyncio_ok/pair"] == ["alpha", "beta"]
+    assert r.xcoms[f"{PREFIX}/asyncio_ok/return_value"] == {"run_id": "r1", "joined": "alpha+beta"}
+    assert "pushed and read back ['alpha', 'beta']" in r.events("task")
+
+
+@pytest.mark.supervisor
+@pytest.mark.parametrize(
+    ("task_id", "where"),
+    [("trio_calls_asyncio", "a Trio task"), ("sync_calls_asyncio", "a worker thread")],
+)
+def test_asyncio_outside_an_asyncio_loop_fails_with_a_hint(task_id: str, where: str) -> None:
+    """A Trio or sync task that needs a running asyncio loop fails as usual, with a log line naming event_loop="asyncio"."""
+    r = supervise(task_id, bundle=BUNDLE)
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.events()
+    hints = [e for e in r.events() if 'event_loop="asyncio"' in e]
+    assert hints and where in hints[0], r.events()
+
+
+@pytest.mark.supervisor
+def test_asyncio_task_failure_is_an_ordinary_failure() -> None:
+    """An exception raised on the asyncio loop fails the try with no asyncio hint."""
+    r = supervise("asyncio_fails", bundle=BUNDLE)
+    assert (r.exit_code, r.final_state) == (0, "failed")
+    assert any("asyncio boom on purpose" in e for e in r.events())
+    assert not any('event_loop="asyncio"' in e for e in r.events())
+
+
+@pytest.mark.supervisor
+def test_sigterm_cancels_the_asyncio_task() -> None:
+    """SIGTERM during an asyncio task cancels its asyncio task (CancelledError seen) and ends the try as failed."""
+    r = supervise("asyncio_long", bundle=BUNDLE, sigterm_after=2.0)
+    assert (r.exit_code, r.final_state) == (0, "failed"), (r.raw, r.events())
+    assert [p["state"] for p in r.state_patches] == ["failed"]
+    assert "asyncio task saw CancelledError" in r.events("task")
+    assert r.raw["elapsed"] < 60
+
+
+def test_asyncio_client_has_every_client_method_as_a_coroutine() -> None:
+    """The asyncio client offers each public Client method, with its signature, as a coroutine function."""
+    for name in public_methods(Client):
+        method = getattr(AsyncioClient, name)
+        assert inspect.iscoroutinefunction(method), name
+        assert inspect.signature(method) == inspect.signature(getattr(Client, name)), name
+
+
+def test_event_loop_option_is_validated() -> None:
+    """event_loop accepts "trio" and "asyncio" only, and asyncio only for async def functions."""
+    dag = trio_coord.Bundle("b").dag("d")
+
+    async def fine() -> None: ...
+
+    def plain() -> None: ...
+
+    assert dag.task(event_loop="asyncio")(fine).event_loop == "asyncio"
+    assert dag.task(task_id="t2")(fine).event_loop == "trio"
+    with pytest.raises(UsageError, match="one of 'trio', 'asyncio'"):
+        dag.task(task_id="t3", event_loop="uvloop")(fine)
+    with pytest.raises(UsageError, match="must be an async def"):
+        dag.task(task_id="t4", event_loop="asyncio")(plain)
+
+
+def test_event_loop_is_not_an_airflow_option() -> None:
+    """event_loop is trio-coord's own: it is not among the options exported to Airflow."""
+    dag = trio_coord.Bundle("b").dag("d")
+
+    @dag.task(event_loop="asyncio")
+    async def t() -> None: ...
+
+    assert "event_loop" not in t.options
+    assert "event_loop" not in trio_coord.authoring.TASK_OPTIONS
+
+
+def test_hint_follows_the_exception_chain() -> None:
+    """The hint recognises asyncio's errors also as the cause of another exception, and nothing else."""
+    try:
+        try:
+            raise RuntimeError("no running event loop")
+        except RuntimeError as inner:
+            raise ValueError("wrapped") from inner
+    except ValueError as exc:
+        assert asyncio_hint(exc, is_async=True) is not None
+    assert asyncio_hint(RuntimeError("something else"), is_async=True) is None
