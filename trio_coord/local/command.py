@@ -12,9 +12,9 @@ import trio
 from ..errors import UsageError
 from ..runtime.masking import Masker
 from ..tracebacks import enable_debug
-from .logs import Printer
 from .dag_run import PlannedTask, plan_dag
 from .dag_runner import run_dag
+from .logs import Printer
 from .options import PROG, RunOptions, parse_args
 from .parse import parse_bundle
 from .summary import render_dag_json, render_dag_text, render_json, render_text

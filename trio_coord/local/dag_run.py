@@ -127,8 +127,7 @@ def plan_dag(document: Mapping[str, Any]) -> list[PlannedTask]:
             downstream=tuple(str(d) for d in t.get("downstream_task_ids") or ()),
             trigger_rule=str(t.get("trigger_rule") or "all_success"),
             retries=int(t.get("retries") or 0),
-            retry_delay=_seconds(t.get("retry_delay"), _DEFAULT_RETRY_DELAY)
-            or 0.0,
+            retry_delay=_seconds(t.get("retry_delay"), _DEFAULT_RETRY_DELAY) or 0.0,
             retry_exponential_backoff=_backoff(t.get("retry_exponential_backoff")),
             max_retry_delay=_seconds(t.get("max_retry_delay"), None),
             is_setup=bool(t.get("_is_setup") or t.get("is_setup")),
@@ -227,9 +226,7 @@ def temporal_moment(defer: DeferTask) -> Temporal | str:
     return Temporal(moment, event, kwargs.get("end_from_trigger") is True)
 
 
-def dag_run_state(
-    plan: list[PlannedTask], states: Mapping[tuple[str, int], str]
-) -> str:
+def dag_run_state(plan: list[PlannedTask], states: Mapping[tuple[str, int], str]) -> str:
     """``success``, ``failed`` or ``running`` (something unfinished), from the leaves.
 
     As the scheduler decides: any task instance unfinished keeps the run running;

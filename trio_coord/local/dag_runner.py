@@ -143,12 +143,16 @@ class _DagRun:
                 self._settle(task.task_id, -1, "skipped", "mapped over nothing (0 items)")
                 continue
             for index in [-1] if count is None else range(count):
-                if self.stopped is not None:
+                if self._halted():
                     self._settle(task.task_id, index, "none", f"not run: {self.stopped}")
                 elif self._skip_requested(task.task_id, index):
                     self._settle(task.task_id, index, "skipped", "skipped by SkipDownstreamTasks")
                 else:
                     await self._run_instance(task, index, run_try)
+
+    def _halted(self) -> bool:
+        """Whether a try was interrupted (by a signal): nothing more runs."""
+        return self.stopped is not None
 
     def _settle(self, task_id: str, index: int, state: str, note: str | None) -> None:
         self.results[(task_id, index)] = TaskInstanceResult(task_id, index, state, note=note)
@@ -165,9 +169,7 @@ class _DagRun:
         """``(state, note)`` when the task does not run; None when it does."""
         if task.task_id in self.skips and self.skips[task.task_id] is None:
             return "skipped", "skipped by SkipDownstreamTasks"
-        states = [
-            r.state for (tid, _i), r in self.results.items() if tid in set(task.upstream)
-        ]
+        states = [r.state for (tid, _i), r in self.results.items() if tid in set(task.upstream)]
         setups = [
             r.state
             for (tid, _i), r in self.results.items()
@@ -219,6 +221,8 @@ class _DagRun:
             result.duration += report.duration
             result.state = report.state
             result.note = report.note
+            if report.state in ("failed", "up_for_retry") and report.last_error:
+                result.note = report.last_error if not report.note else report.note
             result.xcoms = dict(report.xcoms)
             self._record_skips(session)
             next_method, next_kwargs = None, None
@@ -308,4 +312,3 @@ async def run_dag(
         duration=trio.current_time() - start,
         stopped=run.stopped,
     )
-

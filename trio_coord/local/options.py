@@ -358,9 +358,7 @@ def _aware_datetime(text: str) -> datetime.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date and time") from None
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no time zone: add one, e.g. {text}+00:00"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add one, e.g. {text}+00:00")
     return value.astimezone(datetime.UTC)
 
 

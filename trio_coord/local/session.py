@@ -48,10 +48,10 @@ from ..protocol.messages import (
     GetAssetStateStoreByName,
     GetAssetStateStoreByUri,
     GetConnection,
+    GetTaskRescheduleStartDate,
     GetTaskStateStore,
     GetVariable,
     GetVariableKeys,
-    GetTaskRescheduleStartDate,
     GetXCom,
     GetXComCount,
     GetXComSequenceItem,
@@ -425,7 +425,9 @@ class Session:
         self.xcoms_pushed.pop(self._label(msg), None)
         return None, None
 
-    def _sequence(self, msg: GetXComCount | GetXComSequenceItem | GetXComSequenceSlice) -> list[Any]:
+    def _sequence(
+        self, msg: GetXComCount | GetXComSequenceItem | GetXComSequenceSlice
+    ) -> list[Any]:
         """The values of one key across a task's map indexes, in map-index order."""
         found = sorted(
             (index, value)
@@ -452,7 +454,9 @@ class Session:
                 error="API_SERVER_ERROR",
                 detail={"status_code": 400, "message": "slice step cannot be zero"},
             ), None
-        return XComSequenceSliceResult(root=self._sequence(msg)[msg.start : msg.stop : msg.step]), None
+        return XComSequenceSliceResult(
+            root=self._sequence(msg)[msg.start : msg.stop : msg.step]
+        ), None
 
     def _skip_downstream(self, msg: SkipDownstreamTasks) -> Answer:
         for item in msg.tasks:

@@ -24,7 +24,7 @@ their count is zero unless a caller passes one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
@@ -167,7 +167,7 @@ def _nothing(s: UpstreamStates) -> Decision | None:
 
 
 #: Rule -> the state the scheduler sets on the task instance, if any.
-_FLAG: Final = {
+_FLAG: Final[dict[str, Callable[[UpstreamStates], Decision | None]]] = {
     "all_success": _all_success,
     "all_failed": _all_failed,
     "all_done": _nothing,
@@ -184,7 +184,7 @@ _FLAG: Final = {
 }
 
 #: Rule -> whether the dependency is met (the task may run), when no state was set.
-_PASSES: Final = {
+_PASSES: Final[dict[str, Callable[[UpstreamStates], bool]]] = {
     "all_success": lambda s: s.upstream - s.success - s.removed <= 0,
     "all_failed": lambda s: s.upstream - s.failed - s.upstream_failed - s.removed <= 0,
     "all_done": lambda s: s.done >= s.upstream,
