@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
 
 import pytest
 from airflow_harness.harness import supervise
@@ -14,7 +16,7 @@ from trio_coord.client._sync import public_methods
 from trio_coord.errors import UsageError
 from trio_coord.runtime.event_loops import asyncio_hint
 
-BUNDLE = f"{__import__('pathlib').Path(__file__).parent / 'airflow_harness' / 'bundle_event_loops.py'}:bundle"
+BUNDLE = f"{Path(__file__).parent / 'airflow_harness' / 'bundle_event_loops.py'}:bundle"
 PREFIX = "d1/r1"
 
 
@@ -94,6 +96,10 @@ def test_event_loop_is_not_an_airflow_option() -> None:
 
     assert "event_loop" not in t.options
     assert "event_loop" not in trio_coord.authoring.TASK_OPTIONS
+    from trio_coord.dagparse import serialize_dag
+
+    doc = serialize_dag(dag, fileloc="/b.py", relative_fileloc="b.py")
+    assert "event_loop" not in json.dumps(doc) and "asyncio" not in json.dumps(doc)
 
 
 def test_hint_follows_the_exception_chain() -> None:

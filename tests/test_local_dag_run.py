@@ -474,8 +474,10 @@ def test_a_wait_beyond_max_wait_stops_the_task_instance() -> None:
 def test_other_trigger_leaves_the_task_deferred() -> None:
     """A trigger other than the temporal one ends the task deferred, explained, and the run does not succeed."""
     report, _ = _run("foreign")
-    (ti,) = report.task_instances
+    ti = report.task_instances[0]
     assert (ti.state, ti.note) == ("deferred", "trigger S3KeyTrigger cannot run locally")
+    assert _states(report)["after_s3"] == ("none", 0)
+    assert "upstream not finished (deferred)" in str(report.task_instances[1].note)
     assert (report.state, report.status) == ("running", 1)
 
 

@@ -173,3 +173,11 @@ def waits_for_s3(client):
         )
     )
     os._exit(0)
+
+
+@foreign.task
+def after_s3():
+    return "never"
+
+
+waits_for_s3 >> after_s3

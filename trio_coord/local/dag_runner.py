@@ -38,7 +38,7 @@ import trio
 
 from ..protocol.messages import DeferTask, RescheduleTask, RetryTask
 from . import dag_run
-from .dag_run import PlannedTask, Temporal, XComStore
+from .dag_run import FINISHED, PlannedTask, Temporal, XComStore
 from .logs import Printer
 from .options import RunOptions
 from .session import Report, Session
@@ -175,6 +175,9 @@ class _DagRun:
             for (tid, _i), r in self.results.items()
             if tid in set(task.upstream) and self.by_id[tid].is_setup
         ]
+        unfinished = sorted({s for s in states if s not in FINISHED})
+        if unfinished:
+            return "none", f"not run: upstream not finished ({', '.join(unfinished)})"
         decision = decide(task.trigger_rule, UpstreamStates.of(states, setups))
         if decision == RUN:
             return None
