@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
+import trio
 from airflow_harness.harness import supervise
 
 import trio_coord
@@ -14,7 +17,7 @@ from trio_coord.client import Client
 from trio_coord.client._asyncio import AsyncioClient
 from trio_coord.client._sync import public_methods
 from trio_coord.errors import UsageError
-from trio_coord.runtime.event_loops import asyncio_hint
+from trio_coord.runtime.event_loops import asyncio_hint, run_on_asyncio
 
 BUNDLE = f"{Path(__file__).parent / 'airflow_harness' / 'bundle_event_loops.py'}:bundle"
 PREFIX = "d1/r1"
@@ -112,3 +115,56 @@ def test_hint_follows_the_exception_chain() -> None:
     except ValueError as exc:
         assert asyncio_hint(exc, is_async=True) is not None
     assert asyncio_hint(RuntimeError("something else"), is_async=True) is None
+
+
+def _no_client() -> Client:
+    return cast(Client, object())
+
+
+def test_cancelling_the_trio_scope_cancels_the_asyncio_task() -> None:
+    """A cancelled Trio scope delivers CancelledError to the asyncio task, whose cleanup runs before Cancelled propagates."""
+    seen: list[str] = []
+
+    async def main() -> bool:
+        token = trio.lowlevel.current_trio_token()
+        started = trio.Event()
+
+        async def coroutine(client: object) -> None:
+            trio.from_thread.run_sync(started.set, trio_token=token)
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+            finally:
+                seen.append("cleanup")
+
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_when_started() -> None:
+                    await started.wait()
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_started)
+                await run_on_asyncio(coroutine, _no_client())
+        return scope.cancelled_caught
+
+    assert trio.run(main) is True
+    assert seen == ["cancelled", "cleanup"]
+
+
+def test_asyncio_result_and_error_come_back_unwrapped() -> None:
+    """The coroutine's value is returned, and its exception raised as itself (no ExceptionGroup)."""
+
+    async def value(client: object) -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    async def error(client: object) -> None:
+        await asyncio.sleep(0)
+        raise KeyError("from asyncio")
+
+    assert trio.run(run_on_asyncio, value, _no_client()) == 7
+    with pytest.raises(KeyError, match="from asyncio"):
+        trio.run(run_on_asyncio, error, _no_client())
