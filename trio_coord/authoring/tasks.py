@@ -2,7 +2,8 @@
 
 A task asks for what it needs by naming a parameter (see :data:`INJECTABLE`):
 ``context``, ``client``, ``log`` and the common context fields. Its return value
-becomes the ``return_value`` XCom. Async functions run in the Trio task; plain
+becomes the ``return_value`` XCom. Async functions run in the Trio task (or, with
+``event_loop="asyncio"``, on their own asyncio loop in a worker thread); plain
 functions run in a worker thread with a blocking client.
 """
 
