@@ -37,7 +37,14 @@ from trio_coord.local.options import RunOptions, parse_args
 from trio_coord.local.session import Report, Session
 from trio_coord.local.supervisor import run_local
 from trio_coord.local.trigger_rules import UpstreamStates, decide
-from trio_coord.protocol.messages import DeferTask, SetXCom, SucceedTask
+from trio_coord.protocol.messages import (
+    DeferTask,
+    GetXComCount,
+    GetXComSequenceItem,
+    GetXComSequenceSlice,
+    SetXCom,
+    SucceedTask,
+)
 from trio_coord.protocol.peer import RequestFrame
 from trio_coord.runtime.masking import Masker
 
@@ -442,7 +449,10 @@ def test_reschedule_runs_the_task_again() -> None:
     report, tries = _run("resched")
     assert [(o.try_number, o.task_reschedule_count) for o in tries] == [(1, 0), (1, 1)]
     assert _states(report) == {"poke": ("success", 2)}
-    assert report.task_instances[0].xcoms == {"return_value": 1}
+    pushed = report.task_instances[0].xcoms["return_value"]
+    assert pushed["count"] == 1
+    first = datetime.datetime.fromisoformat(pushed["first"])
+    assert first <= datetime.datetime.now(datetime.UTC)
 
 
 def test_temporal_deferral_resumes_with_next_method_and_event() -> None:
@@ -505,3 +515,78 @@ def test_cli_summary_and_exit_codes() -> None:
         ("after_boom", "upstream_failed", 0),
         ("cleanup", "success", 1),
     ]
+
+
+def _one_task(dag_id: str, **kw: Any) -> RunOptions:
+    return RunOptions(bundle=BUNDLE, dag_id=dag_id, task_id="down", **kw)
+
+
+def test_session_answers_xcom_sequences_from_the_shared_store() -> None:
+    """Count, item and slice read one key across map indexes in order; mapped_length is recorded; out of range is XCOM_NOT_FOUND."""
+    store = dag_run.XComStore()
+    session = Session(
+        _one_task("flow", run_id="r"),
+        masker=Masker(),
+        xcoms=store.values,
+        mapped_lengths=store.mapped_lengths,
+    )
+    address = {"key": "return_value", "dag_id": "flow", "run_id": "r", "task_id": "up"}
+
+    def ask(body: Any) -> Any:
+        answer = session.answer(RequestFrame(request_id=1, body=body, tag=body.TYPE, problem=None))
+        assert answer is not None
+        return answer[0]
+
+    for index in (2, 0, 1):
+        ask(
+            SetXCom(
+                **address,
+                value=f"v{index}",
+                map_index=index,
+                mapped_length=3 if index == 0 else None,
+            )
+        )
+    assert store.mapped_lengths == {("up", 0): 3}
+    assert ask(GetXComCount(**address)).len == 3
+    assert ask(GetXComSequenceItem(**address, offset=-1)).root == "v2"
+    assert ask(GetXComSequenceSlice(**address, start=None, stop=None, step=2)).root == ["v0", "v2"]
+    missing = ask(GetXComSequenceItem(**address, offset=3))
+    assert missing.error == "XCOM_NOT_FOUND"
+    # A second session on the same store sees the same values.
+    again = Session(_one_task("flow", run_id="r"), masker=Masker(), xcoms=store.values)
+    reply = again.answer(
+        RequestFrame(request_id=2, body=GetXComCount(**address), tag="GetXComCount", problem=None)
+    )
+    assert reply is not None and reply[0].len == 3
+
+
+def test_an_interrupted_try_stops_the_run() -> None:
+    """A try ended by a signal stops the DAG run: the tasks after it are listed as not run, and the run does not succeed."""
+    plan = [PlannedTask("a", downstream=("b",)), PlannedTask("b", upstream=("a",))]
+
+    async def interrupted(opts: RunOptions, printer: Printer, session: Session) -> Report:
+        return session.report(0, duration=0.0, interrupted="interrupted by SIGINT")
+
+    report = trio.run(functools.partial(run_dag, _opts("s"), _printer(), plan, run_try=interrupted))
+    assert report.stopped is not None and "SIGINT" in report.stopped
+    assert [(t.task_id, t.state) for t in report.task_instances] == [
+        ("a", "success"),
+        ("b", "none"),
+    ]
+    assert "not run" in str(report.task_instances[1].note)
+    assert report.status == 1
+
+
+def test_a_retry_delay_beyond_max_wait_stops_with_a_note() -> None:
+    """A retry whose delay is longer than --max-wait leaves the task up_for_retry after one try, with a note."""
+    plan = [PlannedTask("a", retries=3, retry_delay=600.0)]
+
+    async def failing(opts: RunOptions, printer: Printer, session: Session) -> Report:
+        return session.report(1, duration=0.0)
+
+    report = trio.run(
+        functools.partial(run_dag, _opts("r", max_wait=60.0), _printer(), plan, run_try=failing)
+    )
+    (ti,) = report.task_instances
+    assert (ti.state, ti.tries) == ("up_for_retry", 1)
+    assert "retry of a would wait 600.0 s" in str(ti.note)

@@ -126,8 +126,9 @@ def poke(client, context, log):
     if count == 0:
         client.request(RescheduleTask(reschedule_date=_soon(0.3), end_date=_soon(0)))
         os._exit(0)  # the terminal message is sent: end the try as a runtime would
-    log.info("poke rescheduled %s time(s), first at %s", count, client.get_first_reschedule_date())
-    return count
+    first = client.get_first_reschedule_date()
+    log.info("poke rescheduled %s time(s), first at %s", count, first)
+    return {"count": count, "first": first.isoformat() if first else None}
 
 
 deferring = bundle.dag("deferring")
