@@ -168,3 +168,20 @@ def test_asyncio_result_and_error_come_back_unwrapped() -> None:
     assert trio.run(run_on_asyncio, value, _no_client()) == 7
     with pytest.raises(KeyError, match="from asyncio"):
         trio.run(run_on_asyncio, error, _no_client())
+
+
+def test_a_scope_cancelled_before_the_start_never_runs_the_coroutine() -> None:
+    """When the try is cancelled before the asyncio task starts, the coroutine never runs and Cancelled propagates at once."""
+    ran: list[str] = []
+
+    async def coroutine(client: object) -> None:
+        ran.append("ran")
+
+    async def main() -> bool:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await run_on_asyncio(coroutine, _no_client())
+        return scope.cancelled_caught
+
+    assert trio.run(main) is True
+    assert ran == []

@@ -50,6 +50,13 @@ class _LoopHandle:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[Any] | None = None
         self.cancelled = False
+        self.started = False
+
+    def start(self) -> bool:
+        """Called first in the worker thread: False when Trio cancelled before it began."""
+        with self.lock:
+            self.started = True
+            return not self.cancelled
 
     def publish(self) -> None:
         """Called on the loop: record it, or cancel at once if Trio already asked to."""
@@ -59,13 +66,17 @@ class _LoopHandle:
             if self.cancelled and self.task is not None:
                 self.task.cancel()
 
-    def cancel(self) -> None:
-        """Called from Trio: cancel the asyncio task, now or as soon as it exists."""
+    def cancel(self) -> bool:
+        """Called from Trio: cancel the asyncio task, now or as soon as it exists.
+
+        Returns whether the worker thread had begun (else it never runs the coroutine).
+        """
         with self.lock:
             self.cancelled = True
             if self.loop is not None and self.task is not None:
                 with contextlib.suppress(RuntimeError):  # the loop already closed
                     self.loop.call_soon_threadsafe(self.task.cancel)
+            return self.started
 
 
 async def run_on_asyncio(
@@ -91,6 +102,8 @@ async def run_on_asyncio(
 
         def thread() -> Any:
             try:
+                if not handle.start():
+                    return None
                 return asyncio.run(main())
             finally:
                 with contextlib.suppress(trio.RunFinishedError):
@@ -99,9 +112,9 @@ async def run_on_asyncio(
         try:
             outcome.append((True, await trio.to_thread.run_sync(thread, abandon_on_cancel=True)))
         except trio.Cancelled as exc:
-            handle.cancel()
-            with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_GRACE):
-                await finished.wait()
+            if handle.cancel():
+                with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_GRACE):
+                    await finished.wait()
             outcome.append((False, exc))
         except BaseException as exc:  # the task's own error, raised after the nursery
             outcome.append((False, exc))
