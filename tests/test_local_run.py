@@ -116,7 +116,7 @@ def test_conn_flag_accepts_the_json_form() -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        ([HELLO, "hello"], "required: TASK_ID"),
+        ([HELLO], "required: DAG_ID"),
         (["missing.py", "d", "t"], "does not exist"),
         (["some.module", "d", "t"], "MODULE:ATTR"),
         ([HELLO, "bad id", "t"], "DAG_ID"),

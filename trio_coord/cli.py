@@ -295,7 +295,7 @@ SERVE_SOURCE: Final = BundleSource(
 
 _COMMANDS: Final = {
     "serve": "run a bundle's task for the coordinator, or print its metadata",
-    "run": "run one task of a bundle locally against a fake supervisor",
+    "run": "run one task (or a whole DAG) of a bundle locally against a fake supervisor",
     "pack": "build a self-contained executable bundle from a Python file",
     "inspect": "describe a packed bundle without running it",
     "verify": "check packed bundles the way Airflow's ExecutableCoordinator would",

@@ -19,7 +19,7 @@ from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
-from .tasks import INJECTABLE, FailTask, SkipTask, Task
+from .tasks import EVENT_LOOPS, INJECTABLE, FailTask, SkipTask, Task
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
 from .xcom_args import XComArg
 
@@ -40,6 +40,7 @@ __all__ = [
     "SkipTask",
     "FailTask",
     "INJECTABLE",
+    "EVENT_LOOPS",
     "TRIO_COORD_QUEUE",
     "SCHEDULE_PRESETS",
     "Schedule",

@@ -19,7 +19,7 @@ from .assets import BaseAsset, iter_leaves
 from .decorators import TaskDecorator
 from .groups import TaskGroup
 from .schedules import Schedule, check_schedule, normalize_schedule
-from .tasks import Task, as_tasks, injected_parameters
+from .tasks import Task, as_tasks, check_event_loop, injected_parameters
 from .validation import (
     NOT_IN_DEFAULT_ARGS,
     TASK_OPTIONS,
@@ -174,6 +174,7 @@ class Dag:
         queue: str | None = None,
         depends_on: Iterable[Task] = (),
         group: TaskGroup | None = None,
+        event_loop: str = "trio",
         **options: Any,
     ) -> Task:
         """Register one task of ``kind`` (see :data:`~.tasks.TASK_KINDS`); the decorators call this."""
@@ -187,6 +188,7 @@ class Dag:
         given = check_settings(where, options)
         check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
         inject = injected_parameters(func, f"{self.dag_id}.{tid}")
+        loop = check_event_loop(where, event_loop, func)
         self.claim_id(tid, "task id")
         t = Task(
             dag=self,
@@ -201,6 +203,7 @@ class Dag:
             group=group,
             kind=kind,
             kind_options=dict(kind_options or {}),
+            event_loop=loop,
         )
         if self.fail_fast and t.option("trigger_rule") not in (None, "all_success"):
             self._ids.discard(tid)

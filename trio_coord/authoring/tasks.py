@@ -2,7 +2,8 @@
 
 A task asks for what it needs by naming a parameter (see :data:`INJECTABLE`):
 ``context``, ``client``, ``log`` and the common context fields. Its return value
-becomes the ``return_value`` XCom. Async functions run in the Trio task; plain
+becomes the ``return_value`` XCom. Async functions run in the Trio task (or, with
+``event_loop="asyncio"``, on their own asyncio loop in a worker thread); plain
 functions run in a worker thread with a blocking client.
 """
 
@@ -22,10 +23,23 @@ if TYPE_CHECKING:
     from .groups import TaskGroup
     from .xcom_args import XComArg
 
-__all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
+__all__ = [
+    "EVENT_LOOPS",
+    "INJECTABLE",
+    "TASK_KINDS",
+    "FailTask",
+    "SkipTask",
+    "Task",
+    "Wirable",
+    "check_event_loop",
+]
 
 #: The kinds of task the decorators declare: ``@dag.task`` and its Airflow-named variants.
 TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor", "trigger_dagrun")
+
+#: What an ``async def`` task's coroutine runs on (``event_loop=``, trio-coord's own option:
+#: never exported to Airflow). "asyncio" runs it on a fresh asyncio loop in a worker thread.
+EVENT_LOOPS: Final = ("trio", "asyncio")
 
 #: Parameter names a task function may declare, and what each receives.
 INJECTABLE: Final[Mapping[str, str]] = {
@@ -113,6 +127,8 @@ class Task(Wirable):
     kind: str = "python"
     #: The kind's own options (a sensor's ``poke_interval``, ``mode``...), as written.
     kind_options: dict[str, Any] = field(default_factory=dict)
+    #: The event loop an async task runs on (one of :data:`EVENT_LOOPS`).
+    event_loop: str = "trio"
 
     @property
     def is_async(self) -> bool:
@@ -176,6 +192,20 @@ class Task(Wirable):
 
     def __repr__(self) -> str:
         return f"<Task {self.dag.dag_id}.{self.task_id}>"
+
+
+def check_event_loop(where: str, value: Any, fn: Callable[..., Any]) -> str:
+    """``event_loop=`` must name a known loop, and asyncio needs a coroutine function."""
+    if value not in EVENT_LOOPS:
+        raise UsageError(
+            f"{where}: event_loop must be one of {', '.join(map(repr, EVENT_LOOPS))}, got {value!r}"
+        )
+    if value == "asyncio" and not inspect.iscoroutinefunction(fn):
+        raise UsageError(
+            f"{where}: event_loop='asyncio' runs a coroutine, so the task must be an async def "
+            "function (a plain function already runs in a thread, where it may call asyncio.run)"
+        )
+    return str(value)
 
 
 def injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:

@@ -12,15 +12,19 @@ import trio
 from ..errors import UsageError
 from ..runtime.masking import Masker
 from ..tracebacks import enable_debug
+from .dag_run import PlannedTask, plan_dag
+from .dag_runner import run_dag
 from .logs import Printer
-from .options import PROG, parse_args
-from .summary import render_json, render_text
+from .options import PROG, RunOptions, parse_args
+from .parse import parse_bundle
+from .summary import render_dag_json, render_dag_text, render_json, render_text
 from .supervisor import child_environment, run_local
-from .target import BundleLooksBroken, check_ids, describe_bundle
+from .target import DESCRIBE_TIMEOUT, BundleLooksBroken, check_ids, describe_bundle
 
 __all__ = ["main", "EXIT_SUCCESS", "EXIT_NOT_SUCCESS", "EXIT_USAGE", "EXIT_IMPORT"]
 
-#: The task ended in state success, and a worker would have recorded it so.
+#: The task ended in state success, and a worker would have recorded it so (without
+#: TASK_ID: the DAG run would succeed).
 EXIT_SUCCESS: Final = 0
 #: Any other outcome: failed, up_for_retry, skipped, removed, deferred, stuck, not started.
 EXIT_NOT_SUCCESS: Final = 1
@@ -65,6 +69,8 @@ def main(argv: Sequence[str]) -> int:
         return _EXIT_INTERRUPTED
     masker = Masker.from_env()
     printer = Printer(masker, logs=sys.stderr if opts.json else sys.stdout, quiet=opts.quiet)
+    if opts.whole_dag:
+        return _run_whole_dag(opts, printer, masker)
     try:
         report = trio.run(run_local, opts, printer)
     except KeyboardInterrupt:
@@ -77,3 +83,40 @@ def main(argv: Sequence[str]) -> int:
     sys.stdout.write(render(report, masker))
     sys.stdout.flush()
     return report.status
+
+
+def _run_whole_dag(opts: RunOptions, printer: Printer, masker: Masker) -> int:
+    """``trio-coord run BUNDLE DAG``: plan from the bundle's own serialized DAG, then run it."""
+    try:
+        plan = plan_whole_dag(opts.bundle, opts.dag_id, opts.timeout)
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
+    try:
+        report = trio.run(run_dag, opts, printer, plan)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return _EXIT_INTERRUPTED
+    except OSError as exc:
+        sys.stderr.write(f"{PROG}: error: cannot set up the local supervisor: {exc}\n")
+        return EXIT_NOT_SUCCESS
+    render = render_dag_json if opts.json else render_dag_text
+    sys.stdout.write(render(report, masker))
+    sys.stdout.flush()
+    return report.status
+
+
+def plan_whole_dag(bundle: str, dag_id: str, timeout: float) -> list[PlannedTask]:
+    """The DAG's tasks in run order, from the document the bundle's parse workload gives.
+
+    Raises:
+        UsageError: the bundle gave no document for ``dag_id``.
+    """
+    outcome = parse_bundle(bundle, timeout=min(timeout, DESCRIBE_TIMEOUT))
+    result = outcome.result or {}
+    for entry in result.get("serialized_dags") or ():
+        data = entry.get("data") if isinstance(entry, dict) else None
+        if isinstance(data, dict) and data.get("dag", {}).get("dag_id") == dag_id:
+            return plan_dag(data)
+    problem = outcome.problem or (result.get("import_errors") or {}) or "no such DAG"
+    raise UsageError(f"bundle {bundle} gave no serialized DAG {dag_id!r}: {problem}")

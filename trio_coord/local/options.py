@@ -8,6 +8,7 @@ to learn they mistyped a flag.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -20,13 +21,27 @@ from ..client import Connection
 from ..errors import RemoteProtocolError, UsageError
 from ..protocol.messages import ConnectionResult
 
-__all__ = ["RunOptions", "parse_args", "build_parser", "DEFAULT_TIMEOUT", "PROG"]
+__all__ = [
+    "RunOptions",
+    "parse_args",
+    "build_parser",
+    "DEFAULT_MAX_TRIES",
+    "DEFAULT_MAX_WAIT",
+    "DEFAULT_TIMEOUT",
+    "PROG",
+]
 
 PROG = "trio-coord run"
 
 #: Bound on the whole run. A local try of one task that takes longer than an hour is
 #: almost certainly stuck; ``--timeout`` raises it.
 DEFAULT_TIMEOUT = 3600.0
+#: A whole-DAG run sleeps through retry delays, reschedules and deferrals up to this long
+#: each; longer waits stop the task instance (``--no-wait`` skips every wait).
+DEFAULT_MAX_WAIT = 300.0
+#: Bound on the tries of one task instance in a whole-DAG run: a sensor rescheduling for
+#: ever must end the run, not hang it.
+DEFAULT_MAX_TRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +60,25 @@ class RunOptions:
     map_index: int = -1
     conf: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    #: The run's logical date (default: when it starts).
+    logical_date: datetime.datetime | None = None
+    #: Resuming a deferred task: the method and its arguments (a whole-DAG run sets them).
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
+    #: How often this task instance was rescheduled before this try.
+    task_reschedule_count: int = 0
     timeout: float = DEFAULT_TIMEOUT
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    #: No TASK_ID: run every task of the DAG (``task_id`` is then empty).
+    whole_dag: bool = False
+    #: Whole-DAG runs: do not sleep for retry delays, reschedules and deferrals.
+    no_wait: bool = False
+    #: Whole-DAG runs: the longest single wait; a longer one stops that task instance.
+    max_wait: float = DEFAULT_MAX_WAIT
+    #: Whole-DAG runs: the most tries (retries, reschedules, resumes) of one task instance.
+    max_tries: int = DEFAULT_MAX_TRIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,8 +94,12 @@ values:
   --xcom TASK.KEY=JSON   an XCom of TASK in this run, e.g. greet.return_value='{"a": 1}';
                          the key is after the last dot; TASK=JSON means TASK.return_value
 
-exit status: 0 the task ended in state success, 1 any other outcome, 2 usage error
-(including a DAG_ID or TASK_ID the bundle does not hold), 4 the bundle failed to import
+without TASK_ID every task of the DAG runs, one at a time in dependency order, sharing
+XComs, with trigger rules, retries, reschedules and time deferrals (see --no-wait)
+
+exit status: 0 the task ended in state success (without TASK_ID: the DAG run would
+succeed), 1 any other outcome, 2 usage error (including a DAG_ID or TASK_ID the bundle
+does not hold), 4 the bundle failed to import
 """
 
 
@@ -74,10 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description=(
-            "Run one task of a bundle on this machine, without Airflow: the bundle (a source\n"
-            "file through `trio-coord serve`, or a packed bundle executed itself) runs as a\n"
-            "real subprocess against an embedded supervisor that answers from the values\n"
-            "given here; prints the task's logs, then a short summary."
+            "Run one task of a bundle (or, without TASK_ID, every task of the DAG) on this\n"
+            "machine, without Airflow: the bundle (a source file through `trio-coord serve`,\n"
+            "or a packed bundle executed itself) runs as a real subprocess against an\n"
+            "embedded supervisor that answers from the values given here; prints the task's\n"
+            "logs, then a short summary."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -89,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE.py, FILE.py:ATTR, MODULE:ATTR, or a packed bundle (trio-coord pack's output)",
     )
     p.add_argument("dag_id", metavar="DAG_ID")
-    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument(
+        "task_id", metavar="TASK_ID", nargs="?", default=None, help="omit to run the whole DAG"
+    )
     p.add_argument(
         "--var", action="append", default=[], metavar="KEY=VALUE", help="seed a variable"
     )
@@ -102,11 +139,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--should-retry",
         action="store_true",
+        default=None,
         help="the server's verdict: a failure now becomes up_for_retry",
     )
-    p.add_argument("--try-number", type=_positive_int, default=1, metavar="N", help="default 1")
+    p.add_argument("--try-number", type=_positive_int, default=None, metavar="N", help="default 1")
     p.add_argument(
-        "--map-index", type=_map_index, default=-1, metavar="N", help="default -1 (unmapped)"
+        "--map-index", type=_map_index, default=None, metavar="N", help="default -1 (unmapped)"
+    )
+    p.add_argument(
+        "--logical-date",
+        type=_aware_datetime,
+        default=None,
+        metavar="ISO",
+        help="the run's logical date, e.g. 2026-01-01T00:00:00+00:00 (default: now)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="whole DAG: run retries, reschedules and deferred tasks at once, without waiting",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=_seconds,
+        default=DEFAULT_MAX_WAIT,
+        metavar="SECONDS",
+        help=f"whole DAG: the longest wait for one retry or reschedule (default {DEFAULT_MAX_WAIT:g})",
+    )
+    p.add_argument(
+        "--max-tries",
+        type=_positive_int,
+        default=DEFAULT_MAX_TRIES,
+        metavar="N",
+        help=f"whole DAG: the most tries of one task instance (default {DEFAULT_MAX_TRIES})",
     )
     p.add_argument("--conf", type=_conf, default={}, metavar="JSON", help="the run's conf object")
     p.add_argument("--run-id", default=None, metavar="RUN_ID", help="default: manual__<now>")
@@ -141,25 +205,58 @@ def parse_args(argv: Sequence[str]) -> RunOptions:
     ns = build_parser().parse_args(list(argv))
     _check_bundle(ns.bundle)
     _check_id("DAG_ID", ns.dag_id)
-    _check_id("TASK_ID", ns.task_id)
+    whole_dag = ns.task_id is None
+    if whole_dag:
+        given = [
+            flag
+            for flag, value in (
+                ("--should-retry", ns.should_retry),
+                ("--try-number", ns.try_number),
+                ("--map-index", ns.map_index),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} applies to one task's try; without TASK_ID each task's "
+                "tries follow its retries"
+            )
+    else:
+        _check_id("TASK_ID", ns.task_id)
+        given = [
+            flag
+            for flag, value, default in (
+                ("--no-wait", ns.no_wait, False),
+                ("--max-wait", ns.max_wait, DEFAULT_MAX_WAIT),
+                ("--max-tries", ns.max_tries, DEFAULT_MAX_TRIES),
+            )
+            if value != default
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)} applies only to a whole-DAG run (no TASK_ID)")
     if ns.run_id is not None and not ns.run_id.strip():
         raise UsageError("--run-id must not be empty")
     return RunOptions(
         bundle=ns.bundle,
         dag_id=ns.dag_id,
-        task_id=ns.task_id,
+        task_id=ns.task_id or "",
         variables=dict(_pair("--var", v, "KEY=VALUE") for v in ns.var),
         connections={c.conn_id: c for c in map(_connection, ns.conn)},
         xcoms=dict(map(_xcom, ns.xcom)),
-        should_retry=ns.should_retry,
-        try_number=ns.try_number,
-        map_index=ns.map_index,
+        should_retry=bool(ns.should_retry),
+        try_number=ns.try_number or 1,
+        map_index=-1 if ns.map_index is None else ns.map_index,
         conf=ns.conf,
         run_id=ns.run_id,
+        logical_date=ns.logical_date,
         timeout=ns.timeout,
         json=ns.json,
         quiet=ns.quiet,
         debug=ns.debug,
+        whole_dag=whole_dag,
+        no_wait=ns.no_wait,
+        max_wait=ns.max_wait,
+        max_tries=ns.max_tries,
     )
 
 
@@ -253,6 +350,16 @@ _seconds = _bounded(
     lambda v: v > 0 and math.isfinite(v),
     "a positive number of seconds",
 )
+
+
+def _aware_datetime(text: str) -> datetime.datetime:
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date and time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add one, e.g. {text}+00:00")
+    return value.astimezone(datetime.UTC)
 
 
 def _conf(text: str) -> dict[str, Any]:

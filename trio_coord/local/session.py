@@ -52,10 +52,14 @@ from ..protocol.messages import (
     GetAssetStateStoreByUri,
     GetConnection,
     GetDagRunState,
+    GetTaskRescheduleStartDate,
     GetTaskStateStore,
     GetVariable,
     GetVariableKeys,
     GetXCom,
+    GetXComCount,
+    GetXComSequenceItem,
+    GetXComSequenceSlice,
     Inbound,
     MaskSecret,
     OKResponse,
@@ -67,16 +71,21 @@ from ..protocol.messages import (
     SetRenderedMapIndex,
     SetTaskStateStore,
     SetXCom,
+    SkipDownstreamTasks,
     StartupDetails,
     SucceedTask,
     TaskInstance,
+    TaskRescheduleStartDate,
     TaskStateStoreResult,
     TIRunContext,
     TriggerDagRun,
     ValidateInletsAndOutlets,
     VariableKeysResult,
     VariableResult,
+    XComCountResponse,
     XComResult,
+    XComSequenceIndexResult,
+    XComSequenceSliceResult,
 )
 from ..protocol.peer import RequestFrame
 from ..runtime.masking import Masker
@@ -85,6 +94,7 @@ from .dagruns import LocalDagRuns
 from .options import RunOptions
 
 __all__ = [
+    "XComKey",
     "Answer",
     "Report",
     "Session",
@@ -111,8 +121,9 @@ _SENT_DIRECTLY: Final = frozenset(
 
 _UTC = datetime.UTC
 
-# (dag_id, run_id, task_id, map_index, key)
-_XComKey: TypeAlias = tuple[str, str, str, int, str]
+#: How the local supervisor files an XCom: (dag_id, run_id, task_id, map_index, key).
+XComKey: TypeAlias = tuple[str, str, str, int, str]
+_XComKey: TypeAlias = XComKey
 
 
 def _xcom_key(msg: GetXCom | SetXCom | DeleteXCom) -> _XComKey:
@@ -127,7 +138,8 @@ def _uuid() -> str:
 
 def build_startup_details(opts: RunOptions, now: datetime.datetime) -> StartupDetails:
     """The first frame a worker would send for this try of a manually triggered run."""
-    run_id = opts.run_id or f"manual__{now.isoformat()}"
+    logical = opts.logical_date or now
+    run_id = opts.run_id or f"manual__{logical.isoformat()}"
     own = {key for (task_id, key) in opts.xcoms if task_id == opts.task_id}
     target = opts.bundle.partition(":")[0]
     is_file = target.endswith(".py") or "/" in target or os.sep in target
@@ -151,10 +163,10 @@ def build_startup_details(opts: RunOptions, now: datetime.datetime) -> StartupDe
             dag_run=DagRun(
                 dag_id=opts.dag_id,
                 run_id=run_id,
-                logical_date=now,
-                data_interval_start=now,
-                data_interval_end=now,
-                run_after=now,
+                logical_date=logical,
+                data_interval_start=logical,
+                data_interval_end=logical,
+                run_after=logical,
                 start_date=now,
                 end_date=None,
                 run_type="manual",
@@ -168,6 +180,9 @@ def build_startup_details(opts: RunOptions, now: datetime.datetime) -> StartupDe
             max_tries=opts.try_number if opts.should_retry else opts.try_number - 1,
             variables=[],
             connections=[],
+            task_reschedule_count=opts.task_reschedule_count,
+            next_method=opts.next_method,
+            next_kwargs=opts.next_kwargs,
             # A real worker asks to clear the XComs this TI already has (§9.2): the seeded ones.
             xcom_keys_to_clear=sorted(own),
             should_retry=opts.should_retry,
@@ -278,6 +293,9 @@ class Session:
         *,
         now: datetime.datetime | None = None,
         masker: Masker | None = None,
+        xcoms: dict[XComKey, Any] | None = None,
+        mapped_lengths: dict[tuple[str, int], int] | None = None,
+        reschedule_start: datetime.datetime | None = None,
     ) -> None:
         self.options = opts
         self.details = build_startup_details(opts, now or datetime.datetime.now(_UTC))
@@ -285,10 +303,18 @@ class Session:
         ti = self.details.ti
         self.variables: dict[str, str | None] = dict(opts.variables)
         self.connections: dict[str, ConnectionResult] = dict(opts.connections)
-        self.xcoms: dict[_XComKey, Any] = {
-            (ti.dag_id, ti.run_id, task_id, -1, key): value
-            for (task_id, key), value in opts.xcoms.items()
-        }
+        # A whole-DAG run shares one store across its tries (and seeds it once).
+        self.xcoms: dict[_XComKey, Any] = {} if xcoms is None else xcoms
+        for (task_id, key), value in opts.xcoms.items():
+            self.xcoms.setdefault((ti.dag_id, ti.run_id, task_id, -1, key), value)
+        #: ``(task_id, map_index) -> mapped_length`` from SetXCom (what expands downstream).
+        self.mapped_lengths: dict[tuple[str, int], int] = (
+            {} if mapped_lengths is None else mapped_lengths
+        )
+        #: When the first try of a rescheduled task instance started (None: not rescheduled).
+        self.reschedule_start = reschedule_start
+        #: What SkipDownstreamTasks asked to skip: (task_id, map_index or None for all).
+        self.skip_downstream: list[tuple[str, int | None]] = []
         self.requests: collections.Counter[str] = collections.Counter()
         self.xcoms_pushed: dict[str, Any] = {}
         self.variables_set: dict[str, str | None] = {}
@@ -412,7 +438,10 @@ class Session:
         return f"{task_id}{f'[{index}]' if index >= 0 else ''}.{key}"
 
     def _set_xcom(self, msg: SetXCom) -> Answer:
-        self.xcoms[_xcom_key(msg)] = msg.value
+        key = _xcom_key(msg)
+        self.xcoms[key] = msg.value
+        if msg.mapped_length is not None:
+            self.mapped_lengths[(key[2], key[3])] = msg.mapped_length
         self.xcoms_pushed[self._label(msg)] = msg.value
         return None, None
 
@@ -420,6 +449,51 @@ class Session:
         self.xcoms.pop(_xcom_key(msg), None)
         self.xcoms_pushed.pop(self._label(msg), None)
         return None, None
+
+    def _sequence(
+        self, msg: GetXComCount | GetXComSequenceItem | GetXComSequenceSlice
+    ) -> list[Any]:
+        """The values of one key across a task's map indexes, in map-index order."""
+        found = sorted(
+            (index, value)
+            for (dag_id, run_id, task_id, index, key), value in self.xcoms.items()
+            if (dag_id, run_id, task_id, key) == (msg.dag_id, msg.run_id, msg.task_id, msg.key)
+        )
+        return [value for _index, value in found]
+
+    def _get_xcom_count(self, msg: GetXComCount) -> Answer:
+        return XComCountResponse(len=len(self._sequence(msg))), None
+
+    def _get_xcom_item(self, msg: GetXComSequenceItem) -> Answer:
+        values = self._sequence(msg)
+        if not -len(values) <= msg.offset < len(values):
+            detail = {"dag_id": msg.dag_id, "run_id": msg.run_id, "task_id": msg.task_id}
+            return ErrorResponse(
+                error="XCOM_NOT_FOUND", detail={**detail, "key": msg.key, "offset": msg.offset}
+            ), None
+        return XComSequenceIndexResult(root=values[msg.offset]), None
+
+    def _get_xcom_slice(self, msg: GetXComSequenceSlice) -> Answer:
+        if msg.step == 0:
+            return ErrorResponse(
+                error="API_SERVER_ERROR",
+                detail={"status_code": 400, "message": "slice step cannot be zero"},
+            ), None
+        return XComSequenceSliceResult(
+            root=self._sequence(msg)[msg.start : msg.stop : msg.step]
+        ), None
+
+    def _skip_downstream(self, msg: SkipDownstreamTasks) -> Answer:
+        for item in msg.tasks:
+            if isinstance(item, str):
+                self.skip_downstream.append((item, None))
+            else:
+                task_id, index = item
+                self.skip_downstream.append((str(task_id), int(index)))
+        return None, None
+
+    def _reschedule_start(self, msg: GetTaskRescheduleStartDate) -> Answer:
+        return TaskRescheduleStartDate(start_date=self.reschedule_start), None
 
     def _mask_secret(self, msg: MaskSecret) -> Answer:
         self.masker.add(msg.value, msg.name)
@@ -542,6 +616,11 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     GetXCom: Session._get_xcom,
     SetXCom: Session._set_xcom,
     DeleteXCom: Session._delete_xcom,
+    GetXComCount: Session._get_xcom_count,
+    GetXComSequenceItem: Session._get_xcom_item,
+    GetXComSequenceSlice: Session._get_xcom_slice,
+    SkipDownstreamTasks: Session._skip_downstream,
+    GetTaskRescheduleStartDate: Session._reschedule_start,
     MaskSecret: Session._mask_secret,
     SetRenderedMapIndex: Session._set_rendered_map_index,
     SetRenderedFields: Session._set_rendered_fields,

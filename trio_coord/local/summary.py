@@ -6,9 +6,10 @@ import json
 from typing import Any, Final
 
 from ..runtime.masking import Masker
+from .dag_runner import DagRunReport
 from .session import Report, describe_exit
 
-__all__ = ["render_json", "render_text"]
+__all__ = ["render_dag_json", "render_dag_text", "render_json", "render_text"]
 
 #: XCom and variable values are cut here: the summary is for glancing, --json has them whole.
 _MAX_VALUE: Final = 120
@@ -91,5 +92,63 @@ def render_json(report: Report, masker: Masker) -> str:
         "log_lines": report.log_lines,
         "duration_s": round(report.duration, 3),
         "status": report.status,
+    }
+    return json.dumps(masker.redact(doc), ensure_ascii=False, default=str) + "\n"
+
+
+def _dag_rows(report: DagRunReport) -> list[str]:
+    head = ("task", "map", "state", "tries", "time")
+    rows = [
+        (
+            ti.task_id,
+            str(ti.map_index) if ti.map_index >= 0 else "",
+            ti.state,
+            str(ti.tries),
+            f"{ti.duration:.2f} s",
+        )
+        for ti in report.task_instances
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
+    for ti, row in zip(report.task_instances, rows, strict=True):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        if ti.note:
+            line += f"  ({_clip(ti.note, _MAX_ERROR)})"
+        lines.append(line)
+    return lines
+
+
+def render_dag_text(report: DagRunReport, masker: Masker) -> str:
+    """The whole-DAG summary: one row per task instance, then the run's state."""
+    lines = ["--- trio-coord run summary (whole DAG) ---"]
+    lines.append(f"dag: {report.dag_id}  (run {report.run_id})")
+    lines += _dag_rows(report)
+    if report.stopped:
+        lines.append(f"stopped: {report.stopped}")
+    lines.append(f"dag run: {report.state}  ({report.duration:.2f} s)")
+    return "".join(masker.mask(line) + "\n" for line in lines)
+
+
+def render_dag_json(report: DagRunReport, masker: Masker) -> str:
+    """The whole-DAG summary as one JSON object on one line."""
+    doc: dict[str, Any] = {
+        "dag_id": report.dag_id,
+        "run_id": report.run_id,
+        "state": report.state,
+        "stopped": report.stopped,
+        "duration_s": round(report.duration, 3),
+        "status": report.status,
+        "task_instances": [
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "state": ti.state,
+                "tries": ti.tries,
+                "duration_s": round(ti.duration, 3),
+                "note": ti.note,
+                "xcoms": ti.xcoms,
+            }
+            for ti in report.task_instances
+        ],
     }
     return json.dumps(masker.redact(doc), ensure_ascii=False, default=str) + "\n"

@@ -417,14 +417,19 @@ async def run_local(
     *,
     limits: Limits | None = None,
     handle_signals: bool = True,
+    session: Session | None = None,
 ) -> Report:
     """Run one try of ``opts``' task in a real ``trio-coord serve`` process; return the report.
+
+    ``session`` is the supervisor state to answer from (a whole-DAG run passes one that
+    shares its XCom store); by default a fresh one for ``opts``.
 
     Raises:
         OSError: the listeners could not be bound.
     """
     limits = limits or Limits(run=opts.timeout)
-    session = Session(opts, masker=printer.masker)
+    if session is None:
+        session = Session(opts, masker=printer.masker)
     supervisor = EmbeddedSupervisor(session, printer, limits)
     (comm_listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1", backlog=1)
     (logs_listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1", backlog=1)

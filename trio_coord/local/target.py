@@ -98,11 +98,13 @@ def describe_bundle(spec: str, env: dict[str, str], timeout: float) -> BundleDes
 def check_ids(spec: str, found: BundleDescription, dag_id: str, task_id: str) -> None:
     """Refuse a dag or task id the bundle does not hold, naming what it does hold.
 
+    An empty ``task_id`` (a whole-DAG run) checks the DAG only.
+
     Raises:
         UsageError: one sentence with a close-match suggestion, then the ids.
     """
     tasks = found.dags.get(dag_id)
-    if tasks is not None and task_id in tasks:
+    if tasks is not None and (not task_id or task_id in tasks):
         return
     if tasks is None:
         what = f"bundle {spec} has no DAG {dag_id!r}{did_you_mean(dag_id, found.dags)}"

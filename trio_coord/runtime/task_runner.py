@@ -49,6 +49,7 @@ from ..protocol.messages import (
     TaskState,
 )
 from .assets import TaskAssets, inactive_assets
+from .event_loops import asyncio_hint, run_on_asyncio
 from .trigger_dagrun import trigger_dagrun
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
@@ -161,6 +162,9 @@ async def run_task(
         raise
     except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        hint = asyncio_hint(exc, is_async=task.is_async and task.event_loop == "trio")
+        if hint is not None:
+            log.error("%s", hint)
         return _failure(ctx, f"{type(exc).__name__}: {exc}")
 
     if isinstance(push_error, LocalProtocolError):
@@ -178,6 +182,10 @@ async def run_task(
 
 
 async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
+    if task.event_loop == "asyncio":
+        return await run_on_asyncio(
+            lambda aclient: task.fn(**_inject(task, ctx, aclient, task_log)), client
+        )
     sync_client = None if task.is_async else SyncClient(client)
     kwargs = _inject(task, ctx, client if task.is_async else sync_client, task_log)
     if task.is_async:
