@@ -8,14 +8,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .authoring import Bundle, Dag, FailTask, SkipTask, Task
+from .authoring import Bundle, Dag, FailTask, SkipTask, Task, XComArg, task, task_group
 
 if TYPE_CHECKING:
     from .context import TaskContext
 
 __version__ = "0.1.0"
 
-__all__ = ["Bundle", "Dag", "FailTask", "SkipTask", "Task", "TaskContext", "__version__"]
+__all__ = [
+    "Bundle",
+    "Dag",
+    "FailTask",
+    "SkipTask",
+    "Task",
+    "TaskContext",
+    "XComArg",
+    "__version__",
+    "task",
+    "task_group",
+]
 
 
 def __getattr__(name: str) -> Any:

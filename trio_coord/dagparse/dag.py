@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import Bundle, Dag
+from ..authoring.taskflow import finalize_dag
 from ..errors import UsageError
 from .groups import serialize_group
 from .tasks import serialize_params, serialize_task
@@ -119,6 +120,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
         DagSerializationError: the DAG cannot be written faithfully (a cycle, a value of a
             type Airflow cannot store).
     """
+    finalize_dag(dag)
     down = _downstream(dag)
     _check_acyclic(dag, down)
     tz = timezone_of(dag.start_date)

@@ -26,7 +26,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from ..authoring import TRIO_COORD_QUEUE
@@ -245,6 +245,8 @@ class Report:
     last_error: str | None
     log_lines: int
     duration: float
+    #: What the user can pass to make the run closer to the real one (an upstream XCom).
+    hints: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> int:
@@ -292,6 +294,7 @@ class Session:
         self.fatal: str | None = None
         self.last_error: str | None = None
         self.log_lines = 0
+        self.hints: list[str] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -375,7 +378,14 @@ class Session:
 
     def _get_xcom(self, msg: GetXCom) -> Answer:
         # Not found is not an error: the value is nil (§12 row 12).
-        return XComResult(key=msg.key, value=self.xcoms.get(_xcom_key(msg))), None
+        key = _xcom_key(msg)
+        if key not in self.xcoms and msg.task_id != self.details.ti.task_id:
+            # An upstream value: in a real run the upstream task would have pushed it.
+            flag = f"--xcom {msg.task_id}.{msg.key}=JSON"
+            hint = f"the task read XCom {msg.key!r} of {msg.task_id!r}, which this run lacks: pass {flag}"
+            if hint not in self.hints:
+                self.hints.append(hint)
+        return XComResult(key=msg.key, value=self.xcoms.get(key)), None
 
     def _label(self, msg: SetXCom | DeleteXCom) -> str:
         """How the summary names an XCom: its key, or ``task[index].key`` when not our own."""
@@ -504,6 +514,7 @@ class Session:
             last_error=self.last_error,
             log_lines=self.log_lines,
             duration=duration,
+            hints=list(self.hints),
         )
 
 

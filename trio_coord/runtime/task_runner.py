@@ -47,6 +47,7 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from .arguments import call_arguments
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
 
@@ -155,13 +156,15 @@ async def run_task(
 
 async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
     sync_client = None if task.is_async else SyncClient(client)
-    kwargs = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    injected = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    # TaskFlow: upstream outputs are pulled here, in the Trio task, for sync tasks too.
+    args, kwargs = await call_arguments(task, client, injected)
     if task.is_async:
-        return await task.fn(**kwargs)
+        return await task.fn(*args, **kwargs)
     # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
     # failure and exit while it is still running (worker threads are daemons).
     return await trio.to_thread.run_sync(
-        functools.partial(task.fn, **kwargs), abandon_on_cancel=True
+        functools.partial(task.fn, *args, **kwargs), abandon_on_cancel=True
     )
 
 
