@@ -12,7 +12,7 @@ import datetime
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from ..errors import UsageError
 from .context import activate
@@ -293,6 +293,15 @@ class Bundle:
         self.version = version
         self.description = description
         self.dags: dict[str, Dag] = {}
+
+    @overload
+    def dag(self, dag_id: str, /, **options: Any) -> Dag: ...
+
+    @overload
+    def dag(self, dag_id: Callable[[], Any], /, **options: Any) -> DagFunction: ...
+
+    @overload
+    def dag(self, dag_id: None = None, /, **options: Any) -> Any: ...
 
     def dag(self, dag_id: Any = None, /, **options: Any) -> Any:
         """Declare a DAG: ``bundle.dag("id", ...)`` returns it (also a ``with`` context);
