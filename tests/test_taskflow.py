@@ -357,6 +357,21 @@ def test_airflow_dagbag_sees_the_taskflow_edges() -> None:
     }
 
 
+def test_the_export_refuses_an_unbound_parameter(tmp_path: Path) -> None:
+    """Airflow's DagBag importing a bundle with a never-passed parameter records the UsageError."""
+    path = tmp_path / "unbound_dags.py"
+    path.write_text(
+        "import trio_coord\nfrom trio_coord.airflow import export_dags\n"
+        "bundle = trio_coord.Bundle('u')\nd = bundle.dag('d')\n"
+        "@d.task\ndef t(x): pass\n"
+        "export_dags(bundle, globals())\n"
+    )
+    out = dagbag(path)
+    assert out["dags"] == {}
+    (error,) = out["errors"].values()
+    assert "UsageError: task d.t: parameter 'x' has no default and nothing passes it" in error
+
+
 def test_native_document_has_the_same_edges() -> None:
     """The native serializer writes each call's edge as the upstream task's downstream_task_ids."""
     dag = load_bundle(TASKFLOW).dags["d1"]

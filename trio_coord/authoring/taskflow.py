@@ -209,7 +209,7 @@ class _ContextTask:
         return _decorator_here("@task")(fn, **options)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("_"):  # introspection (copy, pickle, doc tools) is not a variant
             raise AttributeError(name)
         return getattr(_decorator_here(f"@task.{name}"), name)
 
