@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trio_coord import Bundle
+from trio_coord import Bundle, task, task_group
 from trio_coord.authoring import Dag, Param, Task, TaskGroup
 
 DATA = Path(__file__).with_name("data") / "conformance_dags.json"
@@ -284,7 +284,40 @@ def make_test_bundle() -> Bundle:
     first >> g >> last
     [first, c] >> inner
     last << flat
+    _taskflow_dag(b)
     return b
+
+
+def _taskflow_dag(b: Bundle) -> None:
+    """TaskFlow wiring: edges made by calls, a multiple_outputs key, a copy, a task group."""
+
+    @b.dag(
+        dag_id="t_taskflow",
+        schedule="@daily",
+        start_date=datetime.datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    def taskflow() -> None:
+        @task(multiple_outputs=True)
+        def extract() -> dict[str, int]:
+            return {"rows": 1}
+
+        @task(retries=2)
+        def load(rows: Any, note: Any = None) -> None:
+            pass
+
+        @task_group
+        def checks(value: Any) -> Any:
+            @task
+            def check(value: Any) -> None:
+                pass
+
+            return check(value)
+
+        out = extract()
+        load(out["rows"])
+        load(rows=[out], note={"n": out["rows"]}) >> checks(out)
+
+    taskflow()
 
 
 def every_document(

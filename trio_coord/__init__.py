@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .authoring import Bundle, Dag, FailTask, SkipTask, Task
+from .authoring import Bundle, Dag, FailTask, SkipTask, Task, XComArg, task, task_group
 from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ __all__ = [
     "Task",
     "TaskContext",
     "__version__",
+    "XComArg",
+    "task",
+    "task_group",
 ]
 
 

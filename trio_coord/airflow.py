@@ -31,6 +31,7 @@ from typing import Any
 
 from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
 from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny, BaseAsset
+from .authoring.taskflow import finalize_bundle
 
 __all__ = ["export_dags", "to_airflow_dags"]
 
@@ -86,6 +87,7 @@ def to_airflow_dags(bundle: Bundle, *, fileloc: str | None = None) -> dict[str, 
             "trio_coord.airflow builds @task.stub tasks and needs "
             f"apache-airflow-providers-standard in the DAG processor's environment: {exc}"
         ) from exc
+    finalize_bundle(bundle)
     return {d.dag_id: _build_dag(sdk, stub_module.stub, d, fileloc) for d in bundle.dags.values()}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .authoring import Bundle
+from .authoring.taskflow import finalize_bundle
 from .errors import UsageError
 
 __all__ = ["load_bundle", "BUNDLE_ENV"]
@@ -38,7 +39,7 @@ def load_bundle(spec: str | None) -> Bundle:
         obj = getattr(module, attr, None)
         if not isinstance(obj, Bundle):
             raise UsageError(f"{spec}: {attr!r} is not a trio_coord.Bundle in {target}")
-        return obj
+        return _complete(spec, obj)
     found = [v for v in vars(module).values() if isinstance(v, Bundle)]
     unique = list({id(b): b for b in found}.values())
     if len(unique) != 1:
@@ -46,7 +47,16 @@ def load_bundle(spec: str | None) -> Bundle:
         raise UsageError(
             f"{spec}: {what} trio_coord.Bundle objects found; name one as {target}:ATTR"
         )
-    return unique[0]
+    return _complete(spec, unique[0])
+
+
+def _complete(spec: str, bundle: Bundle) -> Bundle:
+    """The bundle once every DAG is complete (each task's required parameters given)."""
+    try:
+        finalize_bundle(bundle)
+    except UsageError as exc:
+        raise UsageError(f"bundle {spec!r}: {exc}") from None
+    return bundle
 
 
 def _is_windows_drive(spec: str) -> bool:

@@ -10,7 +10,9 @@ anywhere. One module per Airflow concept:
 * :mod:`.tasks` -- ``Task`` and what a task function may ask for;
 * :mod:`.groups` -- ``TaskGroup``; :mod:`.edges` -- how ``>>`` touching a group resolves;
 * :mod:`.assets` -- ``Asset``, ``AssetAlias`` and asset conditions;
-* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks.
+* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks;
+* :mod:`.taskflow` -- calling a task binds it (``b(a())``), the module-level ``task`` and
+  ``task_group``, ``@bundle.dag`` on a function; :mod:`.context` -- the active DAG.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
+from .taskflow import task, task_group
 from .tasks import EVENT_LOOPS, INJECTABLE, FailTask, SkipTask, Task
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
 from .xcom_args import XComArg
@@ -37,6 +40,8 @@ __all__ = [
     "TaskGroup",
     "Param",
     "XComArg",
+    "task",
+    "task_group",
     "SkipTask",
     "FailTask",
     "INJECTABLE",

@@ -12,13 +12,15 @@ import datetime
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from ..errors import UsageError
 from .assets import BaseAsset, iter_leaves
+from .context import activate
 from .decorators import TaskDecorator
 from .groups import TaskGroup
 from .schedules import Schedule, check_schedule, normalize_schedule
+from .taskflow import DagFunction, finalize_dag
 from .tasks import Task, as_tasks, check_event_loop, injected_parameters
 from .validation import (
     NOT_IN_DEFAULT_ARGS,
@@ -114,6 +116,8 @@ class Dag:
     #: ``("task", id)``, ``("group", id)``, ``("down", ref, [refs])`` for ``ref >> refs`` and
     #: ``("up", ref, [refs])`` for ``ref << refs``; a ref is ``("task"|"group", id)``.
     events: list[tuple[Any, ...]] = field(default_factory=list, init=False)
+    #: Open ``with dag:`` blocks (see :mod:`.context`).
+    _entered: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root_group = TaskGroup(self, None)
@@ -219,6 +223,30 @@ class Dag:
             t << ups
         return t
 
+    def __enter__(self) -> Dag:
+        """``with bundle.dag("id") as dag:``: the module-level ``@task`` declares into it."""
+        cm = activate(self)
+        cm.__enter__()
+        self._entered.append(cm)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._entered.pop().__exit__(*exc)
+        if exc[0] is None:
+            finalize_dag(self)
+
+    def __call__(self, fn: Callable[..., Any]) -> DagFunction:
+        """``@bundle.dag(dag_id="id", ...)`` on a function: the DAG is declared when the
+        function is called (Airflow's ``@dag``), not now."""
+        if self.tasks or self._ids:
+            raise UsageError(
+                f"DAG {self.dag_id!r} already has tasks; decorate the function with "
+                "@bundle.dag(...) directly"
+            )
+        if self.bundle.dags.get(self.dag_id) is self:
+            del self.bundle.dags[self.dag_id]
+        return DagFunction(fn, self)
+
     def __repr__(self) -> str:
         return f"<Dag {self.dag_id} tasks={list(self.tasks)}>"
 
@@ -280,7 +308,44 @@ class Bundle:
         self.description = description
         self.dags: dict[str, Dag] = {}
 
-    def dag(
+    @overload
+    def dag(self, dag_id: str, /, **options: Any) -> Dag: ...
+
+    @overload
+    def dag(self, dag_id: Callable[[], Any], /, **options: Any) -> DagFunction: ...
+
+    @overload
+    def dag(self, dag_id: None = None, /, **options: Any) -> Any: ...
+
+    def dag(self, dag_id: Any = None, /, **options: Any) -> Any:
+        """Declare a DAG: ``bundle.dag("id", ...)`` returns it (also a ``with`` context);
+        ``@bundle.dag(...)`` / ``@bundle.dag`` on a function declares it when the function
+        is called, as Airflow's ``@dag`` (the dag id is the function's name unless
+        ``dag_id=`` says otherwise).
+
+        The keywords are Airflow's DAG arguments; ``retries``, ``retry_delay`` and ``queue``
+        are shortcuts for the same keys of ``default_args``.
+        """
+        if isinstance(dag_id, str):
+            if "dag_id" in options:
+                raise UsageError(f"DAG {dag_id!r}: the dag id is given twice")
+            return self._new_dag(dag_id, **options)
+        named = options.pop("dag_id", None)
+        if callable(dag_id):
+            return self._new_dag(named or dag_id.__name__, **options)(dag_id)
+        if dag_id is not None:
+            raise UsageError(f"bundle.dag takes a dag id (a string) or a function, got {dag_id!r}")
+        if named is not None:
+            return self._new_dag(named, **options)
+        return lambda fn: self.dag(fn, **options)
+
+    def add_dag(self, dag: Dag) -> None:
+        """Register a DAG declared by a ``@bundle.dag`` function when it is called."""
+        if dag.dag_id in self.dags:
+            raise UsageError(f"dag id {dag.dag_id!r} is declared twice in bundle {self.name!r}")
+        self.dags[dag.dag_id] = dag
+
+    def _new_dag(
         self,
         dag_id: str,
         *,
@@ -307,11 +372,6 @@ class Bundle:
         params: Mapping[str, Any] | None = None,
         **unknown: Any,
     ) -> Dag:
-        """Declare a DAG; its tasks are added with ``@dag.task``.
-
-        The keywords are Airflow's DAG arguments; ``retries``, ``retry_delay`` and ``queue``
-        are shortcuts for the same keys of ``default_args``.
-        """
         check_id("dag id", dag_id)
         where = f"DAG {dag_id!r}"
         check_keywords(where, unknown, _DAG_KEYWORDS)

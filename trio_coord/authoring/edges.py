@@ -25,6 +25,7 @@ from typing import TypeAlias
 from ..errors import UsageError
 from .groups import TaskGroup
 from .tasks import Task
+from .xcom_args import XComArg
 
 __all__ = ["Node", "Nodes", "link", "link_up"]
 
@@ -33,7 +34,9 @@ Nodes: TypeAlias = Node | Iterable[Node]
 
 
 def _as_list(nodes: Nodes) -> list[Node]:
-    items = [nodes] if isinstance(nodes, Task | TaskGroup) else list(nodes)
+    # A task's output (``a()`` in TaskFlow) stands for the task itself in an edge.
+    items = [nodes] if isinstance(nodes, Task | TaskGroup | XComArg) else list(nodes)
+    items = [item.task if isinstance(item, XComArg) else item for item in items]
     for item in items:
         if not isinstance(item, Task | TaskGroup):
             raise UsageError(

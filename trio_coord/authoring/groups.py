@@ -16,7 +16,7 @@ Every DAG has a root group (``group_id`` None) that holds the top-level tasks an
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .decorators import TaskDecorator
@@ -55,6 +55,7 @@ class TaskGroup(Wirable):
         self.downstream_group_ids: set[str] = set()
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
+        self._entered: list[Any] = []
 
     def require_id(self) -> str:
         """The group's id; the root group cannot take part in an edge."""
@@ -88,6 +89,18 @@ class TaskGroup(Wirable):
     def task(self) -> TaskDecorator:
         """Declare a task in this group; the same decorator (and keywords) as ``Dag.task``."""
         return TaskDecorator(self.dag, self)
+
+    def __enter__(self) -> TaskGroup:
+        """``with dag.task_group("g"):``: the module-level ``@task`` declares into the group."""
+        from .context import activate
+
+        cm = activate(self.dag, self)
+        cm.__enter__()
+        self._entered.append(cm)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._entered.pop().__exit__(*exc)
 
     def __iter__(self) -> Iterator[Task]:
         """Every task inside the group, nested groups included, in declaration order."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .dags import Dag
     from .edges import Nodes
     from .groups import TaskGroup
+    from .taskflow import BoundCall
     from .xcom_args import XComArg
 
 __all__ = [
@@ -129,6 +130,8 @@ class Task(Wirable):
     kind_options: dict[str, Any] = field(default_factory=dict)
     #: The event loop an async task runs on (one of :data:`EVENT_LOOPS`).
     event_loop: str = "trio"
+    #: The arguments the DAG passed when it called the task (TaskFlow), or None.
+    call: BoundCall | None = None
 
     @property
     def is_async(self) -> bool:
@@ -186,9 +189,12 @@ class Task(Wirable):
         """The undecorated function (Airflow's ``.function``), for unit tests."""
         return self.fn
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the function directly, so tasks stay unit-testable."""
-        return self.fn(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
+        """Bind arguments as Airflow's TaskFlow does (``b(a())``) and return the output;
+        the function itself runs only in a task try (unit tests call :attr:`function`)."""
+        from .taskflow import bind_call
+
+        return bind_call(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<Task {self.dag.dag_id}.{self.task_id}>"
@@ -209,22 +215,15 @@ def check_event_loop(where: str, value: Any, fn: Callable[..., Any]) -> str:
 
 
 def injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:
-    """The parameters of ``fn`` the runtime fills in; any other one must have a default."""
+    """The parameters of ``fn`` the runtime fills in; any other one must have a default or
+    be given by a call in the DAG (checked once the DAG is complete: ``taskflow.finalize_dag``)."""
     if not callable(fn):
         raise UsageError(f"{where}: a task must be a function")
-    names = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if p.name in INJECTABLE:
-            names.append(p.name)
-        elif p.default is p.empty:
-            known = ", ".join(INJECTABLE)
-            raise UsageError(
-                f"{where}: parameter {p.name!r} has no default and is not one the runtime "
-                f"provides ({known})"
-            )
-    return tuple(names)
+    return tuple(
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name in INJECTABLE
+    )
 
 
 def as_tasks(where: str, tasks: Iterable[Any]) -> list[Task]:

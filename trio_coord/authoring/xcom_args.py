@@ -40,6 +40,15 @@ class XComArg(Wirable):
             raise UsageError(f"{self!r}[{key!r}]: XCom keys are strings")
         return XComArg(self.task, key)
 
+    def __iter__(self) -> Any:
+        """Not iterable (as in Airflow): ``for x in a()`` or ``*a()`` in a DAG is a mistake."""
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"{self!r} is a reference to a value a task will push, not the value: it cannot be "
+            "iterated while the DAG is declared (pass it to a task, which receives the value)"
+        )
+
     def __rshift__(self, other: Nodes) -> Nodes:
         return self.task.__rshift__(other)
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from ..authoring import Bundle, Dag
 from ..authoring.assets import BaseAsset
+from ..authoring.taskflow import finalize_dag
 from ..errors import UsageError
 from .assets import asset_timetable, dag_dependencies
 from .groups import serialize_group
@@ -121,6 +122,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
         DagSerializationError: the DAG cannot be written faithfully (a cycle, a value of a
             type Airflow cannot store).
     """
+    finalize_dag(dag)
     down = _downstream(dag)
     _check_acyclic(dag, down)
     tz = timezone_of(dag.start_date)

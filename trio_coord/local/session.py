@@ -27,7 +27,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from ..authoring import TRIO_COORD_QUEUE
@@ -273,6 +273,8 @@ class Report:
     outlet_events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: Runs of other DAGs the try triggered, one line each.
     triggered_runs: list[str] = dataclasses.field(default_factory=list)
+    #: What the user can pass to make the run closer to the real one (an upstream XCom).
+    hints: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> int:
@@ -334,6 +336,7 @@ class Session:
         self.assets = LocalAssets()
         self.dag_runs = LocalDagRuns(own=(ti.dag_id, ti.run_id))
         self.outlet_events: list[dict[str, Any]] = []
+        self.hints: list[str] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -426,7 +429,14 @@ class Session:
 
     def _get_xcom(self, msg: GetXCom) -> Answer:
         # Not found is not an error: the value is nil (§12 row 12).
-        return XComResult(key=msg.key, value=self.xcoms.get(_xcom_key(msg))), None
+        key = _xcom_key(msg)
+        if key not in self.xcoms and msg.task_id != self.details.ti.task_id:
+            # An upstream value: in a real run the upstream task would have pushed it.
+            flag = f"--xcom {msg.task_id}.{msg.key}=JSON"
+            hint = f"the task read XCom {msg.key!r} of {msg.task_id!r}, which this run lacks: pass {flag}"
+            if hint not in self.hints:
+                self.hints.append(hint)
+        return XComResult(key=msg.key, value=self.xcoms.get(key)), None
 
     def _label(self, msg: SetXCom | DeleteXCom) -> str:
         """How the summary names an XCom: its key, or ``task[index].key`` when not our own."""
@@ -605,6 +615,7 @@ class Session:
             duration=duration,
             outlet_events=list(self.outlet_events),
             triggered_runs=self.dag_runs.summary(),
+            hints=list(self.hints),
         )
 
 

@@ -60,6 +60,7 @@ def render_text(report: Report, masker: Masker) -> str:
     if report.last_error and report.state != "success":
         rows.append(("last error", _clip(report.last_error, _MAX_ERROR)))
     rows += [("defect", d) for d in report.defects]
+    rows += [("hint", h) for h in report.hints]
     rows.append(("time", f"{report.duration:.2f} s"))
     width = max(len(name) for name, _ in rows) + 1
     lines = ["--- trio-coord run summary ---"]
@@ -89,6 +90,7 @@ def render_json(report: Report, masker: Masker) -> str:
         "secrets_masked": report.secrets_masked,
         "last_error": report.last_error,
         "defects": report.defects,
+        "hints": report.hints,
         "log_lines": report.log_lines,
         "duration_s": round(report.duration, 3),
         "status": report.status,

@@ -48,6 +48,7 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from .arguments import call_arguments
 from .assets import TaskAssets, inactive_assets
 from .event_loops import asyncio_hint, run_on_asyncio
 from .trigger_dagrun import trigger_dagrun
@@ -182,18 +183,22 @@ async def run_task(
 
 
 async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
+    # TaskFlow: upstream outputs are pulled here, in the Trio task, whatever runs the body.
     if task.event_loop == "asyncio":
+        args, bound = await call_arguments(task, client, {})
         return await run_on_asyncio(
-            lambda aclient: task.fn(**_inject(task, ctx, aclient, task_log)), client
+            lambda aclient: task.fn(*args, **bound, **_inject(task, ctx, aclient, task_log)),
+            client,
         )
     sync_client = None if task.is_async else SyncClient(client)
-    kwargs = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    injected = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    args, kwargs = await call_arguments(task, client, injected)
     if task.is_async:
-        return await task.fn(**kwargs)
+        return await task.fn(*args, **kwargs)
     # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
     # failure and exit while it is still running (worker threads are daemons).
     return await trio.to_thread.run_sync(
-        functools.partial(task.fn, **kwargs), abandon_on_cancel=True
+        functools.partial(task.fn, *args, **kwargs), abandon_on_cancel=True
     )
 
 
