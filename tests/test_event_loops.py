@@ -35,6 +35,18 @@ def test_asyncio_task_sleeps_gathers_and_uses_the_client() -> None:
 
 
 @pytest.mark.supervisor
+def test_asyncio_task_receives_its_taskflow_arguments() -> None:
+    """Arguments bound in the DAG (an upstream output, a literal) reach an asyncio task too."""
+    r = supervise(
+        "asyncio_taskflow",
+        bundle=BUNDLE,
+        xcoms={f"{PREFIX}/asyncio_ok/return_value": {"joined": "ab"}},
+    )
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    assert r.xcoms[f"{PREFIX}/asyncio_taskflow/return_value"] == "doubled:abab"
+
+
+@pytest.mark.supervisor
 @pytest.mark.parametrize(
     ("task_id", "where"),
     [("trio_calls_asyncio", "a Trio task"), ("sync_calls_asyncio", "a worker thread")],

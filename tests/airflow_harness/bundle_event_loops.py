@@ -51,3 +51,12 @@ async def asyncio_long(log):
 async def asyncio_fails(log):
     await asyncio.sleep(0)
     raise ValueError("asyncio boom on purpose")
+
+
+@d1.task(event_loop="asyncio")
+async def asyncio_taskflow(n, label="x", log=None):
+    await asyncio.sleep(0)
+    return f"{label}:{n * 2}"
+
+
+asyncio_taskflow(asyncio_ok.output["joined"], label="doubled")
