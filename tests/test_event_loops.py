@@ -40,7 +40,7 @@ def test_asyncio_task_receives_its_taskflow_arguments() -> None:
     r = supervise(
         "asyncio_taskflow",
         bundle=BUNDLE,
-        xcoms={f"{PREFIX}/asyncio_ok/return_value": {"joined": "ab"}},
+        xcoms={f"{PREFIX}/asyncio_ok/joined": "ab"},
     )
     assert (r.exit_code, r.final_state) == (0, "success"), r.events()
     assert r.xcoms[f"{PREFIX}/asyncio_taskflow/return_value"] == "doubled:abab"
