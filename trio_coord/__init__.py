@@ -8,14 +8,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .authoring import Bundle, Dag, FailTask, SkipTask, Task
+from .authoring import (
+    Bundle,
+    Dag,
+    Defer,
+    FailTask,
+    PokeReturnValue,
+    SensorTimeout,
+    SkipTask,
+    Task,
+    Trigger,
+    defer_for,
+    defer_until,
+)
 
 if TYPE_CHECKING:
     from .context import TaskContext
 
 __version__ = "0.1.0"
 
-__all__ = ["Bundle", "Dag", "FailTask", "SkipTask", "Task", "TaskContext", "__version__"]
+__all__ = [
+    "Bundle",
+    "Dag",
+    "Defer",
+    "FailTask",
+    "PokeReturnValue",
+    "SensorTimeout",
+    "SkipTask",
+    "Task",
+    "TaskContext",
+    "Trigger",
+    "__version__",
+    "defer_for",
+    "defer_until",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,14 +9,17 @@ anywhere. One module per Airflow concept:
 * :mod:`.dags` -- ``Bundle``, ``Dag``, ``Param``;
 * :mod:`.tasks` -- ``Task`` and what a task function may ask for;
 * :mod:`.groups` -- ``TaskGroup``; :mod:`.edges` -- how ``>>`` touching a group resolves;
-* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks.
+* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks;
+* :mod:`.sensors` -- a sensor's options and poke result; :mod:`.deferral` -- ``Defer``.
 """
 
 from __future__ import annotations
 
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
+from .deferral import Defer, Trigger, defer_for, defer_until
 from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
+from .sensors import PokeReturnValue, SensorTimeout
 from .tasks import INJECTABLE, FailTask, SkipTask, Task
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
 from .xcom_args import XComArg
@@ -33,6 +36,12 @@ __all__ = [
     "XComArg",
     "SkipTask",
     "FailTask",
+    "PokeReturnValue",
+    "SensorTimeout",
+    "Defer",
+    "Trigger",
+    "defer_for",
+    "defer_until",
     "INJECTABLE",
     "TRIO_COORD_QUEUE",
     "SCHEDULE_PRESETS",
