@@ -1,0 +1,198 @@
+"""Sensors: declaration checks, the poke loop and reschedule mode under the REAL 1.3.2
+supervisor, and what the scheduler reads from a sensor's serialized task."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+from airflow_harness.harness import TI_ID, supervise
+
+import trio_coord
+from trio_coord.authoring.sensors import SensorOptions, check_sensor_options
+from trio_coord.errors import UsageError
+from trio_coord.runtime.sensors import next_poke_interval
+
+BUNDLE = f"{Path(__file__).parent / 'airflow_harness' / 'bundle_sensors.py'}:bundle"
+START_DATE_PATH = f"GET /task-reschedules/{TI_ID}/start_date"
+
+
+def _sensor(**options: object) -> trio_coord.Task:
+    dag = trio_coord.Bundle("b").dag("d")
+
+    def check() -> bool:
+        return True
+
+    task: trio_coord.Task = dag.task.sensor(**options)(check)  # type: ignore[arg-type]
+    return task
+
+
+# -- declaration ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"mode": "smart"}, "mode must be one of 'poke', 'reschedule'"),
+        ({"poke_interval": -1}, "poke_interval must be a timedelta or a non-negative number"),
+        ({"poke_interval": "60"}, "poke_interval"),
+        ({"timeout": datetime.timedelta(seconds=-5)}, "timeout must be"),
+        ({"max_wait": -0.5}, "max_wait must be"),
+        ({"poke_interval": float("nan")}, "poke_interval"),
+        ({"soft_fail": "yes"}, "soft_fail must be True or False"),
+        ({"exponential_backoff": 1}, "exponential_backoff must be True or False"),
+    ],
+)
+def test_bad_sensor_options_are_usage_errors(options: dict[str, object], words: str) -> None:
+    """Each bad sensor option fails at the decorator with a UsageError naming what is accepted."""
+    with pytest.raises(UsageError, match=words):
+        _sensor(**options)
+
+
+def test_sensor_options_accept_seconds_and_timedeltas() -> None:
+    """Durations are float seconds or timedeltas, as in Airflow; the defaults are Airflow's."""
+    opts = check_sensor_options(
+        "s",
+        {
+            "poke_interval": datetime.timedelta(minutes=2),
+            "timeout": 90,
+            "max_wait": 30.5,
+            "mode": "reschedule",
+        },
+    )
+    assert (opts.poke_interval, opts.timeout, opts.max_wait, opts.reschedule) == (
+        120.0,
+        90.0,
+        30.5,
+        True,
+    )
+    default = check_sensor_options("s", {})
+    assert default == SensorOptions(poke_interval=60.0, timeout=7 * 24 * 3600.0, mode="poke")
+    assert _sensor(timeout=None).kind == "sensor"
+
+
+def test_exponential_backoff_matches_airflow_formula() -> None:
+    """With exponential_backoff the interval grows with the poke count and is capped by max_wait."""
+    opts = check_sensor_options("s", {"poke_interval": 10, "exponential_backoff": True})
+    common = {"dag_id": "d", "task_id": "t", "started_at": 1.5, "run_duration": 0.0}
+    steps = [next_poke_interval(opts, poke_count=n, **common) for n in (1, 2, 3, 4)]
+    assert 5 <= steps[0] < 10 and 10 <= steps[1] < 20 and 20 <= steps[2] < 40
+    assert 40 <= steps[3] < 80
+    capped = check_sensor_options(
+        "s", {"poke_interval": 10, "exponential_backoff": True, "max_wait": 12}
+    )
+    assert next_poke_interval(capped, poke_count=4, **common) == 12
+    plain = check_sensor_options("s", {"poke_interval": 7})
+    assert next_poke_interval(plain, poke_count=9, **common) == 7
+
+
+# -- the real supervisor ----------------------------------------------------------------
+
+pytestmark_supervisor = pytest.mark.supervisor
+
+
+@pytestmark_supervisor
+def test_poke_mode_succeeds_after_three_pokes_and_pushes_the_value() -> None:
+    """A poke-mode sensor pokes until done and pushes the PokeReturnValue's xcom_value."""
+    r = supervise("poke_three", bundle=BUNDLE)
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    assert r.xcoms["d1/r1/poke_three/return_value"] == {"pokes": 3}
+    assert [p["state"] for p in r.state_patches] == ["success"]
+    assert [e for e in r.events("task") if e.startswith("poke number")] == [
+        "poke number 1",
+        "poke number 2",
+        "poke number 3",
+    ]
+
+
+@pytestmark_supervisor
+def test_poke_mode_timeout_fails_without_retry() -> None:
+    """A sensor past its timeout fails (TaskState failed), even when the server would retry."""
+    r = supervise("poke_never", bundle=BUNDLE, should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.events()
+    assert [p["state"] for p in r.state_patches] == ["failed"]
+    assert "Sensor has timed out" in r.log_text and "SensorTimeout" in r.log_text
+
+
+@pytestmark_supervisor
+def test_poke_mode_timeout_with_soft_fail_is_skipped() -> None:
+    """soft_fail turns the sensor timeout into a skip."""
+    r = supervise("poke_never_soft", bundle=BUNDLE, should_retry=True)
+    assert (r.exit_code, r.final_state) == (0, "skipped"), r.events()
+    assert [p["state"] for p in r.state_patches] == ["skipped"]
+
+
+@pytestmark_supervisor
+def test_silent_fail_logs_poke_errors_and_pokes_again() -> None:
+    """With silent_fail a poke's exception is logged and counts as not done."""
+    r = supervise("flaky", bundle=BUNDLE)
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+    assert r.log_text.count("the service is not up yet") >= 2
+
+
+@pytestmark_supervisor
+def test_reschedule_mode_ends_the_try_up_for_reschedule() -> None:
+    """Not done in reschedule mode: PATCH up_for_reschedule with reschedule_date = now + interval."""
+    before = datetime.datetime.now(datetime.UTC)
+    r = supervise("resched", bundle=BUNDLE)
+    after = datetime.datetime.now(datetime.UTC)
+    assert (r.exit_code, r.final_state) == (0, "up_for_reschedule"), r.events()
+    (patch,) = r.state_patches
+    assert patch["state"] == "up_for_reschedule"
+    when = datetime.datetime.fromisoformat(patch["reschedule_date"])
+    delay = datetime.timedelta(seconds=30)
+    assert before + delay <= when <= after + delay
+    # A first try asks no start date: there was no reschedule before it.
+    assert not r.api("GET", f"/task-reschedules/{TI_ID}/start_date")
+
+
+@pytestmark_supervisor
+def test_reschedule_timeout_counts_from_the_first_try() -> None:
+    """A later try reads the first start date; past the timeout from there, it fails (no retry)."""
+    long_ago = "2020-01-01T00:00:00Z"
+    r = supervise(
+        "resched",
+        bundle=BUNDLE,
+        should_retry=True,
+        ti_context={"task_reschedule_count": 4, "max_tries": 3},
+        routes={START_DATE_PATH: {"json": long_ago}},
+    )
+    assert (r.exit_code, r.final_state) == (0, "failed"), r.events()
+    (ask,) = r.api("GET", f"/task-reschedules/{TI_ID}/start_date")
+    # max_tries 3 - retries 2 + 1: the try this sequence of reschedules began with.
+    assert ask["params"] == {"try_number": "2"}
+    assert "Sensor has timed out" in r.log_text
+
+
+@pytestmark_supervisor
+def test_reschedule_within_the_timeout_reschedules_again() -> None:
+    """A recent first start is within the timeout: the try is rescheduled once more."""
+    recent = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)).isoformat()
+    r = supervise(
+        "resched",
+        bundle=BUNDLE,
+        ti_context={"task_reschedule_count": 1},
+        routes={START_DATE_PATH: {"json": recent}},
+    )
+    assert (r.exit_code, r.final_state) == (0, "up_for_reschedule"), r.events()
+    assert len(r.api("GET", f"/task-reschedules/{TI_ID}/start_date")) == 1
+
+
+@pytestmark_supervisor
+def test_reschedule_timeout_with_soft_fail_is_skipped() -> None:
+    """soft_fail in reschedule mode: a timeout counted from the first try skips the task."""
+    r = supervise(
+        "resched_soft",
+        bundle=BUNDLE,
+        ti_context={"task_reschedule_count": 2},
+        routes={START_DATE_PATH: {"json": "2020-01-01T00:00:00Z"}},
+    )
+    assert (r.exit_code, r.final_state) == (0, "skipped"), r.events()
+
+
+@pytestmark_supervisor
+def test_reschedule_sensor_done_succeeds() -> None:
+    """A reschedule-mode sensor whose poke is done succeeds in that try."""
+    r = supervise("resched_done", bundle=BUNDLE)
+    assert (r.exit_code, r.final_state) == (0, "success"), r.events()
