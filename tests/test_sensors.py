@@ -196,3 +196,123 @@ def test_reschedule_sensor_done_succeeds() -> None:
     """A reschedule-mode sensor whose poke is done succeeds in that try."""
     r = supervise("resched_done", bundle=BUNDLE)
     assert (r.exit_code, r.final_state) == (0, "success"), r.events()
+
+
+# -- what the scheduler reads: export route (DagBag) and native serialization (oracle) --
+
+SENSOR_DAGS = '''
+"""Sensor DAGs for the serialization tests, exported with trio_coord.airflow."""
+import trio_coord
+from trio_coord.airflow import export_dags
+
+bundle = trio_coord.Bundle("sensing")
+dag = bundle.dag("sensing", retries=1)
+
+
+@dag.task.sensor(poke_interval=120, timeout=3600, mode="reschedule")
+def wait_file():
+    return True
+
+
+@dag.task.sensor(poke_interval=5)
+def wait_poke():
+    return True
+
+
+@dag.task
+def after():
+    return None
+
+
+wait_file >> wait_poke >> after
+export_dags(bundle, globals())
+'''
+
+SCHEDULER_SIDE = r"""
+import copy, json, sys
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.ti_deps.deps.ready_to_reschedule import ReadyToRescheduleDep
+
+docs = json.load(open(sys.argv[1]))
+out = {}
+for route, doc in docs.items():
+    dag = DagSerialization.from_dict(copy.deepcopy(doc))
+    out[route] = {
+        t.task_id: {
+            "reschedule": getattr(t, "reschedule", None),
+            "ready_to_reschedule_dep": any(isinstance(d, ReadyToRescheduleDep) for d in t.deps),
+        }
+        for t in dag.tasks
+    }
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def serialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The sensor DAG through both routes, judged by airflow-core in the oracle venv."""
+    import json
+    import subprocess
+    import tempfile
+
+    from oracle import ask, failures, oracle_python
+
+    from trio_coord.dagparse import serialize_dag
+    from trio_coord.loader import load_bundle
+
+    root = tmp_path_factory.mktemp("sensor-dags")
+    path = root / "sensing.py"
+    path.write_text(SENSOR_DAGS)
+    dag = load_bundle(str(path)).dags["sensing"]
+    native = serialize_dag(dag, fileloc=str(path), relative_fileloc="sensing.py")
+    answer = ask({"validate": {"sensing": native}, "dagbag": [str(path)]})
+    assert answer["dagbag_errors"] == {}
+    assert failures(answer) == {}
+    exported = answer["dagbag_docs"]["sensing"]
+    python, _ = oracle_python()
+    with tempfile.TemporaryDirectory() as tmp:
+        req, resp = Path(tmp, "in.json"), Path(tmp, "out.json")
+        req.write_text(json.dumps({"native": native, "export": exported}))
+        script = Path(tmp, "side.py")
+        script.write_text(SCHEDULER_SIDE)
+        done = subprocess.run(
+            [str(python), str(script), str(req), str(resp)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=tmp,
+            env={"AIRFLOW_HOME": tmp, "PATH": "/usr/bin:/bin"},
+        )
+        assert resp.exists(), done.stderr[-3000:]
+        loaded = json.loads(resp.read_text())
+    return {"native": native, "export": exported, "loaded": loaded}
+
+
+def _task(doc: dict[str, object], task_id: str) -> dict[str, object]:
+    tasks = doc["dag"]["tasks"]  # type: ignore[index]
+    (found,) = [t["__var"] for t in tasks if t["__var"]["task_id"] == task_id]
+    return found  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("route", ["native", "export"])
+def test_serialized_sensor_carries_is_sensor_and_reschedule(
+    serialized: dict[str, object], route: str
+) -> None:
+    """Both routes write _is_sensor and reschedule as BaseSensorOperator does; plain tasks neither."""
+    doc = serialized[route]
+    resched, poke, plain = (_task(doc, t) for t in ("wait_file", "wait_poke", "after"))  # type: ignore[arg-type]
+    assert (resched["_is_sensor"], resched["reschedule"]) == (True, True)
+    assert (poke["_is_sensor"], poke["reschedule"]) == (True, False)
+    assert resched["ui_color"] == "#e6f1f2"
+    assert "_is_sensor" not in plain and "reschedule" not in plain
+
+
+@pytest.mark.parametrize("route", ["native", "export"])
+def test_scheduler_loads_the_sensor_with_the_reschedule_dependency(
+    serialized: dict[str, object], route: str
+) -> None:
+    """airflow-core's loader gives the sensors ReadyToRescheduleDep and reads reschedule mode."""
+    loaded = serialized["loaded"][route]  # type: ignore[index]
+    assert loaded["wait_file"] == {"reschedule": True, "ready_to_reschedule_dep": True}
+    assert loaded["wait_poke"] == {"reschedule": False, "ready_to_reschedule_dep": True}
+    assert loaded["after"]["ready_to_reschedule_dep"] is False

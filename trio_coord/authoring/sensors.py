@@ -24,14 +24,19 @@ __all__ = [
     "SENSOR_MODES",
     "PokeReturnValue",
     "SensorOptions",
+    "SENSOR_UI_COLOR",
     "SensorTimeout",
     "check_sensor_options",
+    "sensor_options",
+    "serialized_sensor_fields",
 ]
 
 #: ``poke`` keeps the worker slot and sleeps between pokes; ``reschedule`` frees it.
 SENSOR_MODES: Final = ("poke", "reschedule")
 #: Airflow's ``[sensors] default_timeout``: seven days.
 DEFAULT_SENSOR_TIMEOUT: Final = 7 * 24 * 3600.0
+#: The colour Airflow's UI gives sensors (``BaseSensorOperator.ui_color``).
+SENSOR_UI_COLOR: Final = "#e6f1f2"
 
 
 class PokeReturnValue:
@@ -131,3 +136,16 @@ def check_sensor_options(where: str, options: Mapping[str, Any]) -> SensorOption
 def sensor_options(task: Any) -> SensorOptions:
     """The checked options of a sensor task (its ``kind_options`` were checked at declaration)."""
     return check_sensor_options(f"sensor {task.task_id!r}", task.kind_options)
+
+
+def serialized_sensor_fields(task: Any) -> dict[str, Any]:
+    """What a sensor's serialized task carries for the scheduler, as ``BaseSensorOperator``
+    writes it: ``_is_sensor`` (the reschedule dependency), ``reschedule`` and the colour.
+    Empty for other kinds."""
+    if task.kind != "sensor":
+        return {}
+    return {
+        "_is_sensor": True,
+        "reschedule": sensor_options(task).reschedule,
+        "ui_color": SENSOR_UI_COLOR,
+    }
