@@ -316,3 +316,29 @@ def test_scheduler_loads_the_sensor_with_the_reschedule_dependency(
     assert loaded["wait_file"] == {"reschedule": True, "ready_to_reschedule_dep": True}
     assert loaded["wait_poke"] == {"reschedule": False, "ready_to_reschedule_dep": True}
     assert loaded["after"]["ready_to_reschedule_dep"] is False
+
+
+# -- trio-coord run (one try, embedded supervisor) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_id", "state", "terminal"),
+    [
+        ("poke_three", "success", "SucceedTask"),
+        ("resched", "up_for_reschedule", "RescheduleTask"),
+        ("defers", "deferred", "DeferTask"),
+    ],
+)
+def test_local_run_shows_the_try_outcome(
+    capsys: pytest.CaptureFixture[str], task_id: str, state: str, terminal: str
+) -> None:
+    """trio-coord run pokes a poke-mode sensor to success; reschedule and defer end the try."""
+    import json
+
+    from trio_coord.local import main
+
+    bundle = BUNDLE.rsplit(":", 1)[0]
+    code = main([bundle, "d1", task_id, "--json", "--timeout", "60"])
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["state"], summary["terminal"]) == (state, terminal)
+    assert code == (0 if state == "success" else 1)
