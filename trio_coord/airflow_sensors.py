@@ -22,21 +22,20 @@ __all__ = ["sensor_stub"]
 
 @functools.cache
 def _sensor_class(stub_operator: type, reschedule: bool) -> type:
-    def get_serialized_fields(cls: type) -> frozenset[str]:
-        fields: frozenset[str] = super(cls, cls).get_serialized_fields()  # type: ignore[misc]
-        return fields | {"reschedule", "_is_sensor"}
+    base: Any = stub_operator
 
-    return type(
-        "TrioCoordSensorStub",
-        (stub_operator,),
-        {
-            "_is_sensor": True,
-            "reschedule": reschedule,
-            "ui_color": SENSOR_UI_COLOR,
-            "get_serialized_fields": classmethod(get_serialized_fields),
-            "__module__": __name__,
-        },
-    )
+    class TrioCoordSensorStub(base):  # type: ignore[misc]
+        _is_sensor = True
+        ui_color = SENSOR_UI_COLOR
+
+        @classmethod
+        def get_serialized_fields(cls) -> frozenset[str]:
+            fields: frozenset[str] = super().get_serialized_fields()
+            return fields | {"reschedule", "_is_sensor"}
+
+    TrioCoordSensorStub.reschedule = reschedule
+    TrioCoordSensorStub.__module__ = __name__
+    return TrioCoordSensorStub
 
 
 def sensor_stub(stub_module: Any, *, reschedule: bool) -> Any:
@@ -45,8 +44,6 @@ def sensor_stub(stub_module: Any, *, reschedule: bool) -> Any:
     operator = _sensor_class(stub_module._StubOperator, reschedule)
 
     def decorate(python_callable: Any = None, **kwargs: Any) -> Any:
-        return factory(
-            decorated_operator_class=operator, python_callable=python_callable, **kwargs
-        )
+        return factory(decorated_operator_class=operator, python_callable=python_callable, **kwargs)
 
     return decorate

@@ -72,9 +72,7 @@ class Trigger:
                 f"Trigger classpath must be a dotted 'package.module.Class' path, "
                 f"got {self.classpath!r}"
             )
-        if not isinstance(self.kwargs, Mapping) or not all(
-            isinstance(k, str) for k in self.kwargs
-        ):
+        if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):
             raise UsageError("Trigger kwargs must be a mapping with string keys")
 
 
@@ -122,9 +120,7 @@ class Defer(BaseException):
                 f"Defer(trigger=...) takes a trio_coord.Trigger, got {type(trigger).__name__}"
             )
         if not isinstance(method_name, str) or not _METHOD_RE.match(method_name):
-            raise UsageError(
-                f"Defer method_name must be a Python identifier, got {method_name!r}"
-            )
+            raise UsageError(f"Defer method_name must be a Python identifier, got {method_name!r}")
         if method_name == TRIGGER_FAIL:
             raise UsageError(f"Defer method_name {TRIGGER_FAIL!r} is reserved by Airflow")
         if kwargs is not None and not isinstance(kwargs, Mapping):

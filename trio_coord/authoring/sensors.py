@@ -109,8 +109,7 @@ def check_sensor_options(where: str, options: Mapping[str, Any]) -> SensorOption
     mode = options.get("mode", "poke")
     if mode not in SENSOR_MODES:
         raise UsageError(
-            f"{where}: mode must be one of {', '.join(repr(m) for m in SENSOR_MODES)}, "
-            f"got {mode!r}"
+            f"{where}: mode must be one of {', '.join(repr(m) for m in SENSOR_MODES)}, got {mode!r}"
         )
     timeout = options.get("timeout", DEFAULT_SENSOR_TIMEOUT)
     if timeout is None:

@@ -127,9 +127,7 @@ def pause_for(defer: Defer) -> PauseTry:
 def _next_kwargs(ctx: TaskContext) -> dict[str, Any]:
     raw = ctx.ti_context.next_kwargs
     if isinstance(raw, str):
-        raise FailTask(
-            "next_kwargs arrived as an encrypted string, which this runtime cannot read"
-        )
+        raise FailTask("next_kwargs arrived as an encrypted string, which this runtime cannot read")
     decoded = serde.decode(raw or {})
     if not isinstance(decoded, dict):
         raise FailTask(f"next_kwargs is not a map: {type(decoded).__name__}")
