@@ -319,3 +319,28 @@ def test_unknown_resume_method_fails_clearly_without_retry() -> None:
     assert (r.exit_code, r.final_state) == (0, "failed"), r.events()
     assert "no function is registered for method 'vanished'" in r.log_text
     assert "'done'" in r.log_text
+
+
+def test_resume_binding_fills_event_kwargs_and_injected_names() -> None:
+    """The resume function gets event and kwargs by name, **kwargs the rest, injected names win;
+    a required parameter with nothing to fill it fails the try with a clear message."""
+    from trio_coord.runtime.deferral import _bind
+
+    dag = trio_coord.Bundle("b").dag("d")
+
+    @dag.task
+    def t() -> None: ...
+
+    def resume(event, log, label="x", **rest):  # type: ignore[no-untyped-def]
+        return None
+
+    kwargs = {"event": 1, "label": "y", "other": 2, "log": "not injected"}
+    inject, extra = _bind(t, "m", resume, kwargs)
+    assert inject == ("log",)
+    assert extra == {"event": 1, "label": "y", "other": 2}
+
+    def needs(event, missing):  # type: ignore[no-untyped-def]
+        return None
+
+    with pytest.raises(trio_coord.FailTask, match="parameter 'missing' is neither"):
+        _bind(t, "m", needs, {"event": 1})

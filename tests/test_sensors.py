@@ -285,7 +285,12 @@ def serialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         )
         assert resp.exists(), done.stderr[-3000:]
         loaded = json.loads(resp.read_text())
-    return {"native": native, "export": exported, "loaded": loaded}
+    return {
+        "native": native,
+        "export": exported,
+        "loaded": loaded,
+        "defaults": answer["operator_defaults"],
+    }
 
 
 def _task(doc: dict[str, object], task_id: str) -> dict[str, object]:
@@ -342,3 +347,16 @@ def test_local_run_shows_the_try_outcome(
     summary = json.loads(capsys.readouterr().out)
     assert (summary["state"], summary["terminal"]) == (state, terminal)
     assert code == (0 if state == "success" else 1)
+
+
+def test_sensor_dag_is_the_same_on_both_routes(serialized: dict[str, object]) -> None:
+    """Native serialization and the export route agree on every compared field of the sensors."""
+    from dagparse_cases import EXPORT_ROUTE_DIFFERENCES, IGNORED_TASK_KEYS, compare
+
+    diffs = compare(
+        serialized["export"],  # type: ignore[arg-type]
+        serialized["native"],  # type: ignore[arg-type]
+        serialized["defaults"],  # type: ignore[arg-type]
+        ignored_task_keys=IGNORED_TASK_KEYS | EXPORT_ROUTE_DIFFERENCES,
+    )
+    assert diffs == [], "\n".join(diffs)

@@ -175,7 +175,7 @@ def _bind(
                 f"neither in the resume kwargs ({given}) nor one the runtime provides"
             )
     if var_keyword:
-        extra.update(rest)
+        extra.update({k: v for k, v in rest.items() if k not in inject})
     return tuple(inject), extra
 
 
