@@ -360,3 +360,12 @@ def test_sensor_dag_is_the_same_on_both_routes(serialized: dict[str, object]) ->
         ignored_task_keys=IGNORED_TASK_KEYS | EXPORT_ROUTE_DIFFERENCES,
     )
     assert diffs == [], "\n".join(diffs)
+
+
+@pytestmark_supervisor
+def test_sigterm_interrupts_the_sleep_between_pokes() -> None:
+    """SIGTERM during a poke-mode sleep cancels it: the try reports up_for_retry and exits 0."""
+    r = supervise("sleepy", bundle=BUNDLE, should_retry=True, sigterm_after=3)
+    assert (r.exit_code, r.final_state) == (0, "up_for_retry"), (r.raw.get("elapsed"), r.events())
+    (patch,) = r.state_patches
+    assert patch["state"] == "up_for_retry"

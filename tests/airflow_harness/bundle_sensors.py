@@ -92,3 +92,9 @@ def custom_trigger():
 @d1.task.sensor(poke_interval=5, timeout=60, soft_fail=True)
 def deferring_sensor():
     raise defer_for(30, method_name="checked")
+
+
+@d1.task.sensor(poke_interval=3600, timeout=7200)
+async def sleepy(log):
+    log.info("poked; the next poke is an hour away")
+    return False
