@@ -18,6 +18,7 @@ from ..errors import UsageError
 from .decorators import TaskDecorator
 from .groups import TaskGroup
 from .schedules import Schedule, check_schedule
+from .sensors import check_sensor_options
 from .tasks import Task, as_tasks, injected_parameters
 from .validation import (
     NOT_IN_DEFAULT_ARGS,
@@ -176,6 +177,8 @@ class Dag:
         given = check_settings(where, options)
         check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
         inject = injected_parameters(func, f"{self.dag_id}.{tid}")
+        if kind == "sensor":
+            check_sensor_options(where, kind_options or {})
         self.claim_id(tid, "task id")
         t = Task(
             dag=self,

@@ -110,8 +110,4 @@ class TaskDecorator:
             "max_wait": max_wait,
             "silent_fail": silent_fail,
         }
-        from .sensors import check_sensor_options
-
-        name = getattr(fn, "__name__", None) or options.get("task_id") or "?"
-        check_sensor_options(f"@task.sensor {name!r}", kind_options)
         return self._declare(fn, "sensor", kind_options, **options)
