@@ -344,3 +344,10 @@ def test_resume_binding_fills_event_kwargs_and_injected_names() -> None:
 
     with pytest.raises(trio_coord.FailTask, match="parameter 'missing' is neither"):
         _bind(t, "m", needs, {"event": 1})
+
+
+@pytest.mark.supervisor
+def test_defer_from_a_nursery_child_defers() -> None:
+    """A Defer raised in a nursery child (an exception group) still defers the task."""
+    patch = _deferred(supervise("defers_in_nursery", bundle=BUNDLE))
+    assert patch["next_method"] == "later"

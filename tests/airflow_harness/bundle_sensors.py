@@ -98,3 +98,20 @@ def deferring_sensor():
 async def sleepy(log):
     log.info("poked; the next poke is an hour away")
     return False
+
+
+@d1.task
+async def defers_in_nursery():
+    import trio
+
+    async def child():
+        raise defer_for(10, method_name="later")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(child)
+        await trio.sleep_forever()
+
+
+@defers_in_nursery.resume("later")
+async def later():
+    return "resumed"

@@ -41,6 +41,7 @@ __all__ = [
     "TriggerFailed",
     "defer_message",
     "pause_for",
+    "pause_for_group",
     "resume",
 ]
 
@@ -122,6 +123,28 @@ def pause_for(defer: Defer) -> PauseTry:
         "" if msg.trigger_timeout is None else f", timeout {msg.trigger_timeout:g} s",
     )
     return PauseTry(msg, f"deferred: {msg.classpath} -> {msg.next_method}")
+
+
+def pause_for_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What ends a try whose task raised an exception group (a nursery's).
+
+    Only ``Defer``\ s: the try defers to the first. Nothing deferred: the group itself, as
+    before. Both: the deferral cannot be honoured alongside an error, so the try fails.
+    """
+    deferred, rest = group.split(Defer)
+    if deferred is None:
+        return group
+    first = _leaves(deferred)[0]
+    if rest is None and isinstance(first, Defer):
+        return pause_for(first)
+    return RuntimeError(f"the task raised Defer together with other exceptions: {rest!r}")
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def _next_kwargs(ctx: TaskContext) -> dict[str, Any]:

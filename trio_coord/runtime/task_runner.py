@@ -166,6 +166,8 @@ async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.
         return await invoke(task.fn, task.inject, {})
     except Defer as defer:
         raise deferral.pause_for(defer) from None
+    except BaseExceptionGroup as group:  # Defer raised in a nursery of the task's
+        raise deferral.pause_for_group(group) from None
 
 
 async def _invoke(
