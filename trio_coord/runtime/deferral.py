@@ -128,7 +128,7 @@ def pause_for(defer: Defer) -> PauseTry:
 def pause_for_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """What ends a try whose task raised an exception group (a nursery's).
 
-    Only ``Defer``\ s: the try defers to the first. Nothing deferred: the group itself, as
+    Only deferrals: the try defers to the first. Nothing deferred: the group itself, as
     before. Both: the deferral cannot be honoured alongside an error, so the try fails.
     """
     deferred, rest = group.split(Defer)
