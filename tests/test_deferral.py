@@ -17,7 +17,12 @@ from oracle import oracle_python
 
 import trio_coord
 from trio_coord import Defer, Trigger, defer_for, defer_until
-from trio_coord.authoring.deferral import DATETIME_TRIGGER, WAIT_DONE
+from trio_coord.authoring.deferral import (
+    DATETIME_TRIGGER,
+    WAIT_DONE,
+    temporal_wait_event,
+    temporal_wait_moment,
+)
 from trio_coord.errors import UsageError
 from trio_coord.protocol import serde
 from trio_coord.runtime.deferral import defer_message
@@ -215,6 +220,9 @@ def test_airflow_rebuilds_the_trigger_and_the_task_resumes(first_try: Report) ->
     side = in_airflow(patch)
     assert side["classpath"] == DATETIME_TRIGGER
     assert side["same_as_native"] is True
+    # The local stand-in for the triggerer builds the same resume kwargs as airflow-core.
+    sent_moment = temporal_wait_moment(patch["classpath"], patch["trigger_kwargs"])
+    assert temporal_wait_event(sent_moment, patch["next_kwargs"]) == side["next_kwargs"]
     moment = datetime.datetime.fromisoformat(side["moment"])
     sent = serde.decode(patch["trigger_kwargs"])["moment"]
     assert moment == sent and moment.utcoffset() == datetime.timedelta(0)
@@ -238,13 +246,14 @@ def test_ready_wait_resumes_to_success_without_code() -> None:
     patch = _deferred(supervise("waits", bundle=BUNDLE))
     assert patch["next_method"] == WAIT_DONE
     assert serde.decode(patch["trigger_kwargs"]) == {"moment": MOMENT, "end_from_trigger": False}
-    event = serde.encode_datetime(
-        MOMENT, classname="pendulum.datetime.DateTime", zone_class=serde.PENDULUM_ZONE
-    )
+    assert temporal_wait_moment(patch["classpath"], patch["trigger_kwargs"]) == MOMENT
     r = supervise(
         "waits",
         bundle=BUNDLE,
-        ti_context={"next_method": WAIT_DONE, "next_kwargs": {"event": event}},
+        ti_context={
+            "next_method": WAIT_DONE,
+            "next_kwargs": temporal_wait_event(MOMENT, patch["next_kwargs"]),
+        },
     )
     assert (r.exit_code, r.final_state) == (0, "success"), r.events()
     assert r.xcoms == {}

@@ -41,6 +41,8 @@ __all__ = [
     "defer_for",
     "defer_until",
     "register_resume",
+    "temporal_wait_event",
+    "temporal_wait_moment",
 ]
 
 #: The standard provider's time trigger: fires once, at ``moment`` (UTC).
@@ -219,3 +221,30 @@ def register_resume(task: Task, method_name: str, fn: Callable[..., Any]) -> Cal
         raise UsageError(f"{where}: cannot read the parameters of {fn!r}: {exc}") from None
     task.resumers[method_name] = fn
     return fn
+
+
+def temporal_wait_moment(classpath: str, trigger_kwargs: Mapping[str, Any] | str) -> Any:
+    """When a ``DeferTask`` for the standard time trigger fires (an aware UTC datetime), or
+    None for any other trigger: what a local runner needs to play the triggerer's part
+    for :func:`defer_for` and :func:`defer_until` (and Airflow's own temporal sensors)."""
+    from ..protocol import serde
+
+    if classpath != DATETIME_TRIGGER or not isinstance(trigger_kwargs, Mapping):
+        return None
+    moment = serde.decode(dict(trigger_kwargs)).get("moment")
+    return moment if isinstance(moment, datetime.datetime) and moment.tzinfo else None
+
+
+def temporal_wait_event(
+    moment: datetime.datetime, next_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``next_kwargs`` Airflow stores when the time trigger fires at ``moment``: the
+    deferral's own kwargs (as sent) plus ``event``, the moment as a pendulum UTC datetime."""
+    from ..protocol import serde
+
+    event = serde.encode_datetime(
+        moment.astimezone(datetime.UTC),
+        classname="pendulum.datetime.DateTime",
+        zone_class=serde.PENDULUM_ZONE,
+    )
+    return {**dict(next_kwargs or {}), "event": event}
