@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .authoring import Bundle, Dag, FailTask, SkipTask, Task, XComArg, task, task_group
+from .authoring import (
+    Bundle,
+    Dag,
+    Defer,
+    FailTask,
+    PokeReturnValue,
+    SensorTimeout,
+    SkipTask,
+    Task,
+    Trigger,
+    XComArg,
+    defer_for,
+    defer_until,
+    task,
+    task_group,
+)
 from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny
 
 if TYPE_CHECKING:
@@ -23,14 +38,20 @@ __all__ = [
     "AssetAny",
     "Bundle",
     "Dag",
+    "Defer",
     "FailTask",
+    "PokeReturnValue",
+    "SensorTimeout",
     "SkipTask",
     "Task",
     "TaskContext",
-    "__version__",
+    "Trigger",
     "XComArg",
+    "defer_for",
+    "defer_until",
     "task",
     "task_group",
+    "__version__",
 ]
 
 

@@ -177,7 +177,8 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                 t = d.tasks[event[1]]
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
-                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(sdk, t))()
+                    make = stub if t.kind != "sensor" else _sensor_stub(t)
+                    nodes[("task", t.task_id)] = make(_trio_coord_task, **_task_kwargs(sdk, t))()
             else:
                 this = nodes[tuple(event[1])]
                 others = [nodes[tuple(ref)] for ref in event[2]]
@@ -188,6 +189,14 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
     if fileloc is not None:
         adag.fileloc = fileloc
     return adag
+
+
+def _sensor_stub(t: Task) -> Any:
+    from . import airflow_sensors
+    from .authoring.sensors import sensor_options
+
+    module = importlib.import_module("airflow.providers.standard.decorators.stub")
+    return airflow_sensors.sensor_stub(module, reschedule=sensor_options(t).reschedule)
 
 
 def _find_group(d: Dag, group_id: str) -> TaskGroup:

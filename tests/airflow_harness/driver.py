@@ -119,6 +119,9 @@ def handler(request: httpx.Request) -> httpx.Response:
                 max_tries=2,
                 should_retry=bool(scenario.get("should_retry")),
                 xcom_keys_to_clear=scenario.get("xcom_keys_to_clear", []),
+                # "ti_context": {"next_method": ..., "next_kwargs": ..., ...}: a resumed
+                # or rescheduled try (fields of TIRunContext, merged over the defaults).
+                extra=scenario.get("ti_context"),
             ),
         )
     if parts[0] == "variables":

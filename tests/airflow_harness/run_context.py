@@ -7,7 +7,7 @@ HTTP transport.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Every date of the mocked run (its logical date, data interval, start, run after).
@@ -22,9 +22,14 @@ def ti_run_context(
     max_tries: int = 1,
     should_retry: bool = False,
     xcom_keys_to_clear: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``TIRunContext`` body for a manual, running DAG run."""
-    return {
+    """A ``TIRunContext`` body for a manual, running DAG run.
+
+    ``extra`` adds or replaces top-level fields (``next_method``, ``next_kwargs``,
+    ``task_reschedule_count``...): a resumed or rescheduled try.
+    """
+    body = {
         "dag_run": {
             "dag_id": dag_id,
             "run_id": run_id,
@@ -46,3 +51,5 @@ def ti_run_context(
         "connections": [],
         "xcom_keys_to_clear": list(xcom_keys_to_clear),
     }
+    body.update(extra or {})
+    return body

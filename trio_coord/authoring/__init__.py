@@ -13,14 +13,17 @@ anywhere. One module per Airflow concept:
 * :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks;
 * :mod:`.taskflow` -- calling a task binds it (``b(a())``), the module-level ``task`` and
   ``task_group``, ``@bundle.dag`` on a function; :mod:`.context` -- the active DAG.
+* :mod:`.sensors` -- a sensor's options and poke result; :mod:`.deferral` -- ``Defer``.
 """
 
 from __future__ import annotations
 
 from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
+from .deferral import Defer, Trigger, defer_for, defer_until
 from .groups import TaskGroup
 from .schedules import SCHEDULE_PRESETS, Schedule
+from .sensors import PokeReturnValue, SensorTimeout
 from .taskflow import task, task_group
 from .tasks import EVENT_LOOPS, INJECTABLE, FailTask, SkipTask, Task
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
@@ -44,6 +47,12 @@ __all__ = [
     "task_group",
     "SkipTask",
     "FailTask",
+    "PokeReturnValue",
+    "SensorTimeout",
+    "Defer",
+    "Trigger",
+    "defer_for",
+    "defer_until",
     "INJECTABLE",
     "EVENT_LOOPS",
     "TRIO_COORD_QUEUE",

@@ -20,6 +20,7 @@ from .context import activate
 from .decorators import TaskDecorator
 from .groups import TaskGroup
 from .schedules import Schedule, check_schedule, normalize_schedule
+from .sensors import check_sensor_options
 from .taskflow import DagFunction, finalize_dag
 from .tasks import Task, as_tasks, check_event_loop, injected_parameters
 from .validation import (
@@ -193,6 +194,8 @@ class Dag:
         check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
         inject = injected_parameters(func, f"{self.dag_id}.{tid}")
         loop = check_event_loop(where, event_loop, func)
+        if kind == "sensor":
+            check_sensor_options(where, kind_options or {})
         self.claim_id(tid, "task id")
         t = Task(
             dag=self,

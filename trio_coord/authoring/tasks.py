@@ -132,6 +132,8 @@ class Task(Wirable):
     event_loop: str = "trio"
     #: The arguments the DAG passed when it called the task (TaskFlow), or None.
     call: BoundCall | None = None
+    #: Functions resuming the task after a deferral, by method name (see :meth:`resume`).
+    resumers: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def is_async(self) -> bool:
@@ -183,6 +185,13 @@ class Task(Wirable):
         from .xcom_args import XComArg
 
         return XComArg(self)
+
+    def resume(self, method_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``@task.resume("name")``: the function a try resumed after ``Defer(method_name=
+        "name")`` runs instead of the task's (see :mod:`.deferral`)."""
+        from .deferral import register_resume
+
+        return lambda fn: register_resume(self, method_name, fn)
 
     @property
     def function(self) -> Callable[..., Any]:

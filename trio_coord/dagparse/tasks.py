@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import TASK_OPTIONS, Dag, Task
+from ..authoring.sensors import serialized_sensor_fields
 from .assets import encode_lineage
 from .values import encode_value, epoch, seconds
 
@@ -114,6 +115,7 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
             continue
         out[name] = _field(value)
     out.setdefault("retry_delay", DEFAULT_RETRY_DELAY)
+    out.update(serialized_sensor_fields(task))
     if task.fn.__doc__:
         out["doc"] = task.fn.__doc__
     if dag.params:

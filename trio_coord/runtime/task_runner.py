@@ -11,6 +11,8 @@ task not in the bundle                        ``TaskState(failed)``, no XCom tou
 returned (value pushed as ``return_value``)   ``SucceedTask`` with ``[]`` outlets (§5.7)
 raised :class:`~trio_coord.SkipTask`          ``TaskState(skipped)``
 raised :class:`~trio_coord.FailTask`          ``TaskState(failed)``, whatever the retries
+raised :class:`~trio_coord.Defer`             ``DeferTask`` (:mod:`.deferral`)
+sensor not done, reschedule mode              ``RescheduleTask`` (:mod:`.sensors`)
 raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``, else
                                               ``TaskState(failed)`` (§9.3)
 ============================================  =============================================
@@ -29,14 +31,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from ..authoring import FailTask, SkipTask, Task
+from ..authoring import Defer, FailTask, SkipTask, Task
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone, UsageError
@@ -48,6 +51,7 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from . import deferral, sensors
 from .arguments import call_arguments
 from .assets import TaskAssets, inactive_assets
 from .event_loops import asyncio_hint, run_on_asyncio
@@ -122,10 +126,6 @@ async def run_task(
             log.error("could not clear XCom %r before running: %s", key, exc)
             return _failure(ctx, f"could not clear XCom {key!r}: {exc}")
 
-    next_method = ctx.ti_context.next_method
-    if next_method is not None:
-        return _resume_failure(ctx, next_method)
-
     assets = TaskAssets(task, client)
     ctx = dataclasses.replace(ctx, assets=assets)
     try:
@@ -153,6 +153,8 @@ async def run_task(
             reason = cancel_reason() or "the task was cancelled"
             log.error("task cancelled: %s", reason)
             return _failure(ctx, reason, send_reason=True)
+    except deferral.PauseTry as pause:
+        return TaskOutcome(pause.terminal, pause.summary)
     except SkipTask as exc:
         log.info("task skipped%s", f": {exc}" if str(exc) else "")
         return TaskOutcome(TaskState(state="skipped", end_date=_now()), "skipped")
@@ -183,28 +185,63 @@ async def run_task(
 
 
 async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
-    # TaskFlow: upstream outputs are pulled here, in the Trio task, whatever runs the body.
-    if task.event_loop == "asyncio":
+    """The try's body by task kind: a resumed method, a sensor's pokes, or the function."""
+    try:
+        if ctx.ti_context.next_method is not None:
+            invoke = functools.partial(_invoke, task, ctx, client, task_log, (), {})
+            return await deferral.resume(task, ctx, invoke)
+        # TaskFlow: upstream outputs are pulled here, in the Trio task, whatever runs the body.
         args, bound = await call_arguments(task, client, {})
+        invoke = functools.partial(_invoke, task, ctx, client, task_log, args, bound)
+        if task.kind == "sensor":
+            return await sensors.run_sensor(task, ctx, client, invoke)
+        return await invoke(task.fn, task.inject, {})
+    except Defer as defer:
+        raise deferral.pause_for(defer) from None
+    except BaseExceptionGroup as group:  # Defer raised in a nursery of the task's
+        raise deferral.pause_for_group(group) from None
+
+
+async def _invoke(
+    task: Task,
+    ctx: TaskContext,
+    client: Client,
+    task_log: logging.Logger,
+    args: tuple[Any, ...],
+    bound: Mapping[str, Any],
+    fn: Callable[..., Any],
+    inject: tuple[str, ...],
+    extra: Mapping[str, Any],
+) -> Any:
+    """Call ``fn`` (the task's function, or a resume method) with what it asks for.
+
+    ``args``/``bound`` are the DAG's TaskFlow arguments, which only the task's own function
+    takes; ``extra`` holds a resume method's event and keyword arguments.
+    """
+    if fn is not task.fn:
+        args, bound = (), {}
+    is_async = inspect.iscoroutinefunction(fn)
+    if is_async and task.event_loop == "asyncio":
         return await run_on_asyncio(
-            lambda aclient: task.fn(*args, **bound, **_inject(task, ctx, aclient, task_log)),
+            lambda aclient: fn(*args, **bound, **_inject(inject, ctx, aclient, task_log), **extra),
             client,
         )
-    sync_client = None if task.is_async else SyncClient(client)
-    injected = _inject(task, ctx, client if task.is_async else sync_client, task_log)
-    args, kwargs = await call_arguments(task, client, injected)
-    if task.is_async:
-        return await task.fn(*args, **kwargs)
+    kwargs = {**bound, **_inject(inject, ctx, client if is_async else SyncClient(client), task_log)}
+    kwargs.update(extra)
+    if is_async:
+        return await fn(*args, **kwargs)
     # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
     # failure and exit while it is still running (worker threads are daemons).
     return await trio.to_thread.run_sync(
-        functools.partial(task.fn, *args, **kwargs), abandon_on_cancel=True
+        functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
     )
 
 
-def _inject(task: Task, ctx: TaskContext, client: Any, task_log: logging.Logger) -> dict[str, Any]:
+def _inject(
+    inject: tuple[str, ...], ctx: TaskContext, client: Any, task_log: logging.Logger
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in task.inject:
+    for name in inject:
         if name in ("context", "ctx"):
             values[name] = ctx
         elif name == "client":
@@ -257,20 +294,3 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
 def _check_values(pushes: list[tuple[str, Any]], max_items: int | None) -> None:
     for key, item in pushes:
         check_json(item, f"XCom {key!r}", max_items)
-
-
-def _resume_failure(ctx: TaskContext, next_method: str) -> TaskOutcome:
-    kwargs = ctx.ti_context.next_kwargs
-    if next_method == "__fail__":
-        # §9.7: the trigger failed; its reason and traceback come in next_kwargs.
-        detail = kwargs if isinstance(kwargs, dict) else {}
-        error = detail.get("error") or "the trigger failed"
-        for line in detail.get("traceback") or ():
-            log.error("trigger traceback: %s", line)
-        log.error("resumed after a failed trigger: %s", error)
-        return _failure(ctx, f"trigger failed: {error}", retryable=False)
-    log.error(
-        "resumed with next_method=%r, but trio-coord tasks cannot defer; failing the try",
-        next_method,
-    )
-    return _failure(ctx, f"cannot resume {next_method!r}: deferral is not supported")
