@@ -8,14 +8,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .authoring import Bundle, Dag, FailTask, SkipTask, Task
+from .authoring import (
+    Bundle,
+    Dag,
+    ExceptionRetryPolicy,
+    FailTask,
+    Param,
+    RetryAction,
+    RetryDecision,
+    RetryPolicy,
+    RetryRule,
+    SkipTask,
+    Task,
+    TaskTimeout,
+)
 
 if TYPE_CHECKING:
     from .context import TaskContext
 
 __version__ = "0.1.0"
 
-__all__ = ["Bundle", "Dag", "FailTask", "SkipTask", "Task", "TaskContext", "__version__"]
+__all__ = [
+    "Bundle",
+    "Dag",
+    "ExceptionRetryPolicy",
+    "FailTask",
+    "Param",
+    "RetryAction",
+    "RetryDecision",
+    "RetryPolicy",
+    "RetryRule",
+    "SkipTask",
+    "Task",
+    "TaskContext",
+    "TaskTimeout",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -160,7 +160,13 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                 t = d.tasks[event[1]]
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
-                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(t))()
+                    node = stub(_trio_coord_task, **_task_kwargs(t))()
+                if t.kind in ("branch", "short_circuit"):
+                    # Marks the stub as a SkipMixin operator, as Airflow's own branch and
+                    # short-circuit operators are: the scheduler then honours the
+                    # followed/skipped XCom the runtime pushes when the task is cleared.
+                    node.operator.inherits_from_skipmixin = True
+                nodes[("task", t.task_id)] = node
             else:
                 this = nodes[tuple(event[1])]
                 others = [nodes[tuple(ref)] for ref in event[2]]

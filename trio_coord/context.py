@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .protocol.messages import DagRun, StartupDetails, TaskInstance, TIRunContext
@@ -16,6 +16,8 @@ class TaskContext:
     """The task's view of ``StartupDetails`` (protocol.md §4.1), with the usual shortcuts."""
 
     details: StartupDetails
+    #: The run's params (Airflow's ``context["params"]``), resolved by the task runner.
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ti(self) -> TaskInstance:

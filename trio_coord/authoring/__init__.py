@@ -9,15 +9,25 @@ anywhere. One module per Airflow concept:
 * :mod:`.dags` -- ``Bundle``, ``Dag``, ``Param``;
 * :mod:`.tasks` -- ``Task`` and what a task function may ask for;
 * :mod:`.groups` -- ``TaskGroup``; :mod:`.edges` -- how ``>>`` touching a group resolves;
-* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks.
+* :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks;
+* :mod:`.graph` -- a task's downstream and descendants; :mod:`.params` -- param schemas
+  and a run's values; :mod:`.retry_policy` -- ``RetryPolicy`` and its rules.
 """
 
 from __future__ import annotations
 
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .groups import TaskGroup
+from .params import SCHEMA_KEYWORDS
+from .retry_policy import (
+    ExceptionRetryPolicy,
+    RetryAction,
+    RetryDecision,
+    RetryPolicy,
+    RetryRule,
+)
 from .schedules import SCHEDULE_PRESETS, Schedule
-from .tasks import INJECTABLE, FailTask, SkipTask, Task
+from .tasks import INJECTABLE, FailTask, SkipTask, Task, TaskTimeout
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
 from .xcom_args import XComArg
 
@@ -33,6 +43,13 @@ __all__ = [
     "XComArg",
     "SkipTask",
     "FailTask",
+    "TaskTimeout",
+    "RetryPolicy",
+    "RetryDecision",
+    "RetryAction",
+    "RetryRule",
+    "ExceptionRetryPolicy",
+    "SCHEMA_KEYWORDS",
     "INJECTABLE",
     "TRIO_COORD_QUEUE",
     "SCHEDULE_PRESETS",

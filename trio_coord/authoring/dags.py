@@ -17,6 +17,7 @@ from typing import Any, Final
 from ..errors import UsageError
 from .decorators import TaskDecorator
 from .groups import TaskGroup
+from .params import check_schema, validate_value
 from .schedules import Schedule, check_schedule
 from .tasks import Task, as_tasks, injected_parameters
 from .validation import (
@@ -61,7 +62,7 @@ def _check_json(where: str, value: Any) -> None:
         ) from None
 
 
-def _check_params(where: str, params: Any) -> dict[str, Param]:
+def _check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[str, Param]:
     if params is None:
         return {}
     if not isinstance(params, Mapping):
@@ -74,6 +75,13 @@ def _check_params(where: str, params: Any) -> dict[str, Param]:
         _check_json(f"{where}: param {name!r}", [p.default, dict(p.schema)])
         if p.description is not None and not isinstance(p.description, str):
             raise UsageError(f"{where}: param {name!r} description must be a string")
+        check_schema(f"{where}: param {name!r}", p.schema)
+        # As Airflow: a scheduled DAG's runs get no conf, so its defaults must be valid.
+        problem = validate_value(p.default, p.schema) if scheduled else None
+        if problem is not None:
+            raise UsageError(
+                f"{where}: param {name!r} default is invalid for a scheduled DAG: {problem}"
+            )
         out[name] = p
     return out
 
@@ -394,7 +402,7 @@ class Bundle:
             max_consecutive_failed_dag_runs=max_consecutive_failed_dag_runs,
             fail_fast=fail_fast,
             default_args=defaults,
-            params=_check_params(where, params),
+            params=_check_params(where, params, scheduled=schedule is not None),
         )
         self.dags[dag_id] = d
         return d

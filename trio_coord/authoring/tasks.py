@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .groups import TaskGroup
     from .xcom_args import XComArg
 
-__all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
+__all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "TaskTimeout", "Wirable"]
 
 #: The kinds of task the decorators declare: ``@dag.task`` and its Airflow-named variants.
 TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor")
@@ -46,6 +46,7 @@ INJECTABLE: Final[Mapping[str, str]] = {
     "data_interval_start": "aware datetime or None",
     "data_interval_end": "aware datetime or None",
     "conf": "the run's conf mapping (empty when none)",
+    "params": "the run's params: the DAG's defaults with the run's conf on top, validated",
 }
 
 
@@ -55,6 +56,13 @@ class SkipTask(Exception):
 
 class FailTask(Exception):
     """Raise from a task to fail it without a retry, whatever the retries left."""
+
+
+class TaskTimeout(Exception):
+    """The try ran past its ``execution_timeout`` (Airflow's AirflowTaskTimeout).
+
+    Raised by the runtime, not by tasks; a retry policy can match it.
+    """
 
 
 class Wirable:

@@ -123,6 +123,13 @@ def _backoff(v: Any) -> str | None:
     return None if ok else "True/False or a non-negative number (the backoff base)"
 
 
+def _retry_policy(v: Any) -> str | None:
+    from .retry_policy import RetryPolicy
+
+    ok = isinstance(v, RetryPolicy)
+    return None if ok else "a RetryPolicy (e.g. ExceptionRetryPolicy(rules=[RetryRule(...)]))"
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -143,6 +150,7 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "retry_delay": _duration,
     "retry_exponential_backoff": _backoff,
     "max_retry_delay": _duration,
+    "retry_policy": _retry_policy,
     "execution_timeout": _duration,
     "queue": _text,
     "pool": _text,

@@ -124,7 +124,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     tz = timezone_of(dag.start_date)
     try:
         tasks = [serialize_task(t, down[t.task_id]) for t in dag.tasks.values()]
-        default_args = encode_value(dag.default_args) if dag.default_args else None
+        default_args = encode_value(_flag_policy(dag.default_args)) if dag.default_args else None
         params = serialize_params(dag, None)
     except ValueError as exc:
         raise DagSerializationError(f"DAG {dag.dag_id!r}: {exc}") from None
@@ -165,6 +165,14 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return {"__version": SERIALIZER_VERSION, "dag": out}
+
+
+def _flag_policy(default_args: dict[str, Any]) -> dict[str, Any]:
+    """``default_args`` as Python stores them: a retry policy becomes ``has_retry_policy``."""
+    out = {k: v for k, v in default_args.items() if k != "retry_policy"}
+    if default_args.get("retry_policy") is not None:
+        out["has_retry_policy"] = True
+    return out
 
 
 def _or(value: int | None, key: str) -> Any:

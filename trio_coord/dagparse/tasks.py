@@ -16,6 +16,7 @@ from .values import encode_value, epoch, seconds
 
 __all__ = [
     "LANGUAGE",
+    "SKIPPING_KINDS",
     "SCHEMA_DEFAULTS",
     "TASK_MODULE",
     "TASK_TYPE",
@@ -56,6 +57,9 @@ DEFAULT_RETRY_DELAY: Final = 300.0
 #: Options Python writes only when ``email`` is set, which trio-coord does not support:
 #: they are accepted (and exported) but never appear in the document.
 _EMAIL_ONLY: Final = frozenset({"email_on_failure", "email_on_retry"})
+
+#: Task kinds that skip downstream tasks at run time (Airflow's SkipMixin operators).
+SKIPPING_KINDS: Final = frozenset({"branch", "short_circuit"})
 
 #: The class path Airflow's loader expects for a param.
 PARAM_CLASS: Final = "airflow.sdk.definitions.param.Param"
@@ -101,6 +105,10 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         value = task.option(name)
         if value is None or name in _EMAIL_ONLY:
             continue
+        if name == "retry_policy":
+            # As Python: the policy object stays in the bundle; Airflow stores a flag.
+            out["has_retry_policy"] = True
+            continue
         if name in SCHEMA_DEFAULTS and value == SCHEMA_DEFAULTS[name]:
             continue
         if name == "start_date" and value == dag.start_date:
@@ -113,6 +121,10 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         out["doc"] = task.fn.__doc__
     if dag.params:
         out["params"] = serialize_params(dag, "dag")
+    if task.kind in SKIPPING_KINDS:
+        # The scheduler's NotPreviouslySkippedDep reads the task's skipmixin XCom only
+        # for tasks marked so (Python marks every SkipMixin operator).
+        out["_can_skip_downstream"] = True
     if downstream:
         out["downstream_task_ids"] = sorted(set(downstream))
     return {"__type": "operator", "__var": out}

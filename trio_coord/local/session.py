@@ -20,6 +20,7 @@ report, never silently: requests it does not emulate get the error element
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import getpass
 import os
@@ -63,6 +64,7 @@ from ..protocol.messages import (
     SetRenderedMapIndex,
     SetTaskStateStore,
     SetXCom,
+    SkipDownstreamTasks,
     StartupDetails,
     TaskInstance,
     TaskStateStoreResult,
@@ -245,6 +247,11 @@ class Report:
     last_error: str | None
     log_lines: int
     duration: float
+    #: Tasks the try asked the API server to skip (``task[index]`` for one instance).
+    skipped_downstream: list[str] = dataclasses.field(default_factory=list)
+    #: What a ``RetryTask`` carried: the retry policy's reason and delay.
+    retry_reason: str | None = None
+    retry_delay_seconds: float | None = None
 
     @property
     def status(self) -> int:
@@ -292,6 +299,7 @@ class Session:
         self.fatal: str | None = None
         self.last_error: str | None = None
         self.log_lines = 0
+        self.skipped_downstream: list[str] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -409,6 +417,14 @@ class Session:
         self.rendered_fields = dict(msg.rendered_fields)
         return None, None
 
+    def _skip_downstream(self, msg: SkipDownstreamTasks) -> Answer:
+        # The real supervisor answers with an empty body once the API server has done it.
+        for t in msg.tasks:
+            name = t if isinstance(t, str) else t[0] + (f"[{t[1]}]" if t[1] >= 0 else "")
+            if name not in self.skipped_downstream:
+                self.skipped_downstream.append(name)
+        return None, None
+
     def _get_variable_keys(self, msg: GetVariableKeys) -> Answer:
         keys = sorted(k for k in self.variables if k.startswith(msg.prefix or ""))
         page = keys[msg.offset : msg.offset + msg.limit]
@@ -504,6 +520,9 @@ class Session:
             last_error=self.last_error,
             log_lines=self.log_lines,
             duration=duration,
+            skipped_downstream=list(self.skipped_downstream),
+            retry_reason=getattr(self.terminal, "retry_reason", None),
+            retry_delay_seconds=getattr(self.terminal, "retry_delay_seconds", None),
         )
 
 
@@ -519,6 +538,7 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     SetRenderedMapIndex: Session._set_rendered_map_index,
     SetRenderedFields: Session._set_rendered_fields,
     GetVariableKeys: Session._get_variable_keys,
+    SkipDownstreamTasks: Session._skip_downstream,
     **dict.fromkeys(
         (GetTaskStateStore, GetAssetStateStoreByName, GetAssetStateStoreByUri), Session._get_state
     ),

@@ -52,6 +52,12 @@ def render_text(report: Report, masker: Masker) -> str:
         ("variable", f"{key} = {_clip(_json(v))}" if v is not None else f"{key} deleted")
         for key, v in report.variables_set.items()
     ]
+    if report.skipped_downstream:
+        rows.append(("skipped downstream", ", ".join(report.skipped_downstream)))
+    if report.retry_reason is not None:
+        rows.append(("retry reason", _clip(report.retry_reason, _MAX_ERROR)))
+    if report.retry_delay_seconds is not None:
+        rows.append(("retry delay", f"{report.retry_delay_seconds:g} s"))
     if report.rendered_map_index is not None:
         rows.append(("map label", report.rendered_map_index))
     if report.last_error and report.state != "success":
@@ -81,6 +87,9 @@ def render_json(report: Report, masker: Masker) -> str:
         "request_count": report.request_count,
         "variables_set": report.variables_set,
         "rendered_map_index": report.rendered_map_index,
+        "skipped_downstream": report.skipped_downstream,
+        "retry_reason": report.retry_reason,
+        "retry_delay_seconds": report.retry_delay_seconds,
         "secrets_masked": report.secrets_masked,
         "last_error": report.last_error,
         "defects": report.defects,

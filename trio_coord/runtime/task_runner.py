@@ -26,6 +26,7 @@ and never become ExceptionGroups (STYLE.md practice 11).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import logging
@@ -35,7 +36,8 @@ from typing import Any
 
 import trio
 
-from ..authoring import FailTask, SkipTask, Task
+from ..authoring import FailTask, RetryAction, RetryDecision, SkipTask, Task, TaskTimeout
+from ..authoring.params import ParamError
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone
@@ -47,6 +49,10 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from .branching import after_return
+from .params import run_params
+from .retries import decide_retry
+from .timeouts import deadline, expired
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
 
@@ -69,12 +75,29 @@ class TaskOutcome:
 
 
 def _failure(
-    ctx: TaskContext, reason: str, *, retryable: bool = True, send_reason: bool = False
+    ctx: TaskContext,
+    reason: str,
+    *,
+    retryable: bool = True,
+    send_reason: bool = False,
+    decision: RetryDecision | None = None,
 ) -> TaskOutcome:
-    """The failed outcome; ``reason`` goes in ``RetryTask`` only with ``send_reason``."""
+    """The failed outcome; ``reason`` goes in ``RetryTask`` only with ``send_reason``.
+
+    A retry policy's ``decision`` can fail the try now, or give the retry its reason and
+    delay; it never retries a try the server has no retry left for.
+    """
+    if decision is not None and decision.action is RetryAction.FAIL:
+        retryable = False
     if retryable and ctx.should_retry:
         sent = reason if send_reason else None
-        return TaskOutcome(RetryTask(end_date=_now(), retry_reason=sent), f"up_for_retry: {reason}")
+        delay = None
+        if decision is not None and decision.action is RetryAction.RETRY:
+            sent = decision.reason
+            if decision.retry_delay is not None:
+                delay = decision.retry_delay.total_seconds()
+        retry = RetryTask(end_date=_now(), retry_reason=sent, retry_delay_seconds=delay)
+        return TaskOutcome(retry, f"up_for_retry: {sent or reason}")
     return TaskOutcome(TaskState(state="failed", end_date=_now()), f"failed: {reason}")
 
 
@@ -121,13 +144,25 @@ async def run_task(
     if next_method is not None:
         return _resume_failure(ctx, next_method)
 
+    try:
+        ctx = dataclasses.replace(ctx, params=run_params(task, ctx))
+    except ParamError as exc:
+        # The same conf fails every retry: fail now (Airflow refuses it at run creation).
+        log.error("%s", exc)
+        return _failure(ctx, str(exc), retryable=False)
+
     task_log = logging.getLogger(TASK_LOGGER)
     push_error: Exception | None = None
     try:
         with scope:
-            value = await _call(task, ctx, client, task_log)
+            with deadline(task) as limit:
+                await trio.lowlevel.checkpoint_if_cancelled()  # a zero timeout runs nothing
+                value = await _call(task, ctx, client, task_log)
+            if limit.cancelled_caught:
+                raise expired(task)
             # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
-            push_error = await _push_result(task, client, value)
+            if not await after_return(task, ctx, client, value):
+                push_error = await _push_result(task, client, value)
         if scope.cancelled_caught:
             reason = cancel_reason() or "the task was cancelled"
             log.error("task cancelled: %s", reason)
@@ -140,16 +175,28 @@ async def run_task(
         return _failure(ctx, str(exc) or "FailTask", retryable=False)
     except SupervisorGone:
         raise
+    except TaskTimeout as exc:
+        log.error("%s", exc)
+        return _failure(ctx, str(exc), decision=decide_retry(task, ctx, exc))
     except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return _failure(ctx, f"{type(exc).__name__}: {exc}")
+        decision = decide_retry(task, ctx, exc)
+        return _failure(ctx, f"{type(exc).__name__}: {exc}", decision=decision)
 
     if isinstance(push_error, LocalProtocolError):
         log.error("the return value cannot be stored as an XCom: %s", push_error)
-        return _failure(ctx, f"return value is not JSON-serialisable: {push_error}")
+        return _failure(
+            ctx,
+            f"return value is not JSON-serialisable: {push_error}",
+            decision=decide_retry(task, ctx, push_error),
+        )
     if push_error is not None:
         log.error("pushing the return value failed: %s", push_error, exc_info=push_error)
-        return _failure(ctx, f"pushing the return value failed: {push_error}")
+        return _failure(
+            ctx,
+            f"pushing the return value failed: {push_error}",
+            decision=decide_retry(task, ctx, push_error),
+        )
     return TaskOutcome(SucceedTask(end_date=_now()), "success")
 
 
