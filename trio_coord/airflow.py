@@ -115,14 +115,20 @@ def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
         kwargs["description"] = d.bundle.description
     kwargs.update({k: getattr(d, k) for k in _DAG_OPTIONS if getattr(d, k) is not None})
     kwargs.update({k: True for k in _DAG_FLAGS if getattr(d, k)})
-    if d.default_args:
-        kwargs["default_args"] = dict(d.default_args)
+    default_args = {k: v for k, v in d.default_args.items() if k not in _NOT_EXPORTED}
+    if default_args:
+        kwargs["default_args"] = default_args
     if d.params:
         kwargs["params"] = {
             name: sdk.Param(p.default, description=p.description, **p.schema)
             for name, p in d.params.items()
         }
     return kwargs
+
+
+#: Task options that stay in the bundle: ``@task.stub`` refuses a retry policy (Airflow
+#: expects the runtime that runs the task to apply it, which trio-coord does).
+_NOT_EXPORTED = frozenset({"retry_policy"})
 
 
 def _task_kwargs(t: Task) -> dict[str, Any]:
@@ -133,7 +139,7 @@ def _task_kwargs(t: Task) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"task_id": local}
     for name in TASK_OPTIONS:
         value = t.option(name)
-        if value is not None:
+        if value is not None and name not in _NOT_EXPORTED:
             kwargs[name] = value
     if t.fn.__doc__:
         kwargs["doc"] = t.fn.__doc__
@@ -165,7 +171,7 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                     # Marks the stub as a SkipMixin operator, as Airflow's own branch and
                     # short-circuit operators are: the scheduler then honours the
                     # followed/skipped XCom the runtime pushes when the task is cleared.
-                    node.operator.inherits_from_skipmixin = True
+                    node.operator._can_skip_downstream = True
                 nodes[("task", t.task_id)] = node
             else:
                 this = nodes[tuple(event[1])]

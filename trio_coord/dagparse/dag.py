@@ -168,11 +168,9 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
 
 
 def _flag_policy(default_args: dict[str, Any]) -> dict[str, Any]:
-    """``default_args`` as Python stores them: a retry policy becomes ``has_retry_policy``."""
-    out = {k: v for k, v in default_args.items() if k != "retry_policy"}
-    if default_args.get("retry_policy") is not None:
-        out["has_retry_policy"] = True
-    return out
+    """``default_args`` without the retry policy: it is applied by the runtime and, as on
+    the export route (where ``@task.stub`` refuses it), never reaches Airflow."""
+    return {k: v for k, v in default_args.items() if k != "retry_policy"}
 
 
 def _or(value: int | None, key: str) -> Any:

@@ -106,8 +106,8 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         if value is None or name in _EMAIL_ONLY:
             continue
         if name == "retry_policy":
-            # As Python: the policy object stays in the bundle; Airflow stores a flag.
-            out["has_retry_policy"] = True
+            # Applied by the runtime; as on the export route (@task.stub refuses a
+            # policy), Airflow is not told of it.
             continue
         if name in SCHEMA_DEFAULTS and value == SCHEMA_DEFAULTS[name]:
             continue
