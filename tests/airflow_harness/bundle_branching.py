@@ -115,13 +115,13 @@ gate_direct >> after_gate
 @d1.task(execution_timeout=datetime.timedelta(seconds=0.5))
 async def slow_async(log):
     log.info("sleeping past the timeout")
-    await trio.sleep(30)
+    await trio.sleep(300)
 
 
 @d1.task(execution_timeout=datetime.timedelta(seconds=0.5))
 def slow_sync(log):
     log.info("sleeping past the timeout in a thread")
-    time.sleep(30)
+    time.sleep(300)
 
 
 POLICY = ExceptionRetryPolicy(
@@ -149,7 +149,7 @@ def bad_input():
 
 @d1.task(retry_policy=POLICY, execution_timeout=datetime.timedelta(seconds=0.2))
 async def slow_with_policy():
-    await trio.sleep(30)
+    await trio.sleep(300)
 
 
 @d1.task
