@@ -112,7 +112,9 @@ def test_branch_skips_the_direct_downstream_not_followed_before_success() -> Non
     assert r.xcoms == {"d1/r1/pick/skipmixin_key": {"followed": ["right", "grp.first"]}}
     order = _order(r)
     xcom = "POST /xcoms/d1/r1/pick/skipmixin_key"
-    assert order.index(xcom) < order.index(f"PATCH {SKIP_PATH}") < order.index(f"PATCH {STATE_PATH}")
+    assert (
+        order.index(xcom) < order.index(f"PATCH {SKIP_PATH}") < order.index(f"PATCH {STATE_PATH}")
+    )
     assert [p["state"] for p in r.state_patches] == ["success"]
     assert "skipping downstream tasks: left, join" in r.events()
 

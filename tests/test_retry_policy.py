@@ -123,7 +123,7 @@ def test_policy_retry_without_retries_left_fails() -> None:
 
 # -- odd policies, through trio-coord run --------------------------------------------------
 
-ODD = '''
+ODD = """
 import datetime
 import trio_coord
 from trio_coord import RetryDecision, RetryPolicy
@@ -169,7 +169,7 @@ def counted():
 @d.task
 def refuses():
     raise trio_coord.FailTask("no")
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def test_timeout_without_retries_left_fails() -> None:
     assert [p["state"] for p in r.state_patches] == ["failed"]
 
 
-ZERO = '''
+ZERO = """
 import datetime
 import trio_coord
 
@@ -55,7 +55,7 @@ def never(log):
 @d.task(execution_timeout=datetime.timedelta(seconds=30))
 async def quick():
     return "done"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -110,4 +110,3 @@ def test_negative_timeout_is_refused_at_declaration() -> None:
 
         @d.task(execution_timeout=5)
         def u() -> None: ...
-

@@ -180,7 +180,8 @@ class Dag:
         local = check_id("task id", task_id or str(getattr(func, "__name__", "")))
         tid = holder.child_id(local)
         where = f"task {self.dag_id}.{tid}"
-        check_keywords(where, options, [k for k in TASK_OPTIONS if k not in _OWN_KEYWORDS])
+        # The accepted names in the message include the keywords bound above (retries...).
+        check_keywords(where, options, [*TASK_OPTIONS, *_TASK_ARGUMENTS])
         given = check_settings(where, options)
         check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
         inject = injected_parameters(func, f"{self.dag_id}.{tid}")
@@ -217,8 +218,9 @@ class Dag:
         return f"<Dag {self.dag_id} tasks={list(self.tasks)}>"
 
 
-#: Task keywords with their own parameter on ``Dag.task`` (kept for the original API).
-_OWN_KEYWORDS: Final = frozenset({"retries", "retry_delay", "queue"})
+#: Task arguments that are not Airflow operator options (``retries``, ``retry_delay`` and
+#: ``queue`` have their own parameter too, but are options, in ``TASK_OPTIONS``).
+_TASK_ARGUMENTS: Final = ("task_id", "multiple_outputs", "depends_on", "group")
 
 _DAG_KEYWORDS: Final = (
     "schedule",
