@@ -84,7 +84,7 @@ def test_branch_values_name_tasks_or_groups(value: Any, expected: set[str]) -> N
 )
 def test_bad_branch_values_are_refused_with_what_is_accepted(value: Any, fragment: str) -> None:
     """An unknown id or a value of the wrong type raises InvalidBranch naming the problem."""
-    with pytest.raises(InvalidBranch, match="a task id|does not have") as info:
+    with pytest.raises(InvalidBranch, match=r"a task id|does not have") as info:
         branch_ids(_dag().tasks["pick"], value)
     assert fragment in str(info.value)
 

@@ -94,12 +94,12 @@ def test_scheduled_dag_defaults_must_be_valid() -> None:
 def test_declaration_checks() -> None:
     """Unknown task argument, negative retries, naive datetime, unknown trigger rule: UsageError."""
     d = trio_coord.Bundle("b").dag("d")
-    with pytest.raises(UsageError, match="unknown keyword 'retires'.*did you mean 'retries'"):
+    with pytest.raises(UsageError, match=r"unknown keyword 'retires'.*did you mean 'retries'"):
 
         @d.task(retires=2)
         def a() -> None: ...
 
-    with pytest.raises(UsageError, match="accepted: .*execution_timeout.*retry_policy"):
+    with pytest.raises(UsageError, match=r"accepted: .*execution_timeout.*retry_policy"):
 
         @d.task(bogus=1)
         def a2() -> None: ...
@@ -114,7 +114,9 @@ def test_declaration_checks() -> None:
         @d.task(start_date=datetime.datetime(2026, 1, 1))
         def c() -> None: ...
 
-    with pytest.raises(UsageError, match="trigger_rule must be one of.*did you mean 'all_success'"):
+    with pytest.raises(
+        UsageError, match=r"trigger_rule must be one of.*did you mean 'all_success'"
+    ):
 
         @d.task(trigger_rule="all_sucess")
         def e() -> None: ...

@@ -83,7 +83,8 @@ class TaskDecorator:
     ) -> Any:
         """A short-circuit task: a falsy return skips downstream (Airflow's
         ``@task.short_circuit``)."""
-        if not isinstance(ignore_downstream_trigger_rules, bool):
+        flag: object = ignore_downstream_trigger_rules  # typed bool, but any value can come
+        if not isinstance(flag, bool):
             from ..errors import UsageError
 
             raise UsageError(
