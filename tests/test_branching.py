@@ -219,3 +219,63 @@ def test_local_run_answers_the_skip_and_lists_it(capsys: pytest.CaptureFixture[s
     out, _ = capsys.readouterr()
     assert code == 0
     assert "skipped downstream: after_gate, later" in out
+
+
+# -- the export route (Airflow's DagBag) ---------------------------------------------------
+
+EXPORT = """
+import sys
+sys.path.insert(0, {harness!r})
+from bundle_branching import bundle
+from trio_coord.airflow import export_dags
+export_dags(bundle, globals())
+"""
+
+SERIALIZE = r"""
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+path = Path(sys.argv[1])
+bag = DagBag(dag_folder=str(path), bundle_path=path.parent)
+doc = DagSerialization.to_dict(bag.dags["d1"]) if "d1" in bag.dags else None
+print("@@" + json.dumps({"errors": bag.import_errors, "doc": doc}, default=str))
+"""
+
+
+def test_export_route_marks_branch_and_short_circuit_tasks(tmp_path: Any) -> None:
+    """DagBag: branch/short-circuit stubs carry _can_skip_downstream; timeouts and params reach Airflow."""
+    import os
+    import subprocess
+    import sys
+
+    from trio_coord.dagparse import serialize_dag
+
+    path = tmp_path / "branching_dag.py"
+    path.write_text(EXPORT.format(harness=str(HERE)))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-c", SERIALIZE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "@@" in proc.stdout, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("@@", 1)[1])
+    assert out["errors"] == {}
+    tasks = {t["__var"]["task_id"]: t["__var"] for t in out["doc"]["dag"]["tasks"]}
+    marked = {tid for tid, t in tasks.items() if t.get("_can_skip_downstream")}
+    assert marked == {"pick", "pick_nothing", "pick_unknown", "pick_all", "gate", "gate_direct"}
+    assert tasks["slow_async"]["execution_timeout"] == 0.5
+    assert not any(t.get("has_retry_policy") for t in tasks.values())
+    params = dict(out["doc"]["dag"]["params"])
+    assert params["rows"]["schema"]["__var"]["maximum"] == 100
+    # The native serializer marks the same tasks.
+    native = serialize_dag(_dag(), fileloc=str(path), relative_fileloc="branching_dag.py")
+    native_marked = {
+        t["__var"]["task_id"]
+        for t in native["dag"]["tasks"]
+        if t["__var"].get("_can_skip_downstream")
+    }
+    assert native_marked == marked
