@@ -13,13 +13,20 @@ raised :class:`~trio_coord.SkipTask`          ``TaskState(skipped)``
 raised :class:`~trio_coord.FailTask`          ``TaskState(failed)``, whatever the retries
 raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``, else
                                               ``TaskState(failed)`` (§9.3)
+ran past ``execution_timeout``                as raising :class:`~trio_coord.TaskTimeout`
+a retry policy answered FAIL / RETRY          ``TaskState(failed)`` / ``RetryTask`` with the
+                                              policy's reason and delay (if ``should_retry``)
+the run's conf fails a param's schema         ``TaskState(failed)``, nothing run, no retry
+branch / short-circuit skipped tasks          ``SkipDownstreamTasks`` then ``SucceedTask``
+                                              (see :mod:`.branching`)
 ============================================  =============================================
 
 ``should_retry`` is the server's decision (§9.3); we never second-guess it. The
 ``RetryTask`` carries no exception text, as with Airflow's native runner (which sends a
 reason only from a retry policy): the API server stores ``retry_reason``, and an exception
-message is where a task most easily puts a secret. Only the runtime's own reasons for
-cancelling a task (a signal, a lost supervisor) are sent; ``serve`` masks them. User
+message is where a task most easily puts a secret. Only a retry policy's reason and the
+runtime's own reasons for cancelling a task (a signal, a lost supervisor) are sent;
+``serve`` masks them. User
 exceptions are caught *here*, in the task's own frame, so they never reach a nursery
 and never become ExceptionGroups (STYLE.md practice 11).
 """
