@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from airflow_harness.harness import HERE, supervise
+from hypothesis import given
+from hypothesis import strategies as st
 
 import trio_coord
 from trio_coord import Param
@@ -48,6 +50,8 @@ BUNDLE = f"{HERE / 'bundle_branching.py'}:bundle"
         ([1, 2, 3], {"maxItems": 2}, "more than 2 items"),
         ({"a": 1}, {"type": "object"}, None),
         (7, {"const": 7, "title": "Seven"}, None),
+        (10**400, {"type": "integer", "maximum": 10}, "greater than the maximum 10"),
+        (float("nan"), {"type": "number"}, None),
     ],
 )
 def test_schema_keywords(value: Any, schema: dict[str, Any], problem: str | None) -> None:
@@ -165,3 +169,37 @@ def test_local_run_params(
     monkeypatch.setenv("AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS", "False")
     summary = _run(capsys, "show_params", "--conf", '{"mode": "medium"}')
     assert summary["xcoms"]["return_value"]["params"] == {"rows": 10, "mode": "fast"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+schemas = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(
+            ["string", "integer", "number", "boolean", "null", "array", "object"]
+        ),
+        "enum": st.lists(json_values, min_size=1, max_size=3),
+        "minimum": st.integers() | st.floats(allow_nan=False, allow_infinity=False),
+        "exclusiveMaximum": st.integers(),
+        "minLength": st.integers(min_value=0, max_value=5),
+        "pattern": st.sampled_from(["^a", "b$", "[0-9]+"]),
+        "format": st.sampled_from(["date", "date-time", "time"]),
+        "maxItems": st.integers(min_value=0, max_value=3),
+    },
+)
+
+
+@given(value=json_values, schema=schemas)
+def test_validation_never_raises(value: Any, schema: dict[str, Any]) -> None:
+    """Any JSON value against any accepted schema gives None or a reason, never an exception."""
+    from trio_coord.authoring.params import check_schema
+
+    check_schema("p", schema)
+    problem = validate_value(value, schema)
+    assert problem is None or isinstance(problem, str)

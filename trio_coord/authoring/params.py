@@ -46,7 +46,10 @@ _FORMATS: Final[Mapping[str, Callable[[str], object]]] = {
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool):
+        return False
+    # An int may be too large for a float (isfinite would raise); it is finite anyway.
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
 def _count(v: Any) -> bool:
