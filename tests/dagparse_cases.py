@@ -303,6 +303,7 @@ def make_test_bundle() -> Bundle:
         execution_timeout=datetime.timedelta(seconds=5),
         retry_exponential_backoff=True,
         max_retry_delay=datetime.timedelta(minutes=10),
+        params={"rows": 5, "label": Param("x", maxLength=3)},
     )(_noop)
     pick >> [gate, work]
     gate >> work

@@ -152,6 +152,34 @@ def test_invalid_conf_fails_the_try_with_the_reason() -> None:
     )
 
 
+@pytest.mark.supervisor
+def test_task_params_replace_the_dags_of_the_same_name() -> None:
+    """A task's params= replaces a DAG param (schema too) and adds its own, checked against the conf."""
+    r = supervise("task_params", bundle=BUNDLE)
+    assert r.xcoms["d1/r1/task_params/return_value"] == {"rows": 500, "mode": "fast", "label": "x"}
+    r = supervise("task_params", bundle=BUNDLE, conf={"label": "long"})
+    assert r.final_state == "failed"
+    assert any("param 'label': 'long' is longer than 3 characters" in e for e in r.events())
+
+
+def test_task_params_are_checked_and_not_in_default_args() -> None:
+    """Task params are checked like the DAG's; default_args may not carry params."""
+    b = trio_coord.Bundle("b")
+    d = b.dag("d")
+    with pytest.raises(UsageError, match="schema keyword 'oneOf' is not supported"):
+
+        @d.task(params={"x": Param(1, oneOf=[])})
+        def t() -> None: ...
+
+    with pytest.raises(UsageError, match="params must be a mapping"):
+
+        @d.task(params=[1])
+        def u() -> None: ...
+
+    with pytest.raises(UsageError, match="unknown keyword 'params'"):
+        b.dag("d2", default_args={"params": {"x": 1}})
+
+
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
     main([BUNDLE, "d1", *argv, "--json", "--timeout", "60"])
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]

@@ -29,7 +29,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
+from .authoring import TASK_OPTIONS, Bundle, Dag, Param, Task, TaskGroup
 
 __all__ = ["export_dags", "to_airflow_dags"]
 
@@ -119,11 +119,15 @@ def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
     if default_args:
         kwargs["default_args"] = default_args
     if d.params:
-        kwargs["params"] = {
-            name: sdk.Param(p.default, description=p.description, **p.schema)
-            for name, p in d.params.items()
-        }
+        kwargs["params"] = _airflow_params(sdk, d.params)
     return kwargs
+
+
+def _airflow_params(sdk: Any, params: dict[str, Param]) -> dict[str, Any]:
+    return {
+        name: sdk.Param(p.default, description=p.description, **p.schema)
+        for name, p in params.items()
+    }
 
 
 #: Task options that stay in the bundle: ``@task.stub`` refuses a retry policy (Airflow
@@ -131,7 +135,7 @@ def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
 _NOT_EXPORTED = frozenset({"retry_policy"})
 
 
-def _task_kwargs(t: Task) -> dict[str, Any]:
+def _task_kwargs(sdk: Any, t: Task) -> dict[str, Any]:
     """Every option with its effective value: default_args and the DAG shortcuts resolved."""
     local = t.task_id
     if t.group is not None and t.group.prefix_group_id and t.group.group_id is not None:
@@ -140,7 +144,7 @@ def _task_kwargs(t: Task) -> dict[str, Any]:
     for name in TASK_OPTIONS:
         value = t.option(name)
         if value is not None and name not in _NOT_EXPORTED:
-            kwargs[name] = value
+            kwargs[name] = _airflow_params(sdk, value) if name == "params" else value
     if t.fn.__doc__:
         kwargs["doc"] = t.fn.__doc__
     return kwargs
@@ -166,7 +170,7 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                 t = d.tasks[event[1]]
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
-                    node = stub(_trio_coord_task, **_task_kwargs(t))()
+                    node = stub(_trio_coord_task, **_task_kwargs(sdk, t))()
                 if t.kind in ("branch", "short_circuit"):
                     # Marks the stub as a SkipMixin operator, as Airflow's own branch and
                     # short-circuit operators are: the scheduler then honours the

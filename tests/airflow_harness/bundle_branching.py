@@ -155,3 +155,8 @@ async def slow_with_policy():
 @d1.task
 def show_params(params, context):
     return {"params": params, "same": params == context.params}
+
+
+@d1.task(params={"rows": 500, "label": Param("x", maxLength=3)})
+def task_params(params):
+    return params

@@ -62,7 +62,8 @@ def _check_json(where: str, value: Any) -> None:
         ) from None
 
 
-def _check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[str, Param]:
+def check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[str, Param]:
+    """``params=`` of a DAG or a task, each value as a :class:`Param` with a checked schema."""
     if params is None:
         return {}
     if not isinstance(params, Mapping):
@@ -404,7 +405,7 @@ class Bundle:
             max_consecutive_failed_dag_runs=max_consecutive_failed_dag_runs,
             fail_fast=fail_fast,
             default_args=defaults,
-            params=_check_params(where, params, scheduled=schedule is not None),
+            params=check_params(where, params, scheduled=schedule is not None),
         )
         self.dags[dag_id] = d
         return d

@@ -17,11 +17,18 @@ import datetime
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ..errors import UsageError
 
-__all__ = ["SCHEMA_KEYWORDS", "ParamError", "check_schema", "resolve_params", "validate_value"]
+__all__ = [
+    "SCHEMA_KEYWORDS",
+    "ParamError",
+    "check_schema",
+    "merge_params",
+    "resolve_params",
+    "validate_value",
+]
 
 #: JSON types and the Python values each admits (a bool is not a number, as in JSON Schema).
 _TYPES: Final[Mapping[str, Callable[[Any], bool]]] = {
@@ -151,6 +158,18 @@ def validate_value(value: Any, schema: Mapping[str, Any]) -> str | None:
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             return f"{value!r} has more than {schema['maxItems']} items"
     return None
+
+
+P = TypeVar("P")
+
+
+def merge_params(dag: Mapping[str, P], task: Mapping[str, P] | None) -> dict[str, tuple[P, str]]:
+    """A task's params with where each comes from (``"dag"`` or ``"task"``), as Airflow merges
+    them: the DAG's in order, a task param replacing the DAG's of the same name (schema
+    included) in place, the task's new ones after."""
+    out = {name: (p, "dag") for name, p in dag.items()}
+    out.update({name: (p, "task") for name, p in (task or {}).items()})
+    return out
 
 
 def resolve_params(

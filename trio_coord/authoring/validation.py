@@ -130,6 +130,11 @@ def _retry_policy(v: Any) -> str | None:
     return None if ok else "a RetryPolicy (e.g. ExceptionRetryPolicy(rules=[RetryRule(...)]))"
 
 
+def _params(v: Any) -> str | None:
+    ok = isinstance(v, Mapping)
+    return None if ok else "a mapping of name -> default or Param"
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -151,6 +156,7 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "retry_exponential_backoff": _backoff,
     "max_retry_delay": _duration,
     "retry_policy": _retry_policy,
+    "params": _params,
     "execution_timeout": _duration,
     "queue": _text,
     "pool": _text,
@@ -174,10 +180,10 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "end_date": _aware,
 }
 
-#: Options ``default_args`` may not carry: the DAG's own ``start_date``/``end_date`` are the
-#: way to date a whole DAG (Airflow would also read them from ``default_args``, a second
-#: spelling of the same thing that trio-coord does not copy).
-NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date"})
+#: Options ``default_args`` may not carry: the DAG's own ``start_date``/``end_date`` and
+#: ``params`` are the way to date a whole DAG and to give it params (Airflow would also
+#: read them from ``default_args``, a second spelling that trio-coord does not copy).
+NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date", "params"})
 
 
 def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,5 +206,9 @@ def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{where}: {name} must be {expected}, got {value!r}")
         if name == "retry_exponential_backoff" and isinstance(value, bool):
             value = 2.0 if value else 0
+        if name == "params":
+            from .dags import check_params
+
+            value = check_params(where, value)
         out[name] = value
     return out

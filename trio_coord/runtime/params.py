@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import Task
-from ..authoring.params import resolve_params
+from ..authoring.params import merge_params, resolve_params
 from ..context import TaskContext
 
 __all__ = ["CONF_OVERRIDES_ENV", "run_params"]
@@ -28,6 +28,7 @@ def run_params(
     Raises:
         ParamError: a value (from the conf, or a default) fails its param's schema.
     """
-    declared = {name: (p.default, p.schema) for name, p in task.dag.params.items()}
+    merged = merge_params(task.dag.params, task.option("params"))
+    declared = {name: (p.default, p.schema) for name, (p, _source) in merged.items()}
     overrides = environ.get(CONF_OVERRIDES_ENV, "true").strip().lower() not in ("false", "0")
     return resolve_params(declared, ctx.dag_run.conf, conf_overrides=overrides)
