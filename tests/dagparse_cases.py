@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trio_coord import Bundle, task, task_group
+from trio_coord import Bundle, ExceptionRetryPolicy, RetryRule, task, task_group
 from trio_coord.authoring import Dag, Param, Task, TaskGroup
 
 DATA = Path(__file__).with_name("data") / "conformance_dags.json"
@@ -285,6 +285,29 @@ def make_test_bundle() -> Bundle:
     [first, c] >> inner
     last << flat
     _taskflow_dag(b)
+
+    # Branching: SkipMixin marks, a retry policy (kept out of Airflow's view), the retry
+    # and timeout options the scheduler reads, params with schema keywords.
+    policy = ExceptionRetryPolicy(rules=[RetryRule(exception=ConnectionError)])
+    branching = b.dag(
+        "t_branching",
+        default_args={"retry_policy": policy, "retries": 1},
+        params={"rows": Param(10, type="integer", minimum=1, maximum=100, title="Rows")},
+    )
+    pick = branching.task.branch(task_id="pick")(_noop)
+    gate = branching.task.short_circuit(task_id="gate", ignore_downstream_trigger_rules=False)(
+        _noop
+    )
+    work = branching.task(
+        task_id="work",
+        retry_policy=policy,
+        execution_timeout=datetime.timedelta(seconds=5),
+        retry_exponential_backoff=True,
+        max_retry_delay=datetime.timedelta(minutes=10),
+        params={"rows": 5, "label": Param("x", maxLength=3)},
+    )(_noop)
+    pick >> [gate, work]
+    gate >> work
     return b
 
 

@@ -79,7 +79,7 @@ CATALOGUE: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]] | str] = {
     "ResendLoggingFD": "passes a file descriptor over a Unix socket; meaningless over TCP",
     "UpdateHITLDetail": "refused by the 1.3.2 supervisor (Unhandled request)",
     "GetHITLDetailResponse": "refused by the 1.3.2 supervisor (Unhandled request)",
-    "SkipDownstreamTasks": "state-changing: sent by the task runner for branching",
+    "SkipDownstreamTasks": ("skip_downstream_tasks", (["a", ("b", -1)],), {}),
     "DagFileParsingResult": "the parse workload's answer, not a task's request",
     **{kind: "terminal: sent by the task runner" for kind in TERMINAL_TYPES},
 }

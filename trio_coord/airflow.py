@@ -29,7 +29,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
+from .authoring import TASK_OPTIONS, Bundle, Dag, Param, Task, TaskGroup
 from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny, BaseAsset
 from .authoring.taskflow import finalize_bundle
 
@@ -118,13 +118,11 @@ def _dag_kwargs(sdk: Any, d: Dag) -> dict[str, Any]:
         kwargs["description"] = d.bundle.description
     kwargs.update({k: getattr(d, k) for k in _DAG_OPTIONS if getattr(d, k) is not None})
     kwargs.update({k: True for k in _DAG_FLAGS if getattr(d, k)})
-    if d.default_args:
-        kwargs["default_args"] = dict(d.default_args)
+    default_args = {k: v for k, v in d.default_args.items() if k not in _NOT_EXPORTED}
+    if default_args:
+        kwargs["default_args"] = default_args
     if d.params:
-        kwargs["params"] = {
-            name: sdk.Param(p.default, description=p.description, **p.schema)
-            for name, p in d.params.items()
-        }
+        kwargs["params"] = _airflow_params(sdk, d.params)
     return kwargs
 
 
@@ -140,6 +138,18 @@ def _asset(sdk: Any, a: BaseAsset) -> Any:
     raise TypeError(f"not an asset: {a!r}")
 
 
+def _airflow_params(sdk: Any, params: dict[str, Param]) -> dict[str, Any]:
+    return {
+        name: sdk.Param(p.default, description=p.description, **p.schema)
+        for name, p in params.items()
+    }
+
+
+#: Task options that stay in the bundle: ``@task.stub`` refuses a retry policy (Airflow
+#: expects the runtime that runs the task to apply it, which trio-coord does).
+_NOT_EXPORTED = frozenset({"retry_policy"})
+
+
 def _task_kwargs(sdk: Any, t: Task) -> dict[str, Any]:
     """Every option with its effective value: default_args and the DAG shortcuts resolved."""
     local = t.task_id
@@ -150,8 +160,8 @@ def _task_kwargs(sdk: Any, t: Task) -> dict[str, Any]:
         value = t.option(name)
         if name in ("inlets", "outlets") and value is not None:
             value = [_asset(sdk, a) for a in value]
-        if value is not None:
-            kwargs[name] = value
+        if value is not None and name not in _NOT_EXPORTED:
+            kwargs[name] = _airflow_params(sdk, value) if name == "params" else value
     if t.fn.__doc__:
         kwargs["doc"] = t.fn.__doc__
     return kwargs
@@ -178,7 +188,13 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
                     make = stub if t.kind != "sensor" else _sensor_stub(t)
-                    nodes[("task", t.task_id)] = make(_trio_coord_task, **_task_kwargs(sdk, t))()
+                    node = make(_trio_coord_task, **_task_kwargs(sdk, t))()
+                if t.kind in ("branch", "short_circuit"):
+                    # Marks the stub as a SkipMixin operator, as Airflow's own branch and
+                    # short-circuit operators are: the scheduler then honours the
+                    # followed/skipped XCom the runtime pushes when the task is cleared.
+                    node.operator._can_skip_downstream = True
+                nodes[("task", t.task_id)] = node
             else:
                 this = nodes[tuple(event[1])]
                 others = [nodes[tuple(ref)] for ref in event[2]]

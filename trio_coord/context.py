@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .protocol.messages import DagRun, StartupDetails, TaskInstance, TIRunContext
@@ -18,6 +18,8 @@ class TaskContext:
     details: StartupDetails
     #: This try's asset state (``runtime.assets.TaskAssets``), set by the task runner.
     assets: Any = None
+    #: The run's params (Airflow's ``context["params"]``), resolved by the task runner.
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ti(self) -> TaskInstance:

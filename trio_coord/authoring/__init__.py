@@ -14,6 +14,8 @@ anywhere. One module per Airflow concept:
 * :mod:`.taskflow` -- calling a task binds it (``b(a())``), the module-level ``task`` and
   ``task_group``, ``@bundle.dag`` on a function; :mod:`.context` -- the active DAG.
 * :mod:`.sensors` -- a sensor's options and poke result; :mod:`.deferral` -- ``Defer``.
+* :mod:`.graph` -- a task's downstream and descendants; :mod:`.params` -- param schemas
+  and a run's values; :mod:`.retry_policy` -- ``RetryPolicy`` and its rules.
 """
 
 from __future__ import annotations
@@ -22,10 +24,18 @@ from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .deferral import Defer, Trigger, defer_for, defer_until
 from .groups import TaskGroup
+from .params import SCHEMA_KEYWORDS
+from .retry_policy import (
+    ExceptionRetryPolicy,
+    RetryAction,
+    RetryDecision,
+    RetryPolicy,
+    RetryRule,
+)
 from .schedules import SCHEDULE_PRESETS, Schedule
 from .sensors import PokeReturnValue, SensorTimeout
 from .taskflow import task, task_group
-from .tasks import EVENT_LOOPS, INJECTABLE, FailTask, SkipTask, Task
+from .tasks import EVENT_LOOPS, INJECTABLE, FailTask, SkipTask, Task, TaskTimeout
 from .validation import TASK_OPTIONS, TRIGGER_RULES, WEIGHT_RULES, check_id, did_you_mean
 from .xcom_args import XComArg
 
@@ -53,6 +63,13 @@ __all__ = [
     "Trigger",
     "defer_for",
     "defer_until",
+    "TaskTimeout",
+    "RetryPolicy",
+    "RetryDecision",
+    "RetryAction",
+    "RetryRule",
+    "ExceptionRetryPolicy",
+    "SCHEMA_KEYWORDS",
     "INJECTABLE",
     "EVENT_LOOPS",
     "TRIO_COORD_QUEUE",

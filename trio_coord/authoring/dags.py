@@ -19,6 +19,7 @@ from .assets import BaseAsset, iter_leaves
 from .context import activate
 from .decorators import TaskDecorator
 from .groups import TaskGroup
+from .params import check_schema, validate_value
 from .schedules import Schedule, check_schedule, normalize_schedule
 from .sensors import check_sensor_options
 from .taskflow import DagFunction, finalize_dag
@@ -65,7 +66,8 @@ def _check_json(where: str, value: Any) -> None:
         ) from None
 
 
-def _check_params(where: str, params: Any) -> dict[str, Param]:
+def check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[str, Param]:
+    """``params=`` of a DAG or a task, each value as a :class:`Param` with a checked schema."""
     if params is None:
         return {}
     if not isinstance(params, Mapping):
@@ -78,6 +80,13 @@ def _check_params(where: str, params: Any) -> dict[str, Param]:
         _check_json(f"{where}: param {name!r}", [p.default, dict(p.schema)])
         if p.description is not None and not isinstance(p.description, str):
             raise UsageError(f"{where}: param {name!r} description must be a string")
+        check_schema(f"{where}: param {name!r}", p.schema)
+        # As Airflow: a scheduled DAG's runs get no conf, so its defaults must be valid.
+        problem = validate_value(p.default, p.schema) if scheduled else None
+        if problem is not None:
+            raise UsageError(
+                f"{where}: param {name!r} default is invalid for a scheduled DAG: {problem}"
+            )
         out[name] = p
     return out
 
@@ -189,7 +198,8 @@ class Dag:
         local = check_id("task id", task_id or str(getattr(func, "__name__", "")))
         tid = holder.child_id(local)
         where = f"task {self.dag_id}.{tid}"
-        check_keywords(where, options, [k for k in TASK_OPTIONS if k not in _OWN_KEYWORDS])
+        # The accepted names in the message include the keywords bound above (retries...).
+        check_keywords(where, options, [*TASK_OPTIONS, *_TASK_ARGUMENTS])
         given = check_settings(where, options)
         check_settings(where, {"retries": retries, "retry_delay": retry_delay, "queue": queue})
         inject = injected_parameters(func, f"{self.dag_id}.{tid}")
@@ -254,8 +264,9 @@ class Dag:
         return f"<Dag {self.dag_id} tasks={list(self.tasks)}>"
 
 
-#: Task keywords with their own parameter on ``Dag.task`` (kept for the original API).
-_OWN_KEYWORDS: Final = frozenset({"retries", "retry_delay", "queue"})
+#: Task arguments that are not Airflow operator options (``retries``, ``retry_delay`` and
+#: ``queue`` have their own parameter too, but are options, in ``TASK_OPTIONS``).
+_TASK_ARGUMENTS: Final = ("task_id", "multiple_outputs", "depends_on", "group")
 
 _DAG_KEYWORDS: Final = (
     "schedule",
@@ -471,7 +482,7 @@ class Bundle:
             max_consecutive_failed_dag_runs=max_consecutive_failed_dag_runs,
             fail_fast=fail_fast,
             default_args=defaults,
-            params=_check_params(where, params),
+            params=check_params(where, params, scheduled=schedule is not None),
         )
         self.dags[dag_id] = d
         return d

@@ -84,6 +84,14 @@ class TaskDecorator:
     ) -> Any:
         """A short-circuit task: a falsy return skips downstream (Airflow's
         ``@task.short_circuit``)."""
+        flag: object = ignore_downstream_trigger_rules  # typed bool, but any value can come
+        if not isinstance(flag, bool):
+            from ..errors import UsageError
+
+            raise UsageError(
+                "short_circuit: ignore_downstream_trigger_rules must be True or False, "
+                f"got {ignore_downstream_trigger_rules!r}"
+            )
         kind_options = {"ignore_downstream_trigger_rules": ignore_downstream_trigger_rules}
         return self._declare(fn, "short_circuit", kind_options, **options)
 

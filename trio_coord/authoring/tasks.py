@@ -31,6 +31,7 @@ __all__ = [
     "FailTask",
     "SkipTask",
     "Task",
+    "TaskTimeout",
     "Wirable",
     "check_event_loop",
 ]
@@ -63,6 +64,7 @@ INJECTABLE: Final[Mapping[str, str]] = {
     "conf": "the run's conf mapping (empty when none)",
     "outlet_events": "the outlet event accessors (``outlet_events[asset].extra[...] = ...``)",
     "inlet_events": "the inlet events (``inlet_events[asset]``: that asset's events)",
+    "params": "the run's params: the DAG's defaults with the run's conf on top, validated",
 }
 
 
@@ -72,6 +74,13 @@ class SkipTask(Exception):
 
 class FailTask(Exception):
     """Raise from a task to fail it without a retry, whatever the retries left."""
+
+
+class TaskTimeout(Exception):
+    """The try ran past its ``execution_timeout`` (Airflow's AirflowTaskTimeout).
+
+    Raised by the runtime, not by tasks; a retry policy can match it.
+    """
 
 
 class Wirable:

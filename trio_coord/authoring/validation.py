@@ -131,6 +131,18 @@ def _assets(v: Any) -> str | None:
     return None if ok else "an Asset, an AssetAlias or a list of them"
 
 
+def _retry_policy(v: Any) -> str | None:
+    from .retry_policy import RetryPolicy
+
+    ok = isinstance(v, RetryPolicy)
+    return None if ok else "a RetryPolicy (e.g. ExceptionRetryPolicy(rules=[RetryRule(...)]))"
+
+
+def _params(v: Any) -> str | None:
+    ok = isinstance(v, Mapping)
+    return None if ok else "a mapping of name -> default or Param"
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -151,6 +163,8 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "retry_delay": _duration,
     "retry_exponential_backoff": _backoff,
     "max_retry_delay": _duration,
+    "retry_policy": _retry_policy,
+    "params": _params,
     "execution_timeout": _duration,
     "queue": _text,
     "pool": _text,
@@ -176,11 +190,11 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "outlets": _assets,
 }
 
-#: Options ``default_args`` may not carry: the DAG's own ``start_date``/``end_date`` are the
-#: way to date a whole DAG (Airflow would also read them from ``default_args``, a second
-#: spelling of the same thing that trio-coord does not copy).
+#: Options ``default_args`` may not carry: the DAG's own ``start_date``/``end_date`` and
+#: ``params`` are the way to date a whole DAG and to give it params (Airflow would also
+#: read them from ``default_args``, a second spelling that trio-coord does not copy);
 #: ``inlets``/``outlets`` are what one task reads and writes, not a default for every task.
-NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date", "inlets", "outlets"})
+NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date", "params", "inlets", "outlets"})
 
 
 def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,5 +219,9 @@ def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             value = 2.0 if value else 0
         if name in ("inlets", "outlets"):
             value = list(value) if isinstance(value, list | tuple) else [value]
+        if name == "params":
+            from .dags import check_params
+
+            value = check_params(where, value)
         out[name] = value
     return out

@@ -100,6 +100,7 @@ class SyncClient:
     # task instances
     get_previous_ti = blocking(Client.get_previous_ti)
     get_first_reschedule_date = blocking(Client.get_first_reschedule_date)
+    skip_downstream_tasks = blocking(Client.skip_downstream_tasks)
     get_ti_count = blocking(Client.get_ti_count)
     get_task_states = blocking(Client.get_task_states)
     get_task_breadcrumbs = blocking(Client.get_task_breadcrumbs)

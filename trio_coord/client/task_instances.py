@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from ..errors import UsageError
 from ..protocol.messages import (
     GetPreviousTI,
     GetTaskBreadcrumbs,
@@ -17,6 +18,7 @@ from ..protocol.messages import (
     GetTICount,
     PreviousTIResponse,
     PreviousTIResult,
+    SkipDownstreamTasks,
     TaskBreadcrumbsResult,
     TaskInstanceState,
     TaskRescheduleStartDate,
@@ -50,6 +52,28 @@ class TaskInstancesMixin(ClientCore):
             state=state,
         )
         return (await self._ask(msg, PreviousTIResult)).task_instance
+
+    async def skip_downstream_tasks(self, tasks: list[str | tuple[str, int]]) -> None:
+        """Have the API server mark these tasks of this run skipped now.
+
+        Each is a task id, or ``(task_id, map_index)`` for one instance. Branch and
+        short-circuit tasks send it for you; follow it with success, never with a
+        failure (the skipped tasks stay skipped).
+        """
+        tasks = list(tasks)
+        for t in tasks:
+            ok = isinstance(t, str) or (
+                isinstance(t, tuple)
+                and len(t) == 2
+                and isinstance(t[0], str)
+                and isinstance(t[1], int)
+                and not isinstance(t[1], bool)
+            )
+            if not ok:
+                raise UsageError(
+                    f"skip_downstream_tasks: each task is an id or (id, map_index), got {t!r}"
+                )
+        await self.request(SkipDownstreamTasks(tasks=tasks))
 
     async def get_first_reschedule_date(self, try_number: int = 1) -> datetime.datetime | None:
         """When this sensor was first rescheduled in the try sequence starting at ``try_number``.

@@ -128,7 +128,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     tz = timezone_of(dag.start_date)
     try:
         tasks = [serialize_task(t, down[t.task_id]) for t in dag.tasks.values()]
-        default_args = encode_value(dag.default_args) if dag.default_args else None
+        default_args = encode_value(_flag_policy(dag.default_args)) if dag.default_args else None
         params = serialize_params(dag, None)
     except ValueError as exc:
         raise DagSerializationError(f"DAG {dag.dag_id!r}: {exc}") from None
@@ -171,6 +171,12 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return {"__version": SERIALIZER_VERSION, "dag": out}
+
+
+def _flag_policy(default_args: dict[str, Any]) -> dict[str, Any]:
+    """``default_args`` without the retry policy: it is applied by the runtime and, as on
+    the export route (where ``@task.stub`` refuses it), never reaches Airflow."""
+    return {k: v for k, v in default_args.items() if k != "retry_policy"}
 
 
 def _or(value: int | None, key: str) -> Any:

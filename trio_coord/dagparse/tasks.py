@@ -11,13 +11,15 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ..authoring import TASK_OPTIONS, Dag, Task
+from ..authoring import TASK_OPTIONS, Dag, Param, Task
+from ..authoring.params import merge_params
 from ..authoring.sensors import serialized_sensor_fields
 from .assets import encode_lineage
 from .values import encode_value, epoch, seconds
 
 __all__ = [
     "LANGUAGE",
+    "SKIPPING_KINDS",
     "SCHEMA_DEFAULTS",
     "TASK_MODULE",
     "TASK_TYPE",
@@ -59,6 +61,9 @@ DEFAULT_RETRY_DELAY: Final = 300.0
 #: they are accepted (and exported) but never appear in the document.
 _EMAIL_ONLY: Final = frozenset({"email_on_failure", "email_on_retry"})
 
+#: Task kinds that skip downstream tasks at run time (Airflow's SkipMixin operators).
+SKIPPING_KINDS: Final = frozenset({"branch", "short_circuit"})
+
 #: The class path Airflow's loader expects for a param.
 PARAM_CLASS: Final = "airflow.sdk.definitions.param.Param"
 
@@ -74,19 +79,26 @@ def _field(value: Any) -> Any:
 
 def serialize_params(dag: Dag, source: str | None) -> list[list[Any]]:
     """DAG params as ordered ``[name, param]`` pairs (``source`` "dag" on tasks, None on the DAG)."""
+    return [_param(name, p, source) for name, p in dag.params.items()]
+
+
+def _param(name: str, p: Param, source: str | None) -> list[Any]:
     return [
-        [
-            name,
-            {
-                "__class": PARAM_CLASS,
-                "default": encode_value(p.default),
-                "description": p.description,
-                "schema": encode_value(dict(p.schema)),
-                "source": source,
-            },
-        ]
-        for name, p in dag.params.items()
+        name,
+        {
+            "__class": PARAM_CLASS,
+            "default": encode_value(p.default),
+            "description": p.description,
+            "schema": encode_value(dict(p.schema)),
+            "source": source,
+        },
     ]
+
+
+def _task_params(task: Task) -> list[list[Any]]:
+    """A task's params: the DAG's (``source`` "dag") merged with its own ("task")."""
+    merged = merge_params(task.dag.params, task.option("params"))
+    return [_param(name, p, source) for name, (p, source) in merged.items()]
 
 
 def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
@@ -103,6 +115,12 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         value = task.option(name)
         if value is None or name in _EMAIL_ONLY:
             continue
+        if name == "params":
+            continue  # merged with the DAG's below
+        if name == "retry_policy":
+            # Applied by the runtime; as on the export route (@task.stub refuses a
+            # policy), Airflow is not told of it.
+            continue
         if name in SCHEMA_DEFAULTS and value == SCHEMA_DEFAULTS[name]:
             continue
         if name == "start_date" and value == dag.start_date:
@@ -118,8 +136,13 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
     out.update(serialized_sensor_fields(task))
     if task.fn.__doc__:
         out["doc"] = task.fn.__doc__
-    if dag.params:
-        out["params"] = serialize_params(dag, "dag")
+    params = _task_params(task)
+    if params:
+        out["params"] = params
+    if task.kind in SKIPPING_KINDS:
+        # The scheduler's NotPreviouslySkippedDep reads the task's skipmixin XCom only
+        # for tasks marked so (Python marks every SkipMixin operator).
+        out["_can_skip_downstream"] = True
     if downstream:
         out["downstream_task_ids"] = sorted(set(downstream))
     return {"__type": "operator", "__var": out}

@@ -275,6 +275,11 @@ class Report:
     triggered_runs: list[str] = dataclasses.field(default_factory=list)
     #: What the user can pass to make the run closer to the real one (an upstream XCom).
     hints: list[str] = field(default_factory=list)
+    #: Tasks the try asked the API server to skip (``task[index]`` for one instance).
+    skipped_downstream: list[str] = dataclasses.field(default_factory=list)
+    #: What a ``RetryTask`` carried: the retry policy's reason and delay.
+    retry_reason: str | None = None
+    retry_delay_seconds: float | None = None
 
     @property
     def status(self) -> int:
@@ -337,6 +342,7 @@ class Session:
         self.dag_runs = LocalDagRuns(own=(ti.dag_id, ti.run_id))
         self.outlet_events: list[dict[str, Any]] = []
         self.hints: list[str] = []
+        self.skipped_downstream: list[str] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -494,12 +500,14 @@ class Session:
         ), None
 
     def _skip_downstream(self, msg: SkipDownstreamTasks) -> Answer:
+        # The real supervisor answers with an empty body once the API server has done it.
+        # Kept twice: as (task, map index) for a whole-DAG run to apply, as text for the summary.
         for item in msg.tasks:
-            if isinstance(item, str):
-                self.skip_downstream.append((item, None))
-            else:
-                task_id, index = item
-                self.skip_downstream.append((str(task_id), int(index)))
+            task_id, index = (item, None) if isinstance(item, str) else (str(item[0]), int(item[1]))
+            self.skip_downstream.append((task_id, index))
+            name = task_id if index is None or index < 0 else f"{task_id}[{index}]"
+            if name not in self.skipped_downstream:
+                self.skipped_downstream.append(name)
         return None, None
 
     def _reschedule_start(self, msg: GetTaskRescheduleStartDate) -> Answer:
@@ -616,6 +624,9 @@ class Session:
             outlet_events=list(self.outlet_events),
             triggered_runs=self.dag_runs.summary(),
             hints=list(self.hints),
+            skipped_downstream=list(self.skipped_downstream),
+            retry_reason=getattr(self.terminal, "retry_reason", None),
+            retry_delay_seconds=getattr(self.terminal, "retry_delay_seconds", None),
         )
 
 

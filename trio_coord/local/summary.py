@@ -55,6 +55,12 @@ def render_text(report: Report, masker: Masker) -> str:
     ]
     rows += [("asset event", _clip(_json(e))) for e in report.outlet_events]
     rows += [("triggered", _clip(line)) for line in report.triggered_runs]
+    if report.skipped_downstream:
+        rows.append(("skipped downstream", ", ".join(report.skipped_downstream)))
+    if report.retry_reason is not None:
+        rows.append(("retry reason", _clip(report.retry_reason, _MAX_ERROR)))
+    if report.retry_delay_seconds is not None:
+        rows.append(("retry delay", f"{report.retry_delay_seconds:g} s"))
     if report.rendered_map_index is not None:
         rows.append(("map label", report.rendered_map_index))
     if report.last_error and report.state != "success":
@@ -87,6 +93,9 @@ def render_json(report: Report, masker: Masker) -> str:
         "rendered_map_index": report.rendered_map_index,
         "outlet_events": report.outlet_events,
         "triggered_runs": report.triggered_runs,
+        "skipped_downstream": report.skipped_downstream,
+        "retry_reason": report.retry_reason,
+        "retry_delay_seconds": report.retry_delay_seconds,
         "secrets_masked": report.secrets_masked,
         "last_error": report.last_error,
         "defects": report.defects,

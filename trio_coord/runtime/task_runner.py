@@ -15,13 +15,20 @@ raised :class:`~trio_coord.Defer`             ``DeferTask`` (:mod:`.deferral`)
 sensor not done, reschedule mode              ``RescheduleTask`` (:mod:`.sensors`)
 raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``, else
                                               ``TaskState(failed)`` (§9.3)
+ran past ``execution_timeout``                as raising :class:`~trio_coord.TaskTimeout`
+a retry policy answered FAIL / RETRY          ``TaskState(failed)`` / ``RetryTask`` with the
+                                              policy's reason and delay (if ``should_retry``)
+the run's conf fails a param's schema         ``TaskState(failed)``, nothing run, no retry
+branch / short-circuit skipped tasks          ``SkipDownstreamTasks`` then ``SucceedTask``
+                                              (see :mod:`.branching`)
 ============================================  =============================================
 
 ``should_retry`` is the server's decision (§9.3); we never second-guess it. The
 ``RetryTask`` carries no exception text, as with Airflow's native runner (which sends a
 reason only from a retry policy): the API server stores ``retry_reason``, and an exception
-message is where a task most easily puts a secret. Only the runtime's own reasons for
-cancelling a task (a signal, a lost supervisor) are sent; ``serve`` masks them. User
+message is where a task most easily puts a secret. Only a retry policy's reason and the
+runtime's own reasons for cancelling a task (a signal, a lost supervisor) are sent;
+``serve`` masks them. User
 exceptions are caught *here*, in the task's own frame, so they never reach a nursery
 and never become ExceptionGroups (STYLE.md practice 11).
 """
@@ -39,7 +46,8 @@ from typing import Any
 
 import trio
 
-from ..authoring import Defer, FailTask, SkipTask, Task
+from ..authoring import Defer, FailTask, RetryAction, RetryDecision, SkipTask, Task, TaskTimeout
+from ..authoring.params import ParamError
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone, UsageError
@@ -54,7 +62,11 @@ from ..protocol.messages import (
 from . import deferral, sensors
 from .arguments import call_arguments
 from .assets import TaskAssets, inactive_assets
+from .branching import after_return
 from .event_loops import asyncio_hint, run_on_asyncio
+from .params import run_params
+from .retries import decide_retry
+from .timeouts import deadline, expired
 from .trigger_dagrun import trigger_dagrun
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
@@ -78,12 +90,29 @@ class TaskOutcome:
 
 
 def _failure(
-    ctx: TaskContext, reason: str, *, retryable: bool = True, send_reason: bool = False
+    ctx: TaskContext,
+    reason: str,
+    *,
+    retryable: bool = True,
+    send_reason: bool = False,
+    decision: RetryDecision | None = None,
 ) -> TaskOutcome:
-    """The failed outcome; ``reason`` goes in ``RetryTask`` only with ``send_reason``."""
+    """The failed outcome; ``reason`` goes in ``RetryTask`` only with ``send_reason``.
+
+    A retry policy's ``decision`` can fail the try now, or give the retry its reason and
+    delay; it never retries a try the server has no retry left for.
+    """
+    if decision is not None and decision.action is RetryAction.FAIL:
+        retryable = False
     if retryable and ctx.should_retry:
         sent = reason if send_reason else None
-        return TaskOutcome(RetryTask(end_date=_now(), retry_reason=sent), f"up_for_retry: {reason}")
+        delay = None
+        if decision is not None and decision.action is RetryAction.RETRY:
+            sent = decision.reason
+            if decision.retry_delay is not None:
+                delay = decision.retry_delay.total_seconds()
+        retry = RetryTask(end_date=_now(), retry_reason=sent, retry_delay_seconds=delay)
+        return TaskOutcome(retry, f"up_for_retry: {sent or reason}")
     return TaskOutcome(TaskState(state="failed", end_date=_now()), f"failed: {reason}")
 
 
@@ -139,16 +168,28 @@ async def run_task(
         log.error("%s", problem)
         return _failure(ctx, problem)
 
+    try:
+        ctx = dataclasses.replace(ctx, params=run_params(task, ctx))
+    except ParamError as exc:
+        # The same conf fails every retry: fail now (Airflow refuses it at run creation).
+        log.error("%s", exc)
+        return _failure(ctx, str(exc), retryable=False)
+
     task_log = logging.getLogger(TASK_LOGGER)
     push_error: Exception | None = None
     try:
         with scope:
-            value = await _call(task, ctx, client, task_log)
-            if task.kind == "trigger_dagrun":
-                await trigger_dagrun(task, client, value)
-                value = None  # the function's value was the conf; the operator returns nothing
+            with deadline(task) as limit:
+                await trio.lowlevel.checkpoint_if_cancelled()  # a zero timeout runs nothing
+                value = await _call(task, ctx, client, task_log)
+                if task.kind == "trigger_dagrun":
+                    await trigger_dagrun(task, client, value)
+                    value = None  # the function's value was the conf; the operator returns nothing
+            if limit.cancelled_caught:
+                raise expired(task)
             # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
-            push_error = await _push_result(task, client, value)
+            if not await after_return(task, ctx, client, value):
+                push_error = await _push_result(task, client, value)
         if scope.cancelled_caught:
             reason = cancel_reason() or "the task was cancelled"
             log.error("task cancelled: %s", reason)
@@ -163,19 +204,31 @@ async def run_task(
         return _failure(ctx, str(exc) or "FailTask", retryable=False)
     except SupervisorGone:
         raise
+    except TaskTimeout as exc:
+        log.error("%s", exc)
+        return _failure(ctx, str(exc), decision=decide_retry(task, ctx, exc))
     except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         hint = asyncio_hint(exc, is_async=task.is_async and task.event_loop == "trio")
         if hint is not None:
             log.error("%s", hint)
-        return _failure(ctx, f"{type(exc).__name__}: {exc}")
+        decision = decide_retry(task, ctx, exc)
+        return _failure(ctx, f"{type(exc).__name__}: {exc}", decision=decision)
 
     if isinstance(push_error, LocalProtocolError):
         log.error("the return value cannot be stored as an XCom: %s", push_error)
-        return _failure(ctx, f"return value is not JSON-serialisable: {push_error}")
+        return _failure(
+            ctx,
+            f"return value is not JSON-serialisable: {push_error}",
+            decision=decide_retry(task, ctx, push_error),
+        )
     if push_error is not None:
         log.error("pushing the return value failed: %s", push_error, exc_info=push_error)
-        return _failure(ctx, f"pushing the return value failed: {push_error}")
+        return _failure(
+            ctx,
+            f"pushing the return value failed: {push_error}",
+            decision=decide_retry(task, ctx, push_error),
+        )
     try:
         fields = assets.success_fields()
     except UsageError as exc:
