@@ -30,6 +30,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
+from .airflow_mapping import expand_stub
 
 __all__ = ["export_dags", "to_airflow_dags"]
 
@@ -133,7 +134,7 @@ def _task_kwargs(t: Task) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"task_id": local}
     for name in TASK_OPTIONS:
         value = t.option(name)
-        if value is not None:
+        if value is not None and not callable(value):  # a label function stays in the bundle
             kwargs[name] = value
     if t.fn.__doc__:
         kwargs["doc"] = t.fn.__doc__
@@ -156,11 +157,16 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                     prefix_group_id=group.prefix_group_id,
                     dag=adag,
                 )
-            elif kind == "task":
+            elif kind in ("task", "expand"):
                 t = d.tasks[event[1]]
+                if t.is_mapped != (kind == "expand"):
+                    continue  # a mapped task exists for Airflow once expanded
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
-                    nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(t))()
+                    if t.mapping is None:
+                        nodes[("task", t.task_id)] = stub(_trio_coord_task, **_task_kwargs(t))()
+                    else:
+                        nodes[("task", t.task_id)] = expand_stub(stub, t, _task_kwargs(t), nodes)
             else:
                 this = nodes[tuple(event[1])]
                 others = [nodes[tuple(ref)] for ref in event[2]]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .dags import Dag
     from .edges import Nodes
     from .groups import TaskGroup
+    from .mapping import PartialTask, TaskMapping
     from .xcom_args import XComArg
 
 __all__ = ["INJECTABLE", "TASK_KINDS", "FailTask", "SkipTask", "Task", "Wirable"]
@@ -111,6 +112,26 @@ class Task(Wirable):
     kind: str = "python"
     #: The kind's own options (a sensor's ``poke_interval``, ``mode``...), as written.
     kind_options: dict[str, Any] = field(default_factory=dict)
+    #: Set by ``expand``/``expand_kwargs``: the task runs once per element (see .mapping).
+    mapping: TaskMapping | None = None
+
+    @property
+    def is_mapped(self) -> bool:
+        return self.mapping is not None
+
+    def partial(self, **constants: Any) -> PartialTask:
+        """Arguments every mapped instance receives; follow with ``.expand(...)``."""
+        from .mapping import PartialTask
+
+        return PartialTask(self, constants)
+
+    def expand(self, **inputs: Any) -> XComArg:
+        """Map the task over lists, dicts or upstream outputs (Airflow's ``expand``)."""
+        return self.partial().expand(**inputs)
+
+    def expand_kwargs(self, kwargs: Any) -> XComArg:
+        """Map the task over a list of argument dicts (Airflow's ``expand_kwargs``)."""
+        return self.partial().expand_kwargs(kwargs)
 
     @property
     def is_async(self) -> bool:
@@ -177,7 +198,11 @@ class Task(Wirable):
 
 
 def injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:
-    """The parameters of ``fn`` the runtime fills in; any other one must have a default."""
+    """The parameters of ``fn`` the runtime fills in.
+
+    Any other parameter is an argument: given by ``partial``/``expand`` (see .mapping), or
+    else it must have a default.
+    """
     if not callable(fn):
         raise UsageError(f"{where}: a task must be a function")
     names = []
@@ -186,12 +211,6 @@ def injected_parameters(fn: Callable[..., Any], where: str) -> tuple[str, ...]:
             continue
         if p.name in INJECTABLE:
             names.append(p.name)
-        elif p.default is p.empty:
-            known = ", ".join(INJECTABLE)
-            raise UsageError(
-                f"{where}: parameter {p.name!r} has no default and is not one the runtime "
-                f"provides ({known})"
-            )
     return tuple(names)
 
 

@@ -123,6 +123,16 @@ def _backoff(v: Any) -> str | None:
     return None if ok else "True/False or a non-negative number (the backoff base)"
 
 
+def _map_label(v: Any) -> str | None:
+    # trio-coord has no Jinja: a str.format template over the mapped arguments, or a function.
+    if callable(v) or (isinstance(v, str) and v.strip() and "{{" not in v and "{%" not in v):
+        return None
+    return (
+        "a str.format template over the mapped arguments, e.g. 'file {path}', or a "
+        "function called with them (Jinja '{{ }}' and '{% %}' are not supported)"
+    )
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -159,7 +169,7 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "email_on_retry": _flag,
     "executor": _text,
     "doc_md": _text,
-    "map_index_template": _text,
+    "map_index_template": _map_label,
     "max_active_tis_per_dag": _positive,
     "max_active_tis_per_dagrun": _positive,
     "start_date": _aware,

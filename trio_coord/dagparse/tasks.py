@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..authoring import TASK_OPTIONS, Dag, Task
+from .mapping import mapped_operator
 from .values import encode_value, epoch, seconds
 
 __all__ = [
@@ -107,7 +108,8 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
             continue
         if name == "end_date" and value == dag.end_date:
             continue
-        out[name] = _field(value)
+        if not callable(value):  # a map_index_template function stays in the bundle
+            out[name] = _field(value)
     out.setdefault("retry_delay", DEFAULT_RETRY_DELAY)
     if task.fn.__doc__:
         out["doc"] = task.fn.__doc__
@@ -115,4 +117,6 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         out["params"] = serialize_params(dag, "dag")
     if downstream:
         out["downstream_task_ids"] = sorted(set(downstream))
+    if task.is_mapped:
+        out = mapped_operator(task, out)
     return {"__type": "operator", "__var": out}

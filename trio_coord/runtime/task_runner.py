@@ -47,6 +47,7 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
+from .mapping import MappedTry, MappingError, mapped_length
 
 __all__ = ["TaskOutcome", "run_task", "TASK_LOGGER"]
 
@@ -89,10 +90,33 @@ async def run_task(
 ) -> TaskOutcome:
     """Run the task to an outcome; never raises for anything the user's code did.
 
+    A mapped try's label goes on whatever terminal message the try ends with (§6.3).
+    See :func:`_run_task` for the arguments.
+    """
+    mapped = MappedTry()
+    outcome = await _run_task(
+        task, ctx, client, mapped, scope=scope, cancel_reason=cancel_reason, missing=missing
+    )
+    return TaskOutcome(mapped.labelled(outcome.terminal), outcome.summary)
+
+
+async def _run_task(
+    task: Task | None,
+    ctx: TaskContext,
+    client: Client,
+    mapped: MappedTry,
+    *,
+    scope: trio.CancelScope,
+    cancel_reason: Callable[[], str | None],
+    missing: str | None = None,
+) -> TaskOutcome:
+    """Run the task to an outcome; never raises for anything the user's code did.
+
     Args:
         task: the task, or None when the bundle has no such task.
         ctx: the try's context.
         client: the async client (a blocking twin is made for sync tasks).
+        mapped: receives a mapped try's arguments and label.
         scope: the cancel scope the user's code runs in; SIGTERM and a lost supervisor
             cancel it (possibly before it is entered).
         cancel_reason: why the task was cancelled, when it was (SIGTERM, lost supervisor).
@@ -125,7 +149,7 @@ async def run_task(
     push_error: Exception | None = None
     try:
         with scope:
-            value = await _call(task, ctx, client, task_log)
+            value = await _call(task, ctx, client, task_log, mapped)
             # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
             push_error = await _push_result(task, client, value)
         if scope.cancelled_caught:
@@ -140,10 +164,16 @@ async def run_task(
         return _failure(ctx, str(exc) or "FailTask", retryable=False)
     except SupervisorGone:
         raise
+    except MappingError as exc:  # this try's element or label: no traceback to show
+        log.error("task failed: %s", exc)
+        return _failure(ctx, str(exc))
     except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return _failure(ctx, f"{type(exc).__name__}: {exc}")
 
+    if isinstance(push_error, MappingError):
+        log.error("%s", push_error)
+        return _failure(ctx, str(push_error))
     if isinstance(push_error, LocalProtocolError):
         log.error("the return value cannot be stored as an XCom: %s", push_error)
         return _failure(ctx, f"return value is not JSON-serialisable: {push_error}")
@@ -153,9 +183,12 @@ async def run_task(
     return TaskOutcome(SucceedTask(end_date=_now()), "success")
 
 
-async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
+async def _call(
+    task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger, mapped: MappedTry
+) -> Any:
     sync_client = None if task.is_async else SyncClient(client)
     kwargs = _inject(task, ctx, client if task.is_async else sync_client, task_log)
+    kwargs.update(await mapped.resolve(task, ctx, client))
     if task.is_async:
         return await task.fn(**kwargs)
     # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
@@ -192,6 +225,10 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
     Raises:
         SupervisorGone: the comm channel broke.
     """
+    try:
+        length = mapped_length(task, value)
+    except MappingError as exc:
+        return exc
     if value is None:
         return None
     pushes: list[tuple[str, Any]] = []
@@ -209,7 +246,7 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
             except CheckIncomplete:
                 await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
         for key, item in pushes:
-            await client.set_xcom(key, item)
+            await client.set_xcom(key, item, mapped_length=length if key == "return_value" else None)
     except SupervisorGone:
         raise
     except Exception as exc:
