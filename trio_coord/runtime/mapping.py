@@ -24,6 +24,7 @@ them (:func:`render_map_index`).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -356,6 +357,16 @@ def render_map_index(template: Any, arguments: dict[str, Any]) -> str | None:
     return text or None
 
 
+def _with_defaults(task: Task, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as the function sees them: its defaults fill what was not given."""
+    defaults = {
+        p.name: p.default
+        for p in inspect.signature(task.fn).parameters.values()
+        if p.default is not p.empty and p.name not in task.inject
+    }
+    return {**defaults, **arguments}
+
+
 @dataclass
 class MappedTry:
     """What this try's mapping gave it: its mapped arguments and its label.
@@ -383,7 +394,7 @@ class MappedTry:
         self.arguments = {**mapping.partial, **mapped}
         template = task.option("map_index_template")
         if template is not None:
-            self.label = render_map_index(template, self.arguments)
+            self.label = render_map_index(template, _with_defaults(task, self.arguments))
             if self.label is not None:
                 # As Airflow's runner does: the label shows while the try runs.
                 await client.set_rendered_map_index(self.label)
