@@ -136,15 +136,26 @@ def test_trigger_rule_always_cannot_map_over_an_output() -> None:
     g.expand(a=[1, 2])  # literal inputs are fine
 
 
-@pytest.mark.parametrize("template", ["{{ a }}", "{% if a %}x{% endif %}", "", 3])
-def test_jinja_and_non_text_map_index_templates_are_refused(template: Any) -> None:
-    """map_index_template is a str.format template or a function; Jinja is refused at declaration."""
+@pytest.mark.parametrize("template", ["{{ a }}", "{% if a %}x{% endif %}"])
+def test_jinja_map_index_templates_are_refused_when_expanding(template: str) -> None:
+    """trio-coord has no Jinja: expanding a task with a Jinja label is a UsageError."""
+    d = Bundle("m").dag("d")
+
+    @d.task(map_index_template=template)
+    def f(a: int = 0) -> None:
+        pass
+
+    with pytest.raises(UsageError, match="is Jinja, which trio-coord does not render"):
+        f.expand(a=[1])
+    assert f.mapping is None
+
+
+@pytest.mark.parametrize("template", ["", 3])
+def test_map_index_template_is_text_or_a_function(template: Any) -> None:
+    """A label template that is neither text nor callable is refused where it is written."""
     d = Bundle("m").dag("d")
     with pytest.raises(UsageError, match="str.format template"):
-
-        @d.task(map_index_template=template)
-        def f(a: int = 0) -> None:
-            pass
+        d.task(task_id="t", map_index_template=template)(lambda: None)
 
 
 # -- the element of a map index, compared with airflow.sdk ----------------------------

@@ -182,8 +182,20 @@ def _check_literal(where: str, value: Any) -> None:
     _check_json(where, value)
 
 
+def _check_label(task: Task, method: str) -> None:
+    """trio-coord has no Jinja: a mapped task's label is a str.format template or a function."""
+    template = task.option("map_index_template")
+    if isinstance(template, str) and ("{{" in template or "{%" in template):
+        raise UsageError(
+            f"{_where(task, method)}: map_index_template {template!r} is Jinja, which "
+            f"trio-coord does not render; write a str.format template over the mapped "
+            f"arguments (e.g. 'file {{path}}') or a function called with them"
+        )
+
+
 def _wire(task: Task, mapping: TaskMapping) -> XComArg:
     """Record the mapping, add the edges its inputs imply, return the mapped output."""
+    _check_label(task, "expand_kwargs" if mapping.kind == LIST_OF_DICTS else "expand")
     if task.upstream or any(task.task_id in t.upstream for t in task.dag.tasks.values()):
         # In Airflow a mapped task exists only once expanded, so it cannot have been
         # wired before; refusing keeps both DAG routes the same graph.

@@ -124,13 +124,11 @@ def _backoff(v: Any) -> str | None:
 
 
 def _map_label(v: Any) -> str | None:
-    # trio-coord has no Jinja: a str.format template over the mapped arguments, or a function.
-    if callable(v) or (isinstance(v, str) and v.strip() and "{{" not in v and "{%" not in v):
+    # A str.format template over the mapped arguments, or a function called with them;
+    # expanding the task refuses Jinja (trio-coord has none), see authoring/mapping.py.
+    if callable(v) or (isinstance(v, str) and v.strip()):
         return None
-    return (
-        "a str.format template over the mapped arguments, e.g. 'file {path}', or a "
-        "function called with them (Jinja '{{ }}' and '{% %}' are not supported)"
-    )
+    return "a str.format template over the mapped arguments, or a function called with them"
 
 
 def _choice(choices: Iterable[str]) -> Check:
