@@ -18,8 +18,8 @@ import trio
 from airflow_harness.harness import HERE, supervise
 
 from trio_coord import Bundle
-from trio_coord.errors import UsageError
 from trio_coord.authoring.mapping import TaskMapping, has_mapped_dependants
+from trio_coord.errors import UsageError
 from trio_coord.runtime.mapping import (
     MappingError,
     _dict_of_lists,
@@ -154,7 +154,7 @@ def test_jinja_map_index_templates_are_refused_when_expanding(template: str) -> 
 def test_map_index_template_is_text_or_a_function(template: Any) -> None:
     """A label template that is neither text nor callable is refused where it is written."""
     d = Bundle("m").dag("d")
-    with pytest.raises(UsageError, match="str.format template"):
+    with pytest.raises(UsageError, match=r"str\.format template"):
         d.task(task_id="t", map_index_template=template)(lambda: None)
 
 
@@ -231,7 +231,7 @@ def test_render_map_index_formats_calls_and_explains_failures() -> None:
     assert render_map_index("{a}-{b}", {"a": 1, "b": "x"}) == "1-x"
     assert render_map_index(lambda a, b: f"{b}{a}", {"a": 1, "b": "x"}) == "x1"
     assert render_map_index("{a}", {"a": ""}) is None  # the API refuses an empty label
-    with pytest.raises(MappingError, match="KeyError.*the arguments are: a"):
+    with pytest.raises(MappingError, match=r"KeyError.*the arguments are: a"):
         render_map_index("{nope}", {"a": 1})
 
 
@@ -270,7 +270,11 @@ def test_upstream_pushes_its_list_with_mapped_length() -> None:
 def test_each_mapped_try_reads_its_element_and_reports_its_label(index: int) -> None:
     """Try N pulls the upstream list unmapped, succeeds with x*factor and label x=<element>."""
     r = supervise(
-        "double", bundle=BUNDLE, dag_id="d1", map_index=index, xcoms={"d1/r1/make/return_value": [4, 5, 6]}
+        "double",
+        bundle=BUNDLE,
+        dag_id="d1",
+        map_index=index,
+        xcoms={"d1/r1/make/return_value": [4, 5, 6]},
     )
     x = [4, 5, 6][index]
     assert r.final_state == "success", r.log_text
@@ -302,7 +306,10 @@ def test_mapping_over_a_mapped_output_reads_one_item() -> None:
 def test_reduce_reads_the_lazy_sequence() -> None:
     """A sync downstream sums the mapped output through count + item requests."""
     r = supervise(
-        "total", bundle=BUNDLE, dag_id="d1", mapped_xcoms={"d1/r1/double/return_value": [10, 20, 30]}
+        "total",
+        bundle=BUNDLE,
+        dag_id="d1",
+        mapped_xcoms={"d1/r1/double/return_value": [10, 20, 30]},
     )
     assert r.final_state == "success", r.log_text
     assert _xcom_posts(r, "total")[0]["body"] == 60 + 3000
@@ -313,7 +320,10 @@ def test_reduce_reads_the_lazy_sequence() -> None:
 def test_async_reduce_reads_the_awaitable_sequence() -> None:
     """An async downstream awaits len/get and iterates with async for."""
     r = supervise(
-        "atotal", bundle=BUNDLE, dag_id="d1", mapped_xcoms={"d1/r1/double/return_value": [10, 20, 30]}
+        "atotal",
+        bundle=BUNDLE,
+        dag_id="d1",
+        mapped_xcoms={"d1/r1/double/return_value": [10, 20, 30]},
     )
     assert r.final_state == "success", r.log_text
     assert _xcom_posts(r, "atotal")[0]["body"] == [3, 30, 10, 20, 30]

@@ -29,8 +29,8 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
 from .airflow_mapping import expand_stub
+from .authoring import TASK_OPTIONS, Bundle, Dag, Task, TaskGroup
 
 __all__ = ["export_dags", "to_airflow_dags"]
 

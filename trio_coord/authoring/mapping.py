@@ -96,9 +96,9 @@ def _where(task: Task, method: str) -> str:
 def _parameters(task: Task) -> tuple[set[str], bool]:
     """Parameter names the function takes by keyword, and whether it takes ``**kwargs``."""
     params = inspect.signature(task.fn).parameters.values()
-    names = {
-        p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    } - set(task.inject)
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(
+        task.inject
+    )
     return names, any(p.kind == p.VAR_KEYWORD for p in params)
 
 

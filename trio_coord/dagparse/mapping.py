@@ -26,6 +26,10 @@ _TOP_LEVEL: Final = frozenset(
     | {"downstream_task_ids", "start_date", "end_date"}
 )
 
+#: Keys whose value in ``partial_kwargs`` is the one the plain document has: the docstring,
+#: and the backoff Airflow stores as a bare number.
+_AS_WRITTEN: Final = frozenset({"doc", "retry_exponential_backoff"})
+
 
 def _encode_input(value: Any) -> Any:
     if isinstance(value, XComArg):
@@ -41,24 +45,27 @@ def mapped_operator(task: Task, plain: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"task {task.task_id!r} is not mapped")
     out = {k: v for k, v in plain.items() if k in _TOP_LEVEL}
     partial: dict[str, Any] = {"op_args": [], "op_kwargs": encode_value(mapping.partial)}
-    for key in plain:
+    for key, written in plain.items():
         if key in _TOP_LEVEL or key == "retry_delay":
             continue
-        value = task.option(key) if key != "doc" else plain[key]
-        partial[key] = encode_value(value) if key != "retry_exponential_backoff" else plain[key]
+        # partial_kwargs keeps typed values (a duration as a typed timedelta, not seconds).
+        partial[key] = written if key in _AS_WRITTEN else encode_value(task.option(key))
     retry_delay = task.option("retry_delay")
     if retry_delay is not None:
         partial["retry_delay"] = encode_value(retry_delay)
     out["partial_kwargs"] = partial
+    expand_value: Any
     if mapping.kind == DICT_OF_LISTS:
-        value: Any = {
+        expand_value = {
             "__type": "dict",
             "__var": {name: _encode_input(v) for name, v in mapping.expand.items()},
         }
     else:
         kwargs = mapping.kwargs
-        value = _encode_input(kwargs) if isinstance(kwargs, XComArg) else encode_value(kwargs)
-    out[EXPAND_INPUT_ATTR] = {"type": mapping.kind, "value": value}
+        expand_value = (
+            _encode_input(kwargs) if isinstance(kwargs, XComArg) else encode_value(kwargs)
+        )
+    out[EXPAND_INPUT_ATTR] = {"type": mapping.kind, "value": expand_value}
     out["_expand_input_attr"] = EXPAND_INPUT_ATTR
     out["_disallow_kwargs_override"] = mapping.strict
     out["_is_mapped"] = True

@@ -272,9 +272,7 @@ async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str
     for pos, name in enumerate(names):
         if pos in pending:
             arg = pending[pos]
-            out[name] = await client.get_xcom_item(
-                indexes[pos], arg.key, task_id=arg.task.task_id
-            )
+            out[name] = await client.get_xcom_item(indexes[pos], arg.key, task_id=arg.task.task_id)
         else:
             out[name] = inputs[pos].get(indexes[pos])
     return out
@@ -302,7 +300,9 @@ async def _list_of_dicts(task: Task, client: Client, map_index: int) -> dict[str
     if isinstance(source, XComArg):
         if source.task.is_mapped:
             try:
-                item = await client.get_xcom_item(map_index, source.key, task_id=source.task.task_id)
+                item = await client.get_xcom_item(
+                    map_index, source.key, task_id=source.task.task_id
+                )
             except NotFound:
                 raise MappingError(f"map index {map_index} is past the mapped instances") from None
         else:
@@ -322,9 +322,7 @@ async def _list_of_dicts(task: Task, client: Client, map_index: int) -> dict[str
             raise MappingError(f"map index {map_index} is past the {len(dicts)} instances")
         item = dicts[map_index]
     if not isinstance(item, dict):
-        raise MappingError(
-            f"expand_kwargs() expects a list[dict], not list[{type(item).__name__}]"
-        )
+        raise MappingError(f"expand_kwargs() expects a list[dict], not list[{type(item).__name__}]")
     for key in item:
         if not isinstance(key, str):
             raise MappingError(f"expand_kwargs() input dict keys must all be str, got {key!r}")
@@ -342,10 +340,8 @@ def render_map_index(template: Any, arguments: dict[str, Any]) -> str | None:
             function raised; an empty label is None (the API refuses an empty one).
     """
     try:
-        if callable(template):
-            label = template(**arguments)
-        else:
-            label = str(template).format(**arguments)
+        render = template if callable(template) else str(template).format
+        label = render(**arguments)
     except Exception as exc:
         raise MappingError(
             f"map_index_template failed: {type(exc).__name__}: {exc} "

@@ -246,7 +246,9 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
             except CheckIncomplete:
                 await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
         for key, item in pushes:
-            await client.set_xcom(key, item, mapped_length=length if key == "return_value" else None)
+            await client.set_xcom(
+                key, item, mapped_length=length if key == "return_value" else None
+            )
     except SupervisorGone:
         raise
     except Exception as exc:
