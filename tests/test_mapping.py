@@ -444,3 +444,123 @@ def test_local_run_of_an_xcom_input_needs_the_upstream_value() -> None:
     proc = _run("d1", "double", "--map-index", "2", "--xcom", "make=[4, 5, 6]")
     summary = json.loads(proc.stdout)
     assert summary["state"] == "success" and summary["xcoms"] == {"return_value": 60}
+
+
+# -- the lazy sequences and the TaskFlow hook, against a fake client --------------------
+
+
+class _FakeXComs:
+    """Answers the XCom requests from ``values`` (a mapped task's pushed values)."""
+
+    def __init__(self, values: list[Any], whole: Any = None) -> None:
+        self.values = values
+        self.whole = whole
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _item(self, index: int, key: str = "return_value", *, task_id: str) -> Any:
+        from trio_coord.errors import NotFound
+
+        self.calls.append(("item", task_id, index))
+        if not -len(self.values) <= index < len(self.values):
+            raise NotFound("no such item")
+        return self.values[index]
+
+    def _count(self, key: str = "return_value", *, task_id: str) -> int:
+        self.calls.append(("count", task_id))
+        return len(self.values)
+
+    def _slice(self, key: str = "return_value", **kw: Any) -> list[Any]:
+        self.calls.append(("slice", kw["task_id"], kw["start"], kw["stop"], kw["step"]))
+        return self.values[slice(kw["start"], kw["stop"], kw["step"])]
+
+
+class _SyncFake(_FakeXComs):
+    get_xcom_item = _FakeXComs._item
+    get_xcom_count = _FakeXComs._count
+    get_xcom_slice = _FakeXComs._slice
+
+
+class _AsyncFake(_FakeXComs):
+    async def get_xcom_item(self, *a: Any, **kw: Any) -> Any:
+        return self._item(*a, **kw)
+
+    async def get_xcom_count(self, *a: Any, **kw: Any) -> int:
+        return self._count(*a, **kw)
+
+    async def get_xcom_slice(self, *a: Any, **kw: Any) -> list[Any]:
+        return self._slice(*a, **kw)
+
+    async def get_xcom(self, key: str, *, task_id: str, map_index: Any) -> Any:
+        self.calls.append(("whole", task_id, map_index))
+        return self.whole
+
+
+def test_lazy_sequence_reads_one_value_per_request() -> None:
+    """len, indexing (negative too), slices and iteration map to count/item/slice requests."""
+    from trio_coord.runtime.mapping import LazyXComSequence
+
+    fake = _SyncFake([10, 20, 30])
+    seq = LazyXComSequence(fake, "m")  # type: ignore[arg-type]
+    assert len(seq) == 3 and len(seq) == 3
+    assert fake.calls == [("count", "m")]  # the length is asked once
+    assert seq[-1] == 30 and seq[1:] == [20, 30]
+    with pytest.raises(IndexError):
+        seq[3]
+    fake.calls.clear()
+    assert list(seq) == [10, 20, 30]
+    assert fake.calls == [("item", "m", i) for i in range(4)]
+    with pytest.raises(ValueError, match="step cannot be zero"):
+        seq[::0]
+
+
+def test_async_sequence_awaits_each_value() -> None:
+    """await len/get/slice/list and async for, with IndexError past the end."""
+    from trio_coord.runtime.mapping import AsyncXComSequence
+
+    fake = _AsyncFake([1, 2])
+    seq = AsyncXComSequence(fake, "m")  # type: ignore[arg-type]
+
+    async def read() -> list[Any]:
+        out = [await seq.len(), await seq.get(-2), await seq.list()]
+        out.append([v async for v in seq])
+        with pytest.raises(IndexError):
+            await seq.get(2)
+        return out
+
+    assert trio.run(read) == [2, 1, [1, 2], [1, 2]]
+
+
+def test_resolve_output_is_lazy_for_mapped_tasks_and_whole_otherwise() -> None:
+    """The TaskFlow hook: a mapped output is a lazy sequence; an unmapped one is pulled unmapped."""
+    from trio_coord.runtime.mapping import AsyncXComSequence, LazyXComSequence, resolve_output
+
+    d = _dag()
+    d.tasks["f"].expand(a=[1, 2])
+    fake = _AsyncFake([5, 6], whole=[1, 2])
+
+    async def resolve() -> list[Any]:
+        return [
+            await resolve_output(d.tasks["f"].output, fake, is_async=True),  # type: ignore[arg-type]
+            await resolve_output(d.tasks["f"].output, fake, is_async=False),  # type: ignore[arg-type]
+            await resolve_output(d.tasks["up"].output, fake, is_async=False),  # type: ignore[arg-type]
+        ]
+
+    a, s, whole = trio.run(resolve)
+    assert isinstance(a, AsyncXComSequence) and isinstance(s, LazyXComSequence)
+    assert whole == [1, 2] and fake.calls == [("whole", "up", None)]
+
+
+def test_expanding_over_a_mapped_output_asks_count_then_one_item() -> None:
+    """A mapped-upstream input costs one count and one item request, for the right index."""
+    d = _dag()
+    f = d.tasks["f"]
+
+    @d.task
+    def g(v: int) -> int:
+        return v
+
+    f.expand(a=[1, 2, 3])
+    g.expand(v=f.output)
+    fake = _AsyncFake([7, 8, 9])
+    assert trio.run(_dict_of_lists, g, fake, 2) == {"v": 9}
+    assert fake.calls == [("count", "f"), ("item", "f", 2)]
