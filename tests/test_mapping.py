@@ -564,3 +564,12 @@ def test_expanding_over_a_mapped_output_asks_count_then_one_item() -> None:
     fake = _AsyncFake([7, 8, 9])
     assert trio.run(_dict_of_lists, g, fake, 2) == {"v": 9}
     assert fake.calls == [("count", "f"), ("item", "f", 2)]
+
+
+def test_local_run_over_a_mapped_upstream_says_it_cannot() -> None:
+    """trio-coord run serves no mapped task's values: the try fails saying which upstream."""
+    proc = _run("d1", "chained", "--map-index", "0")
+    summary = json.loads(proc.stdout)
+    assert summary["state"] == "failed"
+    assert "cannot read the values of mapped upstream 'double'" in summary["last_error"]
+    assert "Traceback" not in proc.stderr

@@ -34,7 +34,7 @@ from ..authoring import Task, XComArg
 from ..authoring.mapping import DICT_OF_LISTS, has_mapped_dependants
 from ..client import Client, SyncClient
 from ..context import TaskContext
-from ..errors import NotFound
+from ..errors import NotFound, SupervisorError
 
 __all__ = [
     "AsyncXComSequence",
@@ -248,6 +248,24 @@ def _upstream_missing(arg: XComArg) -> MappingError:
     )
 
 
+async def _from_mapped(arg: XComArg, client: Client, index: int | None) -> Any:
+    """The count (``index`` None) or one value of a mapped upstream's output.
+
+    Raises:
+        MappingError: the supervisor cannot say (``trio-coord run`` serves no mapped
+            task's values) or has no value at ``index``.
+    """
+    up = arg.task.task_id
+    try:
+        if index is None:
+            return await client.get_xcom_count(arg.key, task_id=up)
+        return await client.get_xcom_item(index, arg.key, task_id=up)
+    except NotFound:
+        raise MappingError(f"mapped upstream {up!r} has no value at index {index}") from None
+    except SupervisorError as exc:
+        raise MappingError(f"cannot read the values of mapped upstream {up!r}: {exc}") from exc
+
+
 async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str, Any]:
     mapping = task.mapping
     if mapping is None:
@@ -259,8 +277,7 @@ async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str
         value = mapping.expand[name]
         if isinstance(value, XComArg):
             if value.task.is_mapped:
-                count = await client.get_xcom_count(value.key, task_id=value.task.task_id)
-                inputs.append(_Input(count, lambda i: None))
+                inputs.append(_Input(await _from_mapped(value, client, None), lambda i: None))
                 pending[pos] = value
                 continue
             value = await client.get_xcom(value.key, task_id=value.task.task_id, map_index=None)
@@ -271,8 +288,7 @@ async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str
     out: dict[str, Any] = {}
     for pos, name in enumerate(names):
         if pos in pending:
-            arg = pending[pos]
-            out[name] = await client.get_xcom_item(indexes[pos], arg.key, task_id=arg.task.task_id)
+            out[name] = await _from_mapped(pending[pos], client, indexes[pos])
         else:
             out[name] = inputs[pos].get(indexes[pos])
     return out
@@ -299,12 +315,7 @@ async def _list_of_dicts(task: Task, client: Client, map_index: int) -> dict[str
     item: Any
     if isinstance(source, XComArg):
         if source.task.is_mapped:
-            try:
-                item = await client.get_xcom_item(
-                    map_index, source.key, task_id=source.task.task_id
-                )
-            except NotFound:
-                raise MappingError(f"map index {map_index} is past the mapped instances") from None
+            item = await _from_mapped(source, client, map_index)
         else:
             whole = await client.get_xcom(source.key, task_id=source.task.task_id, map_index=None)
             if whole is None:
