@@ -287,6 +287,22 @@ def test_each_mapped_try_reads_its_element_and_reports_its_label(index: int) -> 
     assert r.state_patches[-1]["rendered_map_index"] == f"x={x}"
 
 
+def test_expand_kwargs_over_an_output_takes_its_dict() -> None:
+    """expand_kwargs over an upstream list pulls it unmapped and calls with dict N (defaults kept)."""
+    r = supervise(
+        "from_configs",
+        bundle=BUNDLE,
+        dag_id="d1",
+        map_index=1,
+        xcoms={"d1/r1/configs/return_value": [{"a": 1}, {"a": 2, "b": 3}]},
+    )
+    assert r.final_state == "success", r.log_text
+    assert _xcom_posts(r, "from_configs")[0]["body"] == 5
+    assert r.state_patches[-1]["rendered_map_index"] == "2+3"
+    r = supervise("configs", bundle=BUNDLE, dag_id="d1")
+    assert _xcom_posts(r, "configs")[0]["params"] == {"mapped_length": "2"}
+
+
 def test_mapping_over_a_mapped_output_reads_one_item() -> None:
     """Expanding over a mapped task's output asks the count and item N, never the whole list."""
     r = supervise(
@@ -415,6 +431,7 @@ def test_dagbag_sees_mapped_operators_with_the_same_expand_keys(tmp_path: Path) 
     assert tasks["d2.cart"]["expand"] == ["a", "b"]
     assert tasks["d2.kw"]["expand"] == "list"
     assert tasks["d3.use2"]["expand"] == "PlainXComArg"
+    assert tasks["d1.from_configs"]["upstream"] == ["configs"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -573,3 +590,11 @@ def test_local_run_over_a_mapped_upstream_says_it_cannot() -> None:
     assert summary["state"] == "failed"
     assert "cannot read the values of mapped upstream 'double'" in summary["last_error"]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_mapped_task_without_a_map_index_fails_saying_so() -> None:
+    """Running a mapped task unexpanded (no --map-index) fails with how to pick an instance."""
+    proc = _run("d2", "cart")
+    summary = json.loads(proc.stdout)
+    assert summary["state"] == "failed"
+    assert "pass --map-index N" in summary["last_error"]

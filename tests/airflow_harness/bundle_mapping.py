@@ -58,6 +58,19 @@ def chained(v: int) -> int:
 
 chained.expand(v=double.output)
 
+
+@d1.task
+def configs() -> list[dict[str, Any]]:
+    return [{"a": 1}, {"a": 2, "b": 3}]
+
+
+@d1.task(map_index_template="{a}+{b}")
+def from_configs(a: int, b: int = 0) -> int:
+    return a + b
+
+
+from_configs.expand_kwargs(configs.output)
+
 # -- literal inputs: the cartesian product, expand_kwargs, a label function ------------
 d2 = bundle.dag("d2", start_date=START)
 

@@ -392,8 +392,13 @@ class MappedTry:
             MappingError: the element cannot be read or the label cannot be rendered.
         """
         mapping = task.mapping
-        if mapping is None or ctx.map_index < 0:
+        if mapping is None:
             return {}
+        if ctx.map_index < 0:
+            raise MappingError(
+                f"task {task.task_id!r} is mapped, but this try has no map index: only "
+                f"expanded instances run (with `trio-coord run`, pass --map-index N)"
+            )
         if mapping.kind == DICT_OF_LISTS:
             mapped = await _dict_of_lists(task, client, ctx.map_index)
         else:
