@@ -158,6 +158,12 @@ def test_map_index_template_is_text_or_a_function(template: Any) -> None:
         d.task(task_id="t", map_index_template=template)(lambda: None)
 
 
+def test_a_label_function_is_refused_in_default_args() -> None:
+    """default_args are written into the DAG document, so a label there must be text."""
+    with pytest.raises(UsageError, match="default_args map_index_template must be text"):
+        Bundle("m").dag("d", default_args={"map_index_template": lambda **kw: "x"})
+
+
 # -- the element of a map index, compared with airflow.sdk ----------------------------
 
 

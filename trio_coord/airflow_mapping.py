@@ -19,7 +19,7 @@ from .authoring.mapping import DICT_OF_LISTS
 __all__ = ["expand_stub"]
 
 
-def _trio_coord_mapped_task(**kwargs):  # type: ignore[no-untyped-def]
+def _trio_coord_mapped_task(**kwargs: Any) -> None:
     # Runs in a trio-coord bundle, one instance per map index; never executed here. No
     # docstring and an empty body, as @task.stub requires.
     pass
