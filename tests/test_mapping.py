@@ -604,3 +604,17 @@ def test_a_mapped_task_without_a_map_index_fails_saying_so() -> None:
     summary = json.loads(proc.stdout)
     assert summary["state"] == "failed"
     assert "pass --map-index N" in summary["last_error"]
+
+
+def test_the_label_goes_on_every_terminal_that_carries_one() -> None:
+    """A retry keeps the label too (§6.3); a reschedule has no such field and is unchanged."""
+    from trio_coord.protocol.messages import RescheduleTask, RetryTask, TaskState
+    from trio_coord.runtime.mapping import MappedTry
+
+    now = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+    labelled = MappedTry(label="x=1")
+    assert labelled.labelled(RetryTask(end_date=now)).rendered_map_index == "x=1"  # type: ignore[attr-defined]
+    assert labelled.labelled(TaskState(state="failed", end_date=now)).rendered_map_index == "x=1"  # type: ignore[attr-defined]
+    resched = RescheduleTask(reschedule_date=now, end_date=now)
+    assert labelled.labelled(resched) is resched
+    assert MappedTry().labelled(TaskState(state="failed", end_date=now)).rendered_map_index is None  # type: ignore[attr-defined]

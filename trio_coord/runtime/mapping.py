@@ -24,6 +24,7 @@ them (:func:`render_map_index`).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -35,6 +36,14 @@ from ..authoring.mapping import DICT_OF_LISTS, has_mapped_dependants
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import NotFound, SupervisorError
+from ..protocol.messages import (
+    AwaitInputTask,
+    DeferTask,
+    Request,
+    RetryTask,
+    SucceedTask,
+    TaskState,
+)
 
 __all__ = [
     "AsyncXComSequence",
@@ -212,9 +221,10 @@ def mapped_length(task: Task, value: Any) -> int | None:
 
 
 class _Input:
-    """One expand input as this try sees it: its length and a way to get element i."""
+    """One expand input as this try sees it: its length and a way to get element i
+    (None for a mapped upstream, whose element is one more request)."""
 
-    def __init__(self, length: int, get: Callable[[int], Any]) -> None:
+    def __init__(self, length: int, get: Callable[[int], Any] | None = None) -> None:
         self.length = length
         self.get = get
 
@@ -277,7 +287,7 @@ async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str
         value = mapping.expand[name]
         if isinstance(value, XComArg):
             if value.task.is_mapped:
-                inputs.append(_Input(await _from_mapped(value, client, None), lambda i: None))
+                inputs.append(_Input(await _from_mapped(value, client, None)))
                 pending[pos] = value
                 continue
             value = await client.get_xcom(value.key, task_id=value.task.task_id, map_index=None)
@@ -287,10 +297,11 @@ async def _dict_of_lists(task: Task, client: Client, map_index: int) -> dict[str
     indexes = element_indexes([i.length for i in inputs], map_index)
     out: dict[str, Any] = {}
     for pos, name in enumerate(names):
-        if pos in pending:
+        get = inputs[pos].get
+        if get is None:
             out[name] = await _from_mapped(pending[pos], client, indexes[pos])
         else:
-            out[name] = inputs[pos].get(indexes[pos])
+            out[name] = get(indexes[pos])
     return out
 
 
@@ -374,6 +385,10 @@ def _with_defaults(task: Task, arguments: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **arguments}
 
 
+#: The terminal messages that carry a ``rendered_map_index`` (protocol.md §5.7).
+_LABELLED = (SucceedTask, TaskState, RetryTask, DeferTask, AwaitInputTask)
+
+
 @dataclass
 class MappedTry:
     """What this try's mapping gave it: its mapped arguments and its label.
@@ -412,10 +427,8 @@ class MappedTry:
                 await client.set_rendered_map_index(self.label)
         return self.arguments
 
-    def labelled(self, terminal: Any) -> Any:
+    def labelled(self, terminal: Request) -> Request:
         """``terminal`` carrying the label, for the messages with a ``rendered_map_index``."""
-        if self.label is None or not hasattr(terminal, "rendered_map_index"):
+        if self.label is None or not isinstance(terminal, _LABELLED):
             return terminal
-        import dataclasses
-
         return dataclasses.replace(terminal, rendered_map_index=self.label)
