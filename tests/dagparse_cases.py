@@ -285,6 +285,7 @@ def make_test_bundle() -> Bundle:
     [first, c] >> inner
     last << flat
     _taskflow_dag(b)
+    _add_mapped_dag(b)
 
     # Branching: SkipMixin marks, a retry policy (kept out of Airflow's view), the retry
     # and timeout options the scheduler reads, params with schema keywords.
@@ -341,6 +342,69 @@ def _taskflow_dag(b: Bundle) -> None:
         load(rows=[out], note={"n": out["rows"]}) >> checks(out)
 
     taskflow()
+
+
+def _add_mapped_dag(b: Bundle) -> None:
+    """Dynamic task mapping: literal and XComArg inputs, expand_kwargs, options, a group."""
+    mapped = b.dag(
+        "t_mapped",
+        start_date=datetime.datetime(2026, 1, 1, tzinfo=UTC),
+        params={"n": 2},
+        default_args={"retries": 2, "owner": "data"},
+    )
+
+    @mapped.task
+    def source() -> list[int]:
+        return [1, 2]
+
+    @mapped.task(
+        map_index_template="n={n}",
+        trigger_rule="all_done",
+        pool="p",
+        retry_delay=datetime.timedelta(seconds=30),
+        execution_timeout=datetime.timedelta(minutes=5),
+        retry_exponential_backoff=True,
+        max_active_tis_per_dagrun=2,
+        start_date=datetime.datetime(2026, 2, 1, tzinfo=UTC),
+        doc_md="each one",
+    )
+    def each(n: int, scale: int = 1) -> int:
+        """Scales one value."""
+        return n * scale
+
+    each.partial(scale=3).expand(n=source.output)
+    mg = mapped.task_group("mg")
+
+    @mg.task
+    def literal(a: int, b: str) -> None:
+        pass
+
+    literal.expand(a=[1, 2], b={"x": "1", "y": "2"})
+
+    @mapped.task(map_index_template=lambda **kw: "label")
+    def by_kwargs(**kw: Any) -> None:
+        pass
+
+    by_kwargs.expand_kwargs([{"a": 1}, {"b": [2, 3]}])
+
+    @mapped.task
+    def by_output(a: int = 0) -> None:
+        pass
+
+    by_output.expand_kwargs(source.output)
+
+    @mapped.task
+    def again(v: int) -> int:
+        return v
+
+    again.expand(v=each.output)
+
+    @mapped.task
+    def reduce() -> None:
+        pass
+
+    each >> reduce
+    mg >> reduce
 
 
 def every_document(

@@ -29,6 +29,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+from .airflow_mapping import expand_stub
 from .authoring import TASK_OPTIONS, Bundle, Dag, Param, Task, TaskGroup
 from .authoring.assets import Asset, AssetAlias, AssetAll, AssetAny, BaseAsset
 from .authoring.taskflow import finalize_bundle
@@ -160,7 +161,8 @@ def _task_kwargs(sdk: Any, t: Task) -> dict[str, Any]:
         value = t.option(name)
         if name in ("inlets", "outlets") and value is not None:
             value = [_asset(sdk, a) for a in value]
-        if value is not None and name not in _NOT_EXPORTED:
+        # A retry policy and a label function stay in the bundle (the runtime applies them).
+        if value is not None and name not in _NOT_EXPORTED and not callable(value):
             kwargs[name] = _airflow_params(sdk, value) if name == "params" else value
     if t.fn.__doc__:
         kwargs["doc"] = t.fn.__doc__
@@ -183,12 +185,17 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                     prefix_group_id=group.prefix_group_id,
                     dag=adag,
                 )
-            elif kind == "task":
+            elif kind in ("task", "expand"):
                 t = d.tasks[event[1]]
+                if t.is_mapped != (kind == "expand"):
+                    continue  # a mapped task exists for Airflow once expanded
                 holder = nodes.get(("group", t.group.group_id)) if t.group else None
                 with holder if holder is not None else contextlib.nullcontext():
                     make = stub if t.kind != "sensor" else _sensor_stub(t)
-                    node = make(_trio_coord_task, **_task_kwargs(sdk, t))()
+                    if t.mapping is None:
+                        node = make(_trio_coord_task, **_task_kwargs(sdk, t))()
+                    else:
+                        node = expand_stub(make, t, _task_kwargs(sdk, t), nodes)
                 if t.kind in ("branch", "short_circuit"):
                     # Marks the stub as a SkipMixin operator, as Airflow's own branch and
                     # short-circuit operators are: the scheduler then honours the

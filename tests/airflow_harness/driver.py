@@ -74,6 +74,9 @@ TI_ID = "019a0000-0000-7000-8000-000000000001"
 variables: dict[str, str] = dict(scenario.get("variables", {}))
 connections: dict[str, dict[str, Any]] = dict(scenario.get("connections", {}))
 xcoms: dict[str, Any] = dict(scenario.get("xcoms", {}))
+# "dag/run/task/key" -> [value of map index 0, 1, ...]: a mapped upstream's XComs, served
+# by the count (HEAD), item and slice routes the lazy sequence reads.
+mapped_xcoms: dict[str, list[Any]] = dict(scenario.get("mapped_xcoms", {}))
 calls: list[dict[str, Any]] = []
 # "METHOD /path" -> {"status": int, "json": any (absent: empty body), "headers": {...}}:
 # fixed answers for the Execution API routes a scenario exercises, checked first.
@@ -141,6 +144,20 @@ def handler(request: httpx.Request) -> httpx.Response:
         if conn is None:
             return httpx.Response(404, json=not_found)
         return httpx.Response(200, json={"conn_id": parts[1], **conn})
+    if parts[0] == "xcoms" and len(parts) >= 5 and "/".join(parts[1:5]) in mapped_xcoms:
+        values = mapped_xcoms["/".join(parts[1:5])]
+        if request.method == "HEAD":
+            return httpx.Response(200, headers={"Content-Range": f"map_indexes {len(values)}"})
+        if len(parts) == 7 and parts[5] == "item":
+            offset = int(parts[6])
+            if -len(values) <= offset < len(values):
+                return httpx.Response(200, json=values[offset])
+            return httpx.Response(404, json=not_found)
+        if len(parts) == 6 and parts[5] == "slice":
+            q = {k: int(v) for k, v in request.url.params.items() if k in ("start", "stop", "step")}
+            return httpx.Response(
+                200, json=values[slice(q.get("start"), q.get("stop"), q.get("step"))]
+            )
     if parts[0] == "xcoms" and len(parts) >= 5:
         key = "/".join(parts[1:5])
         if request.method == "GET":

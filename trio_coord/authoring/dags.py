@@ -400,6 +400,8 @@ class Bundle:
             [k for k in TASK_OPTIONS if k not in NOT_IN_DEFAULT_ARGS],
         )
         defaults = check_settings(f"{where}: default_args", defaults)
+        if callable(defaults.get("map_index_template")):  # default_args are stored as data
+            raise UsageError(f"{where}: default_args map_index_template must be text")
         for name, value, unset in (
             ("retries", retries, 0),
             ("retry_delay", retry_delay, None),

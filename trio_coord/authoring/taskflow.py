@@ -155,7 +155,13 @@ def bind_call(t: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> XComArg
 
 
 def unbound_parameters(t: Task) -> list[str]:
-    """Required parameters of the task's function that nothing gives a value to."""
+    """Required parameters of the task's function that nothing gives a value to.
+
+    A mapped task's parameters were checked by ``expand`` (``expand_kwargs`` over an upstream
+    output can only be checked when the try runs).
+    """
+    if t.mapping is not None:
+        return []
     bound = t.call.bound_names(t.fn) if t.call is not None else set()
     return [
         p.name

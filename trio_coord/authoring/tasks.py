@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .dags import Dag
     from .edges import Nodes
     from .groups import TaskGroup
+    from .mapping import PartialTask, TaskMapping
     from .taskflow import BoundCall
     from .xcom_args import XComArg
 
@@ -143,6 +144,26 @@ class Task(Wirable):
     call: BoundCall | None = None
     #: Functions resuming the task after a deferral, by method name (see :meth:`resume`).
     resumers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: Set by ``expand``/``expand_kwargs``: the task runs once per element (see .mapping).
+    mapping: TaskMapping | None = None
+
+    @property
+    def is_mapped(self) -> bool:
+        return self.mapping is not None
+
+    def partial(self, **constants: Any) -> PartialTask:
+        """Arguments every mapped instance receives; follow with ``.expand(...)``."""
+        from .mapping import PartialTask
+
+        return PartialTask(self, constants)
+
+    def expand(self, **inputs: Any) -> XComArg:
+        """Map the task over lists, dicts or upstream outputs (Airflow's ``expand``)."""
+        return self.partial().expand(**inputs)
+
+    def expand_kwargs(self, kwargs: Any) -> XComArg:
+        """Map the task over a list of argument dicts (Airflow's ``expand_kwargs``)."""
+        return self.partial().expand_kwargs(kwargs)
 
     @property
     def is_async(self) -> bool:

@@ -143,6 +143,14 @@ def _params(v: Any) -> str | None:
     return None if ok else "a mapping of name -> default or Param"
 
 
+def _map_label(v: Any) -> str | None:
+    # A str.format template over the mapped arguments, or a function called with them;
+    # expanding the task refuses Jinja (trio-coord has none), see authoring/mapping.py.
+    if callable(v) or (isinstance(v, str) and v.strip()):
+        return None
+    return "a str.format template over the mapped arguments, or a function called with them"
+
+
 def _choice(choices: Iterable[str]) -> Check:
     names = tuple(choices)
 
@@ -181,7 +189,7 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
     "email_on_retry": _flag,
     "executor": _text,
     "doc_md": _text,
-    "map_index_template": _text,
+    "map_index_template": _map_label,
     "max_active_tis_per_dag": _positive,
     "max_active_tis_per_dagrun": _positive,
     "start_date": _aware,

@@ -60,8 +60,12 @@ class XComMixin(ClientCore):
         )
         return default if reply.value is None else reply.value
 
-    async def set_xcom(self, key: str, value: Any) -> None:
-        """Push an XCom for this task try; the value must be JSON-compatible."""
+    async def set_xcom(self, key: str, value: Any, *, mapped_length: int | None = None) -> None:
+        """Push an XCom for this task try; the value must be JSON-compatible.
+
+        ``mapped_length`` tells the scheduler how many instances a mapped downstream gets
+        (the runtime sets it when a mapped task expands over this value).
+        """
         ti = self._details.ti
         await self.request(
             SetXCom(
@@ -71,6 +75,7 @@ class XComMixin(ClientCore):
                 run_id=ti.run_id,
                 task_id=ti.task_id,
                 map_index=own_map_index(ti.map_index),
+                mapped_length=mapped_length,
             )
         )
 

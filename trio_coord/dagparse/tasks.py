@@ -15,6 +15,7 @@ from ..authoring import TASK_OPTIONS, Dag, Param, Task
 from ..authoring.params import merge_params
 from ..authoring.sensors import serialized_sensor_fields
 from .assets import encode_lineage
+from .mapping import mapped_operator
 from .values import encode_value, epoch, seconds
 
 __all__ = [
@@ -131,7 +132,8 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
             if value:
                 out[name] = encode_lineage(value)
             continue
-        out[name] = _field(value)
+        if not callable(value):  # a map_index_template function stays in the bundle
+            out[name] = _field(value)
     out.setdefault("retry_delay", DEFAULT_RETRY_DELAY)
     out.update(serialized_sensor_fields(task))
     if task.fn.__doc__:
@@ -145,4 +147,6 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
         out["_can_skip_downstream"] = True
     if downstream:
         out["downstream_task_ids"] = sorted(set(downstream))
+    if task.is_mapped:
+        out = mapped_operator(task, out)
     return {"__type": "operator", "__var": out}

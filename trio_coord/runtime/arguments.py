@@ -46,17 +46,22 @@ class XComNotFound(Exception):
         return f"XComArg result from {self.task_id} at {self.dag_id} with key={self.key!r} is not found"
 
 
-async def resolve_xcom_arg(arg: XComArg, client: Client) -> Any:
+async def resolve_xcom_arg(arg: XComArg, client: Client, *, awaitable: bool = False) -> Any:
     """The value ``arg`` stands for in this run.
 
-    The single place an upstream reference becomes a value: a mapped upstream (a lazy
-    sequence of every instance's value) is to be handled here.
+    The single place an upstream reference becomes a value. A mapped upstream is a lazy
+    sequence of every instance's value (the awaitable form when ``awaitable``: for a task
+    on the Trio loop), read item by item as the task asks.
 
     Raises:
         XComNotFound: nothing was pushed under a key other than ``return_value`` by a task
             without ``multiple_outputs``.
     """
     upstream = arg.task
+    if upstream.is_mapped:
+        from .mapping import resolve_output
+
+        return await resolve_output(arg, client, is_async=awaitable)
     value = await client.get_xcom(arg.key, task_id=upstream.task_id, map_index=UNMAPPED)
     if value is not None:
         return value
@@ -75,14 +80,14 @@ async def resolve_xcom_arg(arg: XComArg, client: Client) -> Any:
     raise XComNotFound(upstream.dag.dag_id, upstream.task_id, arg.key)
 
 
-async def _resolve(value: Any, client: Client) -> Any:
+async def _resolve(value: Any, client: Client, awaitable: bool) -> Any:
     if isinstance(value, XComArg):
-        return await resolve_xcom_arg(value, client)
+        return await resolve_xcom_arg(value, client, awaitable=awaitable)
     if isinstance(value, list | tuple | set | frozenset):
-        items = [await _resolve(item, client) for item in value]
+        items = [await _resolve(item, client, awaitable) for item in value]
         return items if isinstance(value, list) else type(value)(items)
     if isinstance(value, dict):
-        return {key: await _resolve(item, client) for key, item in value.items()}
+        return {key: await _resolve(item, client, awaitable) for key, item in value.items()}
     return value
 
 
@@ -97,8 +102,10 @@ async def call_arguments(
     """
     if task.call is None:
         return (), dict(injected)
-    args = tuple([await _resolve(a, client) for a in task.call.args])
-    kwargs = {k: await _resolve(v, client) for k, v in task.call.kwargs.items()}
+    # An awaitable sequence only where the body can await it: on the Trio loop.
+    awaitable = task.is_async and task.event_loop == "trio"
+    args = tuple([await _resolve(a, client, awaitable) for a in task.call.args])
+    kwargs = {k: await _resolve(v, client, awaitable) for k, v in task.call.kwargs.items()}
     bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
     bound.arguments.update(injected)
     return bound.args, bound.kwargs

@@ -64,6 +64,7 @@ from .arguments import call_arguments
 from .assets import TaskAssets, inactive_assets
 from .branching import after_return
 from .event_loops import asyncio_hint, run_on_asyncio
+from .mapping import MappedTry, MappingError, mapped_length
 from .params import run_params
 from .retries import decide_retry
 from .timeouts import deadline, expired
@@ -127,10 +128,33 @@ async def run_task(
 ) -> TaskOutcome:
     """Run the task to an outcome; never raises for anything the user's code did.
 
+    A mapped try's label goes on whatever terminal message the try ends with (§6.3).
+    See :func:`_run_task` for the arguments.
+    """
+    mapped = MappedTry()
+    outcome = await _run_task(
+        task, ctx, client, mapped, scope=scope, cancel_reason=cancel_reason, missing=missing
+    )
+    return TaskOutcome(mapped.labelled(outcome.terminal), outcome.summary)
+
+
+async def _run_task(
+    task: Task | None,
+    ctx: TaskContext,
+    client: Client,
+    mapped: MappedTry,
+    *,
+    scope: trio.CancelScope,
+    cancel_reason: Callable[[], str | None],
+    missing: str | None = None,
+) -> TaskOutcome:
+    """Run the task to an outcome; never raises for anything the user's code did.
+
     Args:
         task: the task, or None when the bundle has no such task.
         ctx: the try's context.
         client: the async client (a blocking twin is made for sync tasks).
+        mapped: receives a mapped try's arguments and label.
         scope: the cancel scope the user's code runs in; SIGTERM and a lost supervisor
             cancel it (possibly before it is entered).
         cancel_reason: why the task was cancelled, when it was (SIGTERM, lost supervisor).
@@ -181,7 +205,7 @@ async def run_task(
         with scope:
             with deadline(task) as limit:
                 await trio.lowlevel.checkpoint_if_cancelled()  # a zero timeout runs nothing
-                value = await _call(task, ctx, client, task_log)
+                value = await _call(task, ctx, client, task_log, mapped)
                 if task.kind == "trigger_dagrun":
                     await trigger_dagrun(task, client, value)
                     value = None  # the function's value was the conf; the operator returns nothing
@@ -207,6 +231,9 @@ async def run_task(
     except TaskTimeout as exc:
         log.error("%s", exc)
         return _failure(ctx, str(exc), decision=decide_retry(task, ctx, exc))
+    except MappingError as exc:  # this try's element or label: no traceback to show
+        log.error("task failed: %s", exc)
+        return _failure(ctx, str(exc))
     except (Exception, SystemExit) as exc:  # the user's exception, whatever it is
         log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         hint = asyncio_hint(exc, is_async=task.is_async and task.event_loop == "trio")
@@ -215,6 +242,9 @@ async def run_task(
         decision = decide_retry(task, ctx, exc)
         return _failure(ctx, f"{type(exc).__name__}: {exc}", decision=decision)
 
+    if isinstance(push_error, MappingError):
+        log.error("%s", push_error)
+        return _failure(ctx, str(push_error))
     if isinstance(push_error, LocalProtocolError):
         log.error("the return value cannot be stored as an XCom: %s", push_error)
         return _failure(
@@ -237,7 +267,9 @@ async def run_task(
     return TaskOutcome(SucceedTask(end_date=_now(), **fields), "success")
 
 
-async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger) -> Any:
+async def _call(
+    task: Task, ctx: TaskContext, client: Client, task_log: logging.Logger, mapped: MappedTry
+) -> Any:
     """The try's body by task kind: a resumed method, a sensor's pokes, or the function."""
     try:
         if ctx.ti_context.next_method is not None:
@@ -245,6 +277,8 @@ async def _call(task: Task, ctx: TaskContext, client: Client, task_log: logging.
             return await deferral.resume(task, ctx, invoke)
         # TaskFlow: upstream outputs are pulled here, in the Trio task, whatever runs the body.
         args, bound = await call_arguments(task, client, {})
+        # A mapped try: its element of each expanded input, and the partial arguments.
+        bound = {**bound, **(await mapped.resolve(task, ctx, client))}
         invoke = functools.partial(_invoke, task, ctx, client, task_log, args, bound)
         if task.kind == "sensor":
             return await sensors.run_sensor(task, ctx, client, invoke)
@@ -319,6 +353,10 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
     Raises:
         SupervisorGone: the comm channel broke.
     """
+    try:
+        length = mapped_length(task, value)
+    except MappingError as exc:
+        return exc
     if value is None:
         return None
     pushes: list[tuple[str, Any]] = []
@@ -336,7 +374,9 @@ async def _push_result(task: Task, client: Client, value: Any) -> Exception | No
             except CheckIncomplete:
                 await trio.to_thread.run_sync(_check_values, pushes, None, abandon_on_cancel=True)
         for key, item in pushes:
-            await client.set_xcom(key, item)
+            await client.set_xcom(
+                key, item, mapped_length=length if key == "return_value" else None
+            )
     except SupervisorGone:
         raise
     except Exception as exc:
