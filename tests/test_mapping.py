@@ -590,11 +590,12 @@ def test_expanding_over_a_mapped_output_asks_count_then_one_item() -> None:
 
 
 def test_local_run_over_a_mapped_upstream_says_it_cannot() -> None:
-    """trio-coord run serves no mapped task's values: the try fails saying which upstream."""
+    """A one-task run has no mapped task's values: the try fails naming the upstream and the fix."""
     proc = _run("d1", "chained", "--map-index", "0")
     summary = json.loads(proc.stdout)
     assert summary["state"] == "failed"
-    assert "cannot read the values of mapped upstream 'double'" in summary["last_error"]
+    assert "mapped upstream 'double' has no values in this run" in summary["last_error"]
+    assert "run the whole DAG" in summary["last_error"]
     assert "Traceback" not in proc.stderr
 
 

@@ -268,7 +268,14 @@ async def _from_mapped(arg: XComArg, client: Client, index: int | None) -> Any:
     up = arg.task.task_id
     try:
         if index is None:
-            return await client.get_xcom_count(arg.key, task_id=up)
+            count = await client.get_xcom_count(arg.key, task_id=up)
+            if count < 1:
+                # Airflow would not start this instance; say where the values were expected.
+                raise MappingError(
+                    f"mapped upstream {up!r} has no values in this run to map over (`trio-coord "
+                    f"run` of one task cannot be given them: run the whole DAG instead)"
+                )
+            return count
         return await client.get_xcom_item(index, arg.key, task_id=up)
     except NotFound:
         raise MappingError(f"mapped upstream {up!r} has no value at index {index}") from None
