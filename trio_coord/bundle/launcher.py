@@ -217,7 +217,10 @@ def _tc_warm(h, args):
             pass
         code = -9 if status is None else os.waitstatus_to_exitcode(status)
     if code < 0:
-        _signal.signal(-code, _signal.SIG_DFL)
+        try:
+            _signal.signal(-code, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
         os.kill(os.getpid(), -code)
         code = 128 - code
     os._exit(code)
