@@ -74,9 +74,15 @@ class Server:
         self.proc.wait()
 
 
-def _json_run(cmd: list[str], timeout: float = 120, tree: str | None = None) -> dict[str, Any]:
+def _json_run(
+    cmd: list[str],
+    timeout: float = 120,
+    tree: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    env = {**_env(tree), **(extra_env or {})}
     out = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=_env(tree), cwd=str(HERE)
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(HERE)
     )
     if out.returncode != 0:
         raise RuntimeError(f"{cmd} failed ({out.returncode}):\n{out.stdout}\n{out.stderr[-3000:]}")
@@ -214,21 +220,39 @@ def round_parse(s: Samples, i: int, variants: dict[str, Callable[[], float]]) ->
         s.add(key, variants[key]())
 
 
-def round_supervised(s: Samples, i: int, bundle_dir: str) -> None:
+def round_supervised(s: Samples, i: int, bundle_dir: str, warm_dir: str | None = None) -> None:
+    cold = {"TRIO_COORD_WARM": "0"}
     variants = [
-        ("sup.serve", [PY, "supervised.py", "serve", f"{HERE / 'bench_bundle.py'}:bundle"]),
-        ("sup.packed", [PY, "supervised.py", "packed", bundle_dir]),
+        ("sup.serve", [PY, "supervised.py", "serve", f"{HERE / 'bench_bundle.py'}:bundle"], {}),
+        ("sup.packed", [PY, "supervised.py", "packed", bundle_dir], cold),
         # The baseline: Airflow's own runner, forked by the same supervisor (no sockets).
-        ("sup.native", [PY, "supervised.py", "native", str(HERE)]),
+        ("sup.native", [PY, "supervised.py", "native", str(HERE)], {}),
     ]
-    for key, cmd in rotate(variants, i):
-        r = _json_run(cmd, timeout=180)
+    if warm_dir is not None:  # the same packed bundle, its try forked by a warm server
+        warm = {"TRIO_COORD_WARM_DIR": warm_dir}
+        variants.append(("sup.warm", [PY, "supervised.py", "packed", bundle_dir], warm))
+    for key, cmd, extra in rotate(variants, i):
+        r = _json_run(cmd, timeout=180, extra_env=extra)
         if r["state"] != "success":
             raise RuntimeError(f"{key}: the supervised no-op task ended {r}")
         if r["spawn_to_connected"] is not None:
             s.add(f"{key}.connected", r["spawn_to_connected"])
         s.add(f"{key}.terminal", r["spawn_to_terminal"])
         s.add(f"{key}.total", r["supervise_total"])
+
+
+def start_warm(bundle_exe: str, tmp: Path) -> str:
+    """Start a warm server for the benchmark bundle (``trio-coord warm``); its directory."""
+    warm_dir = tmp / "warm"
+    env = {**_env(), "TRIO_COORD_WARM_DIR": str(warm_dir)}
+    cmd = [PY, "-m", "trio_coord", "warm", bundle_exe, "--idle-timeout", "3600"]
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(warm_dir)
+
+
+def stop_warm(warm_dir: str) -> None:
+    env = {**_env(), "TRIO_COORD_WARM_DIR": warm_dir}
+    subprocess.run([PY, "-m", "trio_coord", "warm", "--stop"], env=env, stdout=subprocess.DEVNULL)
 
 
 def round_xcom(s: Samples, i: int, port: int, before: str | None) -> None:
@@ -388,6 +412,14 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
         f"packed/native {ratio_cell(s, 'sup.packed.terminal', 'sup.native.terminal')} | "
         "(reported) | |"
     )
+    if s.has("sup.warm.terminal"):
+        wr = med("sup.warm.terminal") / med("sup.native.terminal")
+        add(
+            f"| 4b | warm start (packed bundle, `trio-coord warm`): spawn → connected / "
+            f"terminal | {ms(med('sup.warm.connected'))} / {ms(med('sup.warm.terminal'))} | "
+            f"native `@task` {ms(med('sup.native.terminal'))} | {x(wr)} | connected < 30 ms, "
+            f"≤ 1.0x | {verdict(med('sup.warm.connected') < 0.030 and wr <= 1.0)} |"
+        )
     flat = max(med(f"xcom.trio.64.{op}") / med(f"xcom.trio.1.{op}") for op in ("set", "get"))
     rss = max(med(f"xcom.trio.{m}.{op}rss") for m in XCOM_SIZES for op in ("set", "get"))
     add(
@@ -508,6 +540,7 @@ def render(s: Samples, meta: dict[str, Any], offenders: list[tuple[str, int, int
     for key, name in (
         ("sup.serve", "TrioCoordinator (`python -m trio_coord serve`)"),
         ("sup.packed", "ExecutableCoordinator (packed bundle)"),
+        ("sup.warm", "ExecutableCoordinator (packed bundle, warm server)"),
         ("sup.native", "native Airflow `@task` (baseline, forked)"),
     ):
         add(
@@ -668,6 +701,7 @@ def main() -> None:
             parse_variants = prepare(tmp / "parse")
         server = Server()
         pinned = Server(pinned=True) if PIN else None
+        warm_dir = start_warm(bundle_exe, tmp) if "supervised" in only else None
         try:
             for i in range(args.rounds):
                 log(f"round {i + 1}/{args.rounds}")
@@ -684,7 +718,7 @@ def main() -> None:
                 if "coldstart" in only:
                     round_coldstart(s, i, bundle_exe)
                 if "supervised" in only:
-                    round_supervised(s, i, str(bundle_dir))
+                    round_supervised(s, i, str(bundle_dir), warm_dir)
                 if "xcom" in only:
                     round_xcom(s, i, server.port, args.before)
                 if "logs" in only:
@@ -695,6 +729,8 @@ def main() -> None:
             server.close()
             if pinned:
                 pinned.close()
+            if warm_dir is not None:
+                stop_warm(warm_dir)
         offenders = import_offenders()
     meta = {
         "rounds": args.rounds,

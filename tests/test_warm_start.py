@@ -259,9 +259,7 @@ def test_outcomes_are_the_same_warm_and_cold(
             assert "received SIGTERM" in warm.log_text
 
 
-def _driver_killed_midway(
-    root: Path, warm_dir: Path, mark: Path, *, warm: bool
-) -> tuple[int, int]:
+def _driver_killed_midway(root: Path, warm_dir: Path, mark: Path, *, warm: bool) -> tuple[int, int]:
     """Run the slow task and SIGKILL the supervisor once it runs; return the task's pid."""
     coordinator = {
         "classpath": "airflow.sdk.coordinators.executable.ExecutableCoordinator",
@@ -274,9 +272,7 @@ def _driver_killed_midway(
             "workdir": work,
             "coordinator": coordinator,
             "sigkill_supervisor_on_file": str(mark),
-            "env": _env(
-                warm_dir, TRIO_COORD_WARM="1" if warm else "0", WARM_TEST_MARK=str(mark)
-            ),
+            "env": _env(warm_dir, TRIO_COORD_WARM="1" if warm else "0", WARM_TEST_MARK=str(mark)),
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         proc = subprocess.run(
@@ -358,9 +354,7 @@ def test_sigkilled_launcher_takes_its_warm_child_along(bundle: Path) -> None:
         srv.close()
 
 
-def test_killed_server_falls_back_to_a_cold_start(
-    bundle: Path, root: Path, tmp_path: Path
-) -> None:
+def test_killed_server_falls_back_to_a_cold_start(bundle: Path, root: Path, tmp_path: Path) -> None:
     """A warm server killed between two tasks: the second still succeeds, cold, and the stale socket is cleaned up."""
     srv = Server(bundle, _short_dir())
     first = _run("ok", root, srv.dir, warm=True)
@@ -418,7 +412,13 @@ def _send_run(path: str, digest: str) -> bytes:
         c.connect(path)
         c.sendmsg(
             [wire.encode_run(digest, 0o22, [b"x", b"--comm=127.0.0.1:1"], [(b"A", b"1")])],
-            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))],
+            [
+                (
+                    socket.SOL_SOCKET,
+                    socket.SCM_RIGHTS,
+                    b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds),
+                )
+            ],
         )
         os.close(fds[3])
         b.close()
@@ -457,9 +457,11 @@ def test_wire_round_trip_and_rejects() -> None:
     """A run request decodes to what was encoded; junk is a WireError, not a crash."""
     data = wire.encode_run("ab" * 32, 0o27, [b"/b", b"--comm=h:1"], [(b"K", b"v=w"), (b"E", b"")])
     req = wire.parse_request(data)
-    assert req == wire.RunRequest("ab" * 32, 0o27, (b"/b", b"--comm=h:1"), ((b"K", b"v=w"), (b"E", b"")))
+    assert req == wire.RunRequest(
+        "ab" * 32, 0o27, (b"/b", b"--comm=h:1"), ((b"K", b"v=w"), (b"E", b""))
+    )
     assert wire.parse_request(b"TCW1 status") == "status"
-    for junk in (b"", b"TCW1 run", b"TCW1 run\0h\0x\0" b"1\0a", b"TCW1 run\0h\0" b"18\0" b"5\0a", b"nope"):
+    for junk in (b"", b"TCW1 run", b"TCW1 run\0h\0x\01\0a", b"TCW1 run\0h\018\05\0a", b"nope"):
         with pytest.raises(wire.WireError):
             wire.parse_request(junk)
 

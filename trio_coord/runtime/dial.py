@@ -60,12 +60,13 @@ def _same_peer(sock: socket.socket, want: Address) -> bool:
     host, port = sock.getpeername()[:2]
     if port != want.port:
         return False
-    wanted = want.host
+    if host == want.host:
+        return True
     try:
-        wanted = socket.getaddrinfo(want.host, want.port, type=socket.SOCK_STREAM)[0][4][0]
+        infos = socket.getaddrinfo(want.host, want.port, type=socket.SOCK_STREAM)
     except OSError:
-        pass
-    return bool(host == wanted or host == want.host)
+        return False
+    return any(info[4][0] == host for info in infos)
 
 
 async def dial_both(

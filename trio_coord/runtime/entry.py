@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["LAUNCH_WARNING_ENV", "WARM_FALLBACK_ENV", "build_masker_and_pipeline", "run_coordinator"]
+__all__ = [
+    "LAUNCH_WARNING_ENV",
+    "WARM_FALLBACK_ENV",
+    "build_masker_and_pipeline",
+    "run_coordinator",
+]
 
 log = logging.getLogger("trio_coord.runtime")
 

@@ -191,7 +191,7 @@ def _status(paths: list[str], *, as_json: bool) -> int:
         uptime = str(datetime.timedelta(seconds=int(r["uptime"])))
         state = " (stopping)" if r.get("stopping") else ""
         print(
-            f"{str(r.get('name')):<20} {str(r.get('version')):<10} {r['sha256'][:12]:<12} "
+            f"{r.get('name')!s:<20} {r.get('version')!s:<10} {r['sha256'][:12]:<12} "
             f"{r['pid']:>7} {uptime:>9} {r['served']:>7} {r['running']:>7}  {r['bundle']}{state}"
         )
     return 0

@@ -18,7 +18,14 @@ from ..bundle.format import BundleFormatError, read_trailer
 from ..bundle.importer import PrivateCache, _Untrusted
 from ..errors import UsageError
 
-__all__ = ["WARM_DIR_ENV", "WARM_ENV", "bundle_digest", "open_private_dir", "socket_path", "warm_dir"]
+__all__ = [
+    "WARM_DIR_ENV",
+    "WARM_ENV",
+    "bundle_digest",
+    "open_private_dir",
+    "socket_path",
+    "warm_dir",
+]
 
 WARM_DIR_ENV: Final = "TRIO_COORD_WARM_DIR"
 #: ``0`` (or off/no/false) stops the launcher from looking for a warm server.
@@ -81,5 +88,7 @@ def bundle_digest(path: str) -> str:
     except (OSError, BundleFormatError) as exc:
         raise UsageError(f"cannot read the bundle {path}: {exc}") from None
     if trailer is None:
-        raise UsageError(f"{path} is not a packed bundle (no trailer); pack it with trio-coord pack")
+        raise UsageError(
+            f"{path} is not a packed bundle (no trailer); pack it with trio-coord pack"
+        )
     return trailer.binary_sha256.hex()

@@ -48,7 +48,13 @@ from .paths import open_private_dir, socket_path, warm_dir
 if TYPE_CHECKING:
     from ..cli import BundleSource
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_CHILDREN", "PeerRefused", "WarmServer", "check_peer"]
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CHILDREN",
+    "PeerRefused",
+    "WarmServer",
+    "check_peer",
+]
 
 #: Half an hour without a try ends a server: a worker that runs the bundle at all keeps
 #: it alive, and an old deployment's server does not outlive it by long.
@@ -431,7 +437,9 @@ def _options(argv: list[str]) -> tuple[float, int]:
             except ValueError:
                 idle = -1.0
             if not idle > 0:
-                raise UsageError(f"--idle-timeout must be a positive number of seconds, got {value!r}")
+                raise UsageError(
+                    f"--idle-timeout must be a positive number of seconds, got {value!r}"
+                )
         elif name == "--max-children":
             if not value.isdigit() or int(value) < 1:
                 raise UsageError(f"--max-children must be a whole number >= 1, got {value!r}")
@@ -475,7 +483,11 @@ def serve_packed(
     server = WarmServer(
         path=path,
         digest=digest.hex(),
-        identity={"name": ident.get("name"), "version": ident.get("version"), "bundle": bundle_path},
+        identity={
+            "name": ident.get("name"),
+            "version": ident.get("version"),
+            "bundle": bundle_path,
+        },
         run_child=make_child_runner(bundle, source),
         idle_timeout=idle,
         max_children=max_children,

@@ -60,9 +60,7 @@ class RunRequest:
     env: tuple[tuple[bytes, bytes], ...]
 
 
-def encode_run(
-    digest: str, umask: int, argv: list[bytes], env: list[tuple[bytes, bytes]]
-) -> bytes:
+def encode_run(digest: str, umask: int, argv: list[bytes], env: list[tuple[bytes, bytes]]) -> bytes:
     """The launcher's request (the tests use it; the bootstrap builds the same bytes)."""
     fields = [RUN, digest.encode("ascii"), b"%d" % umask, b"%d" % len(argv), *argv]
     fields += [k + b"=" + v for k, v in env]
