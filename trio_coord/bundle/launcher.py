@@ -126,7 +126,7 @@ def _tc_warm(h, args):
             host, _, port = want[n].rpartition(":")
             if host.startswith("[") and host.endswith("]"):
                 host = host[1:-1]
-            fam, typ, pro, cn, addr = _socket.getaddrinfo(host, int(port), 0, _socket.SOCK_STREAM)[0]
+            fam, typ, pro, cn, addr = _socket.getaddrinfo(host.encode(), int(port), 0, _socket.SOCK_STREAM)[0]
             s = _socket.socket(fam, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, pro)
             socks.append(s)
             s.settimeout(10)

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from ..runtime import trace
 from ..runtime.dial import CONNECTED_FDS_ENV
 from . import wire
 
@@ -46,6 +47,21 @@ _RESET: Final = (
     signal.SIGALRM,
     signal.SIGCHLD,
 )
+
+
+def preload() -> None:
+    """Import in the server what every try imports only once connected (runtime/entry.py).
+
+    A cold start defers these so the dial is not delayed; a child of the server would
+    otherwise import them in every try (measured: ~30 modules, most of a warm try's time).
+    """
+    import uuid  # noqa: F401  (the client's ids)
+
+    import msgpack  # noqa: F401  (and its compiled extension, when the payload has one)
+
+    from .. import loader  # noqa: F401
+    from ..bundle import unusable  # noqa: F401
+    from ..runtime import serve  # noqa: F401  (messages, codec, client, context, task runner)
 
 
 def make_child_runner(
@@ -71,6 +87,8 @@ def make_child_runner(
         status.settimeout(None)
         watch_launcher(status)
         os.environ[CONNECTED_FDS_ENV] = f"{fds[wire.FD_COMM]},{fds[wire.FD_LOGS]}"
+        # The trace file is read at import, which happened in the server: read it again.
+        setattr(trace, "_PATH", os.environ.get(trace.TRACE_ENV) or None)  # noqa: B010
         argv = [os.fsdecode(a) for a in request.argv]
         sys.argv = argv
         try:

@@ -477,7 +477,9 @@ def serve_packed(
     except Exception as exc:
         _report_load_failure(exc)
         return 4
-    from .child import make_child_runner
+    from .child import make_child_runner, preload
+
+    preload()
 
     ident = info.get("bundle", {})
     server = WarmServer(
