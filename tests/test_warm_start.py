@@ -71,6 +71,14 @@ def ok():
 
 
 @d.task
+def fds_inherited():
+    import subprocess
+
+    out = subprocess.run(["ls", "/proc/self/fd"], capture_output=True, text=True, close_fds=False)
+    return sorted(int(n) for n in out.stdout.split())
+
+
+@d.task
 def boom():
     raise RuntimeError("boom on purpose")
 
@@ -363,10 +371,13 @@ def test_killed_server_falls_back_to_a_cold_start(bundle: Path, root: Path, tmp_
     os.kill(srv.pid, signal.SIGKILL)
     assert _wait_gone(srv.pid)
     assert os.path.exists(srv.socket)  # left behind by the killed server
-    second = _run("ok", root, srv.dir, warm=True)
+    debug = {"env": {"AIRFLOW__LOGGING__NAMESPACE_LEVELS": "trio_coord.runtime=DEBUG"}}
+    second = _run("ok", root, srv.dir, warm=True, **debug)
     assert (second.exit_code, second.final_state) == (0, "success"), second.stderr[-3000:]
     assert second.xcoms["warm/r1/ok/return_value"]["ppid"] != srv.pid
-    noise = [r for r in second.task_log if r.get("level") in ("warning", "error")]
+    (why,) = [r for r in second.task_log if "warm start not used" in str(r.get("event"))]
+    assert why["level"] == "debug" and "Connection refused" in why["event"], why
+    noise = [r for r in second.task_log if r.get("level") in ("warning", "error", "critical")]
     assert [r["event"] for r in noise] == ["to stderr from the task"]  # the task's own line
     listing = run_cli("warm", "--status", env=_env(srv.dir))
     assert listing.returncode == 0 and "no warm servers" in listing.stdout
@@ -487,3 +498,69 @@ def test_directory_mode_check_of_the_launcher_matches(tmp_path: Path) -> None:
     d = open_private_dir(str(tmp_path / "w"))
     st = os.lstat(d)
     assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+
+
+def test_a_full_server_sends_the_next_try_cold(bundle: Path, root: Path) -> None:
+    """With --max-children 1 and one try running, the next try is refused by the server and starts cold, successfully."""
+    srv = Server(bundle, _short_dir(), "--max-children", "1")
+    fake = _FakeSupervisor()
+    try:
+        busy = subprocess.Popen(
+            [str(bundle), *fake.args()],
+            env={**os.environ, **_env(srv.dir)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while (srv.status() or {}).get("running") != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = _run("ok", root, srv.dir, warm=True)
+        assert (r.exit_code, r.final_state) == (0, "success"), r.stderr[-3000:]
+        assert r.xcoms["warm/r1/ok/return_value"]["ppid"] != srv.pid
+        status = srv.status()
+        assert status is not None and status["refused"] == 1
+        busy.kill()
+        busy.wait()
+    finally:
+        fake.close()
+        srv.close()
+
+
+def test_task_subprocesses_do_not_inherit_the_sockets(
+    root: Path, server: Server, tmp_path: Path
+) -> None:
+    """A task's own child process sees only stdin/stdout/stderr open, warm as cold (the supervisor's sockets are close-on-exec)."""
+    warm, cold = _both("fds_inherited", root, server, tmp_path)
+    got = [r.xcoms["warm/r1/fds_inherited/return_value"] for r in (warm, cold)]
+    assert got[0] == got[1], got
+    assert got[0][:3] == [0, 1, 2] and len(got[0]) <= 4  # plus ls's own directory handle
+
+
+def test_metadata_modes_never_go_warm(server: Server) -> None:
+    """--bundle-metadata with a warm server running is answered by the bundle itself, as always."""
+    from bundle_helpers import run_bundle
+
+    proc = run_bundle(server.bundle, "--bundle-metadata", env=_env(server.dir))
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {
+        "Name": "warmtest",
+        "Version": "1.0",
+    }
+
+
+def test_adopted_sockets_must_lead_to_the_named_supervisor() -> None:
+    """The runtime adopts the launcher's sockets only when they are connected to the --comm/--logs addresses; otherwise it closes them and dials."""
+    from trio_coord.config import Address
+    from trio_coord.runtime.dial import CONNECTED_FDS_ENV, adopt_connected
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        fds = [s.detach() for s in socks]
+        environ = {CONNECTED_FDS_ENV: f"{fds[0]},{fds[1]}"}
+        wrong = Address("127.0.0.1", port + 1 if port < 65535 else port - 1)
+        assert adopt_connected(wrong, wrong, environ) is None
+        assert CONNECTED_FDS_ENV not in environ
+        for fd in fds:  # closed, not leaked
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        assert adopt_connected(wrong, wrong, {}) is None

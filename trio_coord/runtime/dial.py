@@ -43,11 +43,13 @@ def adopt_connected(
         return None
     socks: list[socket.socket] = []
     try:
-        for text, want in zip(raw.split(","), (comm, logs), strict=True):
-            sock = socket.socket(fileno=int(text))
-            socks.append(sock)
+        for text in raw.split(","):
+            socks.append(socket.socket(fileno=int(text)))
+        if len(socks) != 2:
+            raise ValueError(f"{CONNECTED_FDS_ENV} names {len(socks)} descriptors, not 2")
+        for sock, want in zip(socks, (comm, logs), strict=True):
             if sock.type != socket.SOCK_STREAM or not _same_peer(sock, want):
-                raise ValueError(f"descriptor {text} is not connected to {want}")
+                raise ValueError(f"descriptor {sock.fileno()} is not connected to {want}")
     except (ValueError, OSError):
         for sock in socks:
             sock.close()

@@ -198,6 +198,8 @@ def _status(paths: list[str], *, as_json: bool) -> int:
 
 
 def _stop(paths: list[str]) -> int:
+    if not paths:
+        print(f"no warm servers in {warm_dir()}")
     for path in paths:
         answer = query(path, wire.STOP)
         if answer is None:

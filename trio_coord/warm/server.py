@@ -270,7 +270,11 @@ class WarmServer:
                 self._drop(conn)
             return
         try:
-            data, ancdata, flags, _ = conn.recvmsg(wire.MAX_REQUEST, _ANCILLARY)
+            # Close-on-exec, as the sockets of a cold start are: a task's own child
+            # processes must not hold the supervisor's connections open.
+            data, ancdata, flags, _ = conn.recvmsg(
+                wire.MAX_REQUEST, _ANCILLARY, socket.MSG_CMSG_CLOEXEC
+            )
         except BlockingIOError:
             return
         except OSError:
