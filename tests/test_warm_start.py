@@ -564,3 +564,34 @@ def test_adopted_sockets_must_lead_to_the_named_supervisor() -> None:
             with pytest.raises(OSError):
                 os.fstat(fd)
         assert adopt_connected(wrong, wrong, {}) is None
+
+
+def test_stop_removes_the_socket_at_once_and_lets_running_tries_finish(bundle: Path) -> None:
+    """trio-coord warm --stop: the socket goes at once, the running try's child is not killed, and the server exits after it."""
+    srv = Server(bundle, _short_dir())
+    fake = _FakeSupervisor()
+    try:
+        busy = subprocess.Popen(
+            [str(bundle), *fake.args()],
+            env={**os.environ, **_env(srv.dir)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            children = psutil.Process(srv.pid).children()
+            time.sleep(0.02)
+        assert len(children) == 1
+        stop = run_cli("warm", "--stop", env=_env(srv.dir))
+        assert stop.returncode == 0 and "stopping" in stop.stdout
+        assert not os.path.exists(srv.socket)
+        assert children[0].is_running() and psutil.Process(srv.pid).is_running()
+        busy.kill()  # the try ends (here: its launcher is killed, which takes the child along)
+        busy.wait()
+        assert _wait_gone(children[0].pid) and _wait_gone(srv.pid)
+    finally:
+        fake.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(srv.pid, signal.SIGKILL)
+        shutil.rmtree(srv.dir, ignore_errors=True)
