@@ -464,6 +464,13 @@ def test_peer_check_refuses_another_uid() -> None:
             check_peer(a, 4242)
 
 
+def test_the_server_flag_is_spelled_alike() -> None:
+    """The packed runner recognises the flag trio-coord warm passes."""
+    from trio_coord.bundle import runner
+
+    assert runner.WARM_SERVER_FLAG == wire.WARM_SERVER_FLAG
+
+
 def test_wire_round_trip_and_rejects() -> None:
     """A run request decodes to what was encoded; junk is a WireError, not a crash."""
     data = wire.encode_run("ab" * 32, 0o27, [b"/b", b"--comm=h:1"], [(b"K", b"v=w"), (b"E", b"")])

@@ -12,16 +12,19 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..authoring import Bundle
 from ..cli import BundleLoadError, BundleSource, bundle_main
-from ..warm.wire import WARM_SERVER_FLAG
 
 if TYPE_CHECKING:
     from .importer import PayloadFinder
 
 __all__ = ["run_packed"]
+
+#: ``trio_coord.warm.wire.WARM_SERVER_FLAG``, spelled out so a task's start does not
+#: import the warm package.
+WARM_SERVER_FLAG: Final = "--warm-server"
 
 
 def run_packed(
