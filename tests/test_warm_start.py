@@ -602,3 +602,25 @@ def test_stop_removes_the_socket_at_once_and_lets_running_tries_finish(bundle: P
         with contextlib.suppress(ProcessLookupError):
             os.kill(srv.pid, signal.SIGKILL)
         shutil.rmtree(srv.dir, ignore_errors=True)
+
+
+def test_warm_refuses_a_bundle_that_does_not_import_or_is_no_bundle(tmp_path: Path) -> None:
+    """trio-coord warm fails with the bundle's own import error (exit 4), or names a file that is not a packed bundle (exit 2); no server stays behind."""
+    from bundle_helpers import FRAGILE_BUNDLE
+
+    fragile = packed(
+        write_bundle(scratch("warm-fragile-src"), body=FRAGILE_BUNDLE, filename="fragile.py"),
+        "warm-fragile",
+    )
+    warm_dir = _short_dir()
+    try:
+        proc = run_cli("warm", str(fragile), env={**_env(warm_dir), "FRAGILE_BREAK": "1"})
+        assert proc.returncode == 4, proc.stderr
+        assert "fragile refuses to import today" in proc.stderr
+        assert list(warm_dir.glob("*.sock")) == []
+        text = tmp_path / "not-a-bundle"
+        text.write_text("hello\n")
+        proc = run_cli("warm", str(text), env=_env(warm_dir))
+        assert proc.returncode == 2 and "is not a packed bundle" in proc.stderr, proc.stderr
+    finally:
+        shutil.rmtree(warm_dir, ignore_errors=True)
