@@ -1,6 +1,7 @@
 """One no-op task try under the REAL apache-airflow-task-sdk 1.3.2 supervisor, timed.
 
 Usage: python supervised.py serve BUNDLE_SPEC | packed EXECUTABLES_ROOT | native DAG_FOLDER
+       [--trace] [--preload]
 
 Same approach as tests/airflow_harness/driver.py: ``supervise_task`` with the Execution
 API on an ``httpx.MockTransport``; the ``[sdk] coordinators`` entry picks trio-coord's
@@ -37,6 +38,10 @@ from typing import Any
 
 mode, target = sys.argv[1], sys.argv[2]
 trace = "--trace" in sys.argv[3:]
+#: Import, before timing, what the supervisor imports lazily on a coordinator runtime's
+#: first request (the schema-version migrator and the request-model index, ~1 s on a
+#: loaded 2-core machine): a worker process that has run one such task has them already.
+preload = "--preload" in sys.argv[3:]
 workdir = Path(tempfile.mkdtemp(prefix="trio-coord-bench-sup-"))
 trace_file = workdir / "runtime-trace.txt"
 if trace:
@@ -169,6 +174,12 @@ if trace:
     _noted(TaskInstanceOperations, "start")
     _noted(TaskInstanceOperations, "succeed")
     supervisor.ActivitySubprocess._handle_request = _handle  # type: ignore[method-assign]
+
+if preload:
+    from airflow.sdk.execution_time.schema import get_schema_version_migrator, resolve_body_class
+
+    get_schema_version_migrator()
+    resolve_body_class({"type": "SucceedTask"})
 
 client = Client(
     base_url="http://mock-execution-api/", token="tok", transport=httpx.MockTransport(handler)

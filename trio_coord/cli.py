@@ -300,6 +300,7 @@ _COMMANDS: Final = {
     "inspect": "describe a packed bundle without running it",
     "verify": "check packed bundles the way Airflow's ExecutableCoordinator would",
     "dags": "list the DAGs a bundle (source or packed) declares, or print them serialized",
+    "warm": "start, list or stop a warm server that starts a packed bundle's tasks fast",
 }
 
 
@@ -317,7 +318,7 @@ def _top_usage() -> str:
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    """The argparse parser of ``pack``, ``inspect``, ``verify`` or ``dags``."""
+    """The argparse parser of ``pack``, ``inspect``, ``verify``, ``dags`` or ``warm``."""
     parser = _Parser(prog=f"trio-coord {command}", description=_COMMANDS[command])
     if command == "pack":
         from .bundle.packer import add_arguments
@@ -331,6 +332,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         from .bundle.inspection import add_arguments
     elif command == "dags":
         from .local.dags import add_arguments
+    elif command == "warm":
+        from .warm.command import add_arguments
     else:
         from .bundle.verify import add_arguments
     add_arguments(parser)

@@ -304,6 +304,27 @@ if scenario.get("close_comm_after") is not None:
 
     after(float(scenario["close_comm_after"]), close_comm)
 
+
+def when_file(path: str, action: Any) -> None:
+    """Run ``action`` once ``path`` exists (the task writes it): no guessed delays."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        action()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+# "<action>_on_file": PATH -- the action happens once the task has created PATH.
+if scenario.get("sigterm_on_file"):
+    when_file(scenario["sigterm_on_file"], lambda: os.kill(instances[0].pid, signal.SIGTERM))
+if scenario.get("close_comm_on_file"):
+    when_file(scenario["close_comm_on_file"], lambda: instances[0].stdin.shutdown(socket.SHUT_RDWR))
+if scenario.get("sigkill_supervisor_on_file"):  # the supervisor dies: no report is printed
+    when_file(scenario["sigkill_supervisor_on_file"], lambda: os.kill(os.getpid(), signal.SIGKILL))
+
 client = Client(
     base_url="http://mock-execution-api/", token="tok", transport=httpx.MockTransport(handler)
 )

@@ -776,8 +776,12 @@ def boot(
     info: dict[str, Any],
     argv: list[str],
     launch_error: str,
+    digest: bytes = b"",
 ) -> int:
     """Called by the launcher's bootstrap once the binary region is verified.
+
+    ``digest`` is the SHA-256 the binary region was just checked against: a warm server
+    (``--warm-server``) serves only requests naming it.
 
     Returns:
         The process exit code from trio-coord's bundle command line.
@@ -791,4 +795,4 @@ def boot(
     sys.argv = [bundle_path, *argv]
     from trio_coord.bundle.runner import run_packed
 
-    return run_packed(info, bundle_path, argv, launch_error or None, finder)
+    return run_packed(info, bundle_path, argv, launch_error or None, finder, digest=digest)

@@ -3,6 +3,8 @@
 Imported from the payload by ``_tc/boot.py`` after the importer is installed. The
 bundle's identity (``--bundle-metadata``) comes from the packed ``bundle.json`` without
 importing user code; every other mode imports the entry module from the payload.
+``--warm-server`` (first argument, started by ``trio-coord warm``) makes this process a
+warm server for the bundle instead (docs/warm-start.md).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..authoring import Bundle
 from ..cli import BundleLoadError, BundleSource, bundle_main
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["run_packed"]
 
+#: ``trio_coord.warm.wire.WARM_SERVER_FLAG``, spelled out so a task's start does not
+#: import the warm package.
+WARM_SERVER_FLAG: Final = "--warm-server"
+
 
 def run_packed(
     info: dict[str, Any],
@@ -27,6 +33,8 @@ def run_packed(
     argv: list[str],
     launch_error: str | None,
     finder: PayloadFinder | None = None,
+    *,
+    digest: bytes = b"",
 ) -> int:
     """Run the bundle CLI for a packed bundle described by its ``bundle.json``.
 
@@ -58,4 +66,8 @@ def run_packed(
         identity=lambda: (str(ident["name"]), ident.get("version")),
         launch_error=launch_error,
     )
+    if argv[:1] == [WARM_SERVER_FLAG]:
+        from ..warm.server import serve_packed
+
+        return serve_packed(source, info, bundle_path, digest, argv[1:])
     return bundle_main(argv, source)

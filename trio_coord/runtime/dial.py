@@ -4,16 +4,71 @@ The supervisor gives a runtime ``startup_timeout`` (10 s by default) to connect 
 sockets and then kills it (protocol.md §2.5, §12 row 20), so both dials run at once
 under one bound, and a failure of either closes the other: a half-connected runtime
 is of no use to anyone.
+
+A packed bundle's launcher may have dialled already (a warm start, or its fall-back to a
+cold start after dialling: docs/warm-start.md); it then names the two connected sockets
+in :data:`CONNECTED_FDS_ENV`, and :func:`adopt_connected` takes them over instead.
 """
 
 from __future__ import annotations
+
+import os
+import socket
+from collections.abc import MutableMapping
+from typing import Final
 
 import trio
 
 from ..config import Address
 from ..errors import ConnectTimeout, SupervisorGone
 
-__all__ = ["dial_both"]
+__all__ = ["CONNECTED_FDS_ENV", "adopt_connected", "dial_both"]
+
+#: ``"COMM_FD,LOGS_FD"``: sockets the launcher connected to ``--comm``/``--logs`` already.
+CONNECTED_FDS_ENV: Final = "TRIO_COORD_CONNECTED_FDS"
+
+
+def adopt_connected(
+    comm: Address, logs: Address, environ: MutableMapping[str, str] = os.environ
+) -> tuple[trio.SocketStream, trio.SocketStream] | None:
+    """The launcher's already-connected sockets as streams, or None to dial as usual.
+
+    The variable is removed so the task's own child processes never see it. A socket
+    is adopted only when it is a connected TCP socket whose peer is the address the
+    supervisor named; anything else (a stale variable, a closed descriptor) is closed
+    and ignored, and the runtime dials itself.
+    """
+    raw = environ.pop(CONNECTED_FDS_ENV, "")
+    if not raw:
+        return None
+    socks: list[socket.socket] = []
+    try:
+        for text in raw.split(","):
+            socks.append(socket.socket(fileno=int(text)))
+        if len(socks) != 2:
+            raise ValueError(f"{CONNECTED_FDS_ENV} names {len(socks)} descriptors, not 2")
+        for sock, want in zip(socks, (comm, logs), strict=True):
+            if sock.type != socket.SOCK_STREAM or not _same_peer(sock, want):
+                raise ValueError(f"descriptor {sock.fileno()} is not connected to {want}")
+    except (ValueError, OSError):
+        for sock in socks:
+            sock.close()
+        return None
+    streams = [trio.SocketStream(trio.socket.from_stdlib_socket(s)) for s in socks]
+    return streams[0], streams[1]
+
+
+def _same_peer(sock: socket.socket, want: Address) -> bool:
+    host, port = sock.getpeername()[:2]
+    if port != want.port:
+        return False
+    if host == want.host:
+        return True
+    try:
+        infos = socket.getaddrinfo(want.host, want.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return any(info[4][0] == host for info in infos)
 
 
 async def dial_both(

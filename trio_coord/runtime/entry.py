@@ -21,7 +21,7 @@ import trio
 
 from ..config import Config
 from ..errors import ConnectTimeout, SupervisorGone
-from .dial import dial_both
+from .dial import adopt_connected, dial_both
 from .exit_codes import EXIT_FAILURE, EXIT_SECOND_SIGNAL
 from .logs import LevelFilter, LogPipeline
 from .logs.stdio import masked_stdio
@@ -33,13 +33,20 @@ if TYPE_CHECKING:
     from ..authoring import Bundle
     from .serve import Run
 
-__all__ = ["LAUNCH_WARNING_ENV", "build_masker_and_pipeline", "run_coordinator"]
+__all__ = [
+    "LAUNCH_WARNING_ENV",
+    "WARM_FALLBACK_ENV",
+    "build_masker_and_pipeline",
+    "run_coordinator",
+]
 
 log = logging.getLogger("trio_coord.runtime")
 
 #: Equal to ``trio_coord.bundle.launcher.WARNING_ENV``; spelled out because importing the
 #: bundle package here would add ~200 ms before the dial.
 LAUNCH_WARNING_ENV: Final = "TRIO_COORD_LAUNCH_WARNING"
+#: Set by the launcher when a warm server was there but could not be used (a debug line).
+WARM_FALLBACK_ENV: Final = "TRIO_COORD_WARM_FALLBACK"
 
 
 def run_coordinator(bundle: Bundle | Callable[[], Bundle], config: Config) -> int:
@@ -96,6 +103,9 @@ def _report_launch_warning() -> None:
     text = os.environ.pop(LAUNCH_WARNING_ENV, "")
     if text:
         log.warning("%s", text)
+    cold = os.environ.pop(WARM_FALLBACK_ENV, "")
+    if cold:
+        log.debug("warm start not used, started cold: %s", cold)
 
 
 def _lean_logging() -> None:
@@ -155,8 +165,11 @@ async def _dial_and_serve(
     if config.comm is None or config.logs is None:
         log.error("both --comm and --logs are needed to reach the supervisor")
         return EXIT_FAILURE
+    adopted = adopt_connected(config.comm, config.logs)
     try:
-        comm, logs = await dial_both(config.comm, config.logs, timeout=config.dial_timeout)
+        comm, logs = adopted or await dial_both(
+            config.comm, config.logs, timeout=config.dial_timeout
+        )
     except (ConnectTimeout, SupervisorGone) as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
