@@ -9,7 +9,6 @@ accepted at all.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, overload
@@ -28,6 +27,7 @@ from .validation import (
     NOT_IN_DEFAULT_ARGS,
     TASK_OPTIONS,
     check_id,
+    check_json_data,
     check_keywords,
     check_settings,
 )
@@ -57,15 +57,6 @@ class Param:
         object.__setattr__(self, "schema", dict(schema))
 
 
-def _check_json(where: str, value: Any) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(
-            f"{where} must be JSON data (str, numbers, bool, None, lists, dicts): {exc}"
-        ) from None
-
-
 def check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[str, Param]:
     """``params=`` of a DAG or a task, each value as a :class:`Param` with a checked schema."""
     if params is None:
@@ -77,7 +68,7 @@ def check_params(where: str, params: Any, *, scheduled: bool = False) -> dict[st
         if not isinstance(name, str) or not name:
             raise UsageError(f"{where}: param names must be non-empty strings, got {name!r}")
         p = value if isinstance(value, Param) else Param(value)
-        _check_json(f"{where}: param {name!r}", [p.default, dict(p.schema)])
+        check_json_data(f"{where}: param {name!r}", [p.default, dict(p.schema)])
         if p.description is not None and not isinstance(p.description, str):
             raise UsageError(f"{where}: param {name!r} description must be a string")
         check_schema(f"{where}: param {name!r}", p.schema)

@@ -21,12 +21,12 @@ arguments, the export and the native serializer write the mapping for Airflow.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import UsageError
+from .validation import check_json_data
 from .xcom_args import RETURN_VALUE, XComArg
 
 if TYPE_CHECKING:
@@ -141,16 +141,6 @@ def _check_required(task: Task, method: str, given: list[str]) -> None:
         )
 
 
-def _check_json(where: str, value: Any) -> None:
-    """Literal values end up in the DAG document and as arguments: JSON data only."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(
-            f"{where} must be JSON data (str, numbers, bool, None, lists, dicts): {exc}"
-        ) from None
-
-
 def _check_xcom_arg(task: Task, where: str, arg: XComArg) -> None:
     if arg.task.dag is not task.dag:
         raise UsageError(f"{where}: {arg!r} belongs to another DAG")
@@ -179,7 +169,7 @@ def _check_literal(where: str, value: Any) -> None:
         raise UsageError(f"{where}: an empty {type(value).__name__} would map to no instance")
     if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
         raise UsageError(f"{where}: a dict to map over needs string keys")
-    _check_json(where, value)
+    check_json_data(where, value)
 
 
 def _check_label(task: Task, method: str) -> None:
@@ -228,7 +218,7 @@ class PartialTask:
                     f"{_where(task, 'partial')}: {name!r} is a task's output; trio-coord "
                     f"takes only literal constants in partial() (expand over it instead)"
                 )
-            _check_json(f"{_where(task, 'partial')}: argument {name!r}", value)
+            check_json_data(f"{_where(task, 'partial')}: argument {name!r}", value)
         self._task = task
         self._partial = dict(constants)
 
@@ -288,5 +278,5 @@ class PartialTask:
                         f"{where}: item {i} holds a task's output; trio-coord takes only "
                         f"literal values inside expand_kwargs() dicts"
                     )
-            _check_json(where, value)
+            check_json_data(where, value)
         return _wire(task, TaskMapping(kind=LIST_OF_DICTS, kwargs=value, partial=self._partial))

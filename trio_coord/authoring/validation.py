@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -21,6 +22,7 @@ __all__ = [
     "TRIGGER_RULES",
     "WEIGHT_RULES",
     "check_id",
+    "check_json_data",
     "check_keywords",
     "check_settings",
     "did_you_mean",
@@ -203,6 +205,16 @@ TASK_OPTIONS: Final[Mapping[str, Check]] = {
 #: read them from ``default_args``, a second spelling that trio-coord does not copy);
 #: ``inlets``/``outlets`` are what one task reads and writes, not a default for every task.
 NOT_IN_DEFAULT_ARGS: Final = frozenset({"start_date", "end_date", "params", "inlets", "outlets"})
+
+
+def check_json_data(where: str, value: Any) -> None:
+    """Values that end up in a DAG document (params, literal arguments) must be JSON data."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{where} must be JSON data (str, numbers, bool, None, lists, dicts): {exc}"
+        ) from None
 
 
 def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:

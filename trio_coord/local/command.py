@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import trio
 
@@ -71,18 +71,11 @@ def main(argv: Sequence[str]) -> int:
     printer = Printer(masker, logs=sys.stderr if opts.json else sys.stdout, quiet=opts.quiet)
     if opts.whole_dag:
         return _run_whole_dag(opts, printer, masker)
-    try:
-        report = trio.run(run_local, opts, printer)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return _EXIT_INTERRUPTED
-    except OSError as exc:
-        sys.stderr.write(f"{PROG}: error: cannot set up the local supervisor: {exc}\n")
-        return EXIT_NOT_SUCCESS
-    render = render_json if opts.json else render_text
-    sys.stdout.write(render(report, masker))
-    sys.stdout.flush()
-    return report.status
+    return _run_and_render(
+        lambda: trio.run(run_local, opts, printer),
+        render_json if opts.json else render_text,
+        masker,
+    )
 
 
 def _run_whole_dag(opts: RunOptions, printer: Printer, masker: Masker) -> int:
@@ -92,18 +85,29 @@ def _run_whole_dag(opts: RunOptions, printer: Printer, masker: Masker) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
+    return _run_and_render(
+        lambda: trio.run(run_dag, opts, printer, plan),
+        render_dag_json if opts.json else render_dag_text,
+        masker,
+    )
+
+
+def _run_and_render(
+    run: Callable[[], Any], render: Callable[[Any, Masker], str], masker: Masker
+) -> int:
+    """Run the local supervisor, print its summary, and turn what can go wrong into one line."""
     try:
-        report = trio.run(run_dag, opts, printer, plan)
+        report = run()
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return _EXIT_INTERRUPTED
     except OSError as exc:
         sys.stderr.write(f"{PROG}: error: cannot set up the local supervisor: {exc}\n")
         return EXIT_NOT_SUCCESS
-    render = render_dag_json if opts.json else render_dag_text
     sys.stdout.write(render(report, masker))
     sys.stdout.flush()
-    return report.status
+    status: int = report.status
+    return status
 
 
 def plan_whole_dag(bundle: str, dag_id: str, timeout: float) -> list[PlannedTask]:
