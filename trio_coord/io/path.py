@@ -32,7 +32,7 @@ _EXTRA = "objectstore"
 
 def _fsspec() -> Any:
     try:
-        import fsspec
+        import fsspec  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         raise UsageError(
             "object storage needs fsspec, which is not installed: "
@@ -110,8 +110,9 @@ class StatResult:
             value = self.info.get(name)
             if isinstance(value, int | float):
                 return float(value)
-            if hasattr(value, "timestamp"):
-                return float(value.timestamp())
+            stamp = getattr(value, "timestamp", None)
+            if callable(stamp):
+                return float(stamp())
         return None
 
 

@@ -217,6 +217,7 @@ class _DagRun:
                 xcoms=self.store.values,
                 mapped_lengths=self.store.mapped_lengths,
                 reschedule_start=first_start if reschedules else None,
+                task_instances=self.results,
             )
             started = datetime.datetime.now(_UTC)
             report = await run_try(opts, self.printer, session)
