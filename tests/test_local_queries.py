@@ -113,8 +113,11 @@ def test_every_request_kind_has_a_typed_local_answer(msg: m.Request) -> None:
     body, error = answer
     assert error != UNSUPPORTED
     # The body is one the real supervisor sends for this request, or an error (body or element).
-    assert body is None or isinstance(body, m.ErrorResponse) or type(body) in msg.RESULT or (
-        isinstance(body, m.OKResponse) and not msg.RESULT
+    assert (
+        body is None
+        or isinstance(body, m.ErrorResponse)
+        or type(body) in msg.RESULT
+        or (isinstance(body, m.OKResponse) and not msg.RESULT)
     ), (type(body), msg.RESULT)
 
 
@@ -238,7 +241,11 @@ def test_catalogue_reads_dags_and_assets_from_serialized_documents() -> None:
     s = _session()
     s.catalogue = cat
     dag, err = _ask(s, m.GetDag(dag_id="d"))
-    assert err is None and (dag.tags, dag.owners, dag.is_paused) == (["a", "b"], "airflow, ann", False)
+    assert err is None and (dag.tags, dag.owners, dag.is_paused) == (
+        ["a", "b"],
+        "airflow, ann",
+        False,
+    )
     assert dag.bundle_name == "hello_bundle"
     assert _ask(s, m.GetDag(dag_id="x"))[1].detail["status_code"] == 404
     asset, _ = _ask(s, m.GetAssetByName(name="raw"))
@@ -295,3 +302,40 @@ def test_local_run_loads_the_bundle_for_dag_and_asset_lookups(
     assert summary["hitl_requests"] == [
         {"subject": "Ship it?", "options": ["yes", "no"], "defaults": ["no"]}
     ]
+
+
+DAG_BUNDLE = """
+    import trio_coord
+
+    bundle = trio_coord.Bundle("queriesdag")
+    d = bundle.dag("d")
+
+    @d.task
+    async def first():
+        return 1
+
+    @d.task
+    async def second(client):
+        crumbs = await client.get_task_breadcrumbs()
+        return {
+            "states": await client.get_task_states(),
+            "crumbs": [[c["task_id"], c["state"]] for c in crumbs],
+        }
+
+    first >> second
+"""
+
+
+def test_whole_dag_run_shows_settled_task_instances_to_later_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "queries_dag.py"
+    path.write_text(textwrap.dedent(DAG_BUNDLE))
+    code = main([str(path), "d", "--json", "--timeout", "90", "--run-id", "r1"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    by_task = {ti["task_id"]: ti for ti in json.loads(out)["task_instances"]}
+    assert by_task["second"]["xcoms"]["return_value"] == {
+        "states": {"r1": {"first": "success", "second": "running"}},
+        "crumbs": [["first", "success"]],
+    }

@@ -483,9 +483,7 @@ async def test_scripted_runtime_is_answered_in_order_and_reported() -> None:
         missing = await rt.request(GetVariable(key="nope"))
         seen["missing"] = missing.error
         seen["in_body"] = missing.error_in_body
-        seen["hitl"] = (
-            await rt.request(UpdateHITLDetail(ti_id=ti.id, chosen_options=["a"]))
-        ).error
+        seen["hitl"] = (await rt.request(UpdateHITLDetail(ti_id=ti.id, chosen_options=["a"]))).error
         await rt.request(
             SetXCom(
                 key="return_value",

@@ -143,7 +143,7 @@ def test_misuse_gets_a_usage_error_naming_the_fix() -> None:
         ObjectStoragePath("memory://c@b/k", client=FakeAsyncClient()).exists()
     with pytest.raises(UsageError, match="needs the task's client"):
         ObjectStoragePath("memory://c@b/k").exists()
-    with pytest.raises(UsageError, match="connections work with .*s3"):
+    with pytest.raises(UsageError, match=r"connections work with .*s3"):
         ObjectStoragePath("ftp://b/k", connection=CONN).exists()
     with pytest.raises(UsageError, match="URL string"):
         ObjectStoragePath(42)  # type: ignore[arg-type]
@@ -208,7 +208,9 @@ def test_s3_options_from_an_aws_connection() -> None:
     assert storage_options("s3", None) == {}
     assert storage_options("file", CONN) == {} and storage_options("memory", CONN) == {}
     gcs = Connection(
-        conn_id="g", conn_type="google_cloud_platform", extra={"key_path": "/k.json", "project": "p"}
+        conn_id="g",
+        conn_type="google_cloud_platform",
+        extra={"key_path": "/k.json", "project": "p"},
     )
     assert storage_options("gs", gcs) == {"token": "/k.json", "project": "p"}
 

@@ -92,7 +92,9 @@ class _Store:
                     f"import: {exc}"
                 ) from None
             except ValueError as exc:
-                raise UsageError(f"object storage: {self.protocol}:// is not usable: {exc}") from None
+                raise UsageError(
+                    f"object storage: {self.protocol}:// is not usable: {exc}"
+                ) from None
         return self._fs
 
 
@@ -124,7 +126,7 @@ class ObjectStoragePath:
     Extra keyword arguments are fsspec storage options and win over the connection's.
     """
 
-    __slots__ = ("_store", "_bucket", "_key")
+    __slots__ = ("_bucket", "_key", "_store")
 
     def __init__(
         self,
@@ -156,7 +158,11 @@ class ObjectStoragePath:
         if protocol in ("file", "local") and host:
             path = "/" + host + path  # file://tmp/x was meant as /tmp/x
         self._store = _Store(
-            protocol=protocol, conn_id=conn_id, client=client, connection=connection, options=options
+            protocol=protocol,
+            conn_id=conn_id,
+            client=client,
+            connection=connection,
+            options=options,
         )
         self._bucket = bucket
         self._key = _normalise(path)
@@ -247,7 +253,11 @@ class ObjectStoragePath:
         return f"ObjectStoragePath({str(self)!r}{conn})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ObjectStoragePath) and self.samestore(other) and str(self) == str(other)
+        return (
+            isinstance(other, ObjectStoragePath)
+            and self.samestore(other)
+            and str(self) == str(other)
+        )
 
     def __hash__(self) -> int:
         return hash((self.protocol, self.conn_id, str(self)))

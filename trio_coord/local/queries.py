@@ -283,5 +283,7 @@ def by_alias(events: Iterable[tuple[Any, tuple[str, ...]]], msg: GetAssetsByAlia
     for event, aliases in events:
         if msg.alias_name in aliases:
             a = event.asset
-            found.setdefault((a.name, a.uri), AssetResult(name=a.name, uri=a.uri, group=a.group, extra=a.extra))
+            found.setdefault(
+                (a.name, a.uri), AssetResult(name=a.name, uri=a.uri, group=a.group, extra=a.extra)
+            )
     return AssetsByAliasResult(assets=list(found.values())), None

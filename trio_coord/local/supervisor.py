@@ -343,9 +343,9 @@ class EmbeddedSupervisor:
         from .parse import run_parse  # parse builds on this module
 
         spec = self.session.options.bundle
-        target = os.path.abspath(spec.partition(":")[0])
+        target, root = _parse_paths(spec)
         outcome = await run_parse(
-            spec, target, os.path.dirname(target), timeout=min(self.limits.run, _CATALOGUE_TIMEOUT)
+            spec, target, root, timeout=min(self.limits.run, _CATALOGUE_TIMEOUT)
         )
         self.session.catalogue = Catalogue.from_parse_result(
             outcome.result, outcome.problem or (outcome.log_text() or None)
@@ -399,6 +399,12 @@ class EmbeddedSupervisor:
             await _lines(stream, line)
         finally:
             await trio.aclose_forcefully(stream)
+
+
+def _parse_paths(spec: str) -> tuple[str, str]:
+    """The file and bundle root a parse request names for ``spec`` (``FILE.py:ATTR`` too)."""
+    target = os.path.abspath(spec.partition(":")[0])
+    return target, os.path.dirname(target)
 
 
 async def _receive(stream: trio.abc.ReceiveStream) -> bytes:
