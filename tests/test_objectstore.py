@@ -3,6 +3,7 @@ clear errors for misuse, and a task using it under the real supervisor and ``tri
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from airflow_harness.harness import HERE, supervise
 from trio_coord.client.connections import Connection
 from trio_coord.errors import UsageError
 from trio_coord.io import ObjectStoragePath, storage_options
+from trio_coord.io.binding import bound_client
 from trio_coord.local import main
 
 BUNDLE = str(HERE / "bundle_objectstore.py") + ":bundle"
@@ -128,6 +130,23 @@ def test_sync_client_fetches_the_connection_once_for_all_children() -> None:
     assert client.asked == ["lake"]
 
 
+def test_the_bound_task_client_is_used_when_none_is_passed() -> None:
+    client = FakeSyncClient()
+    with bound_client(client):
+        p = ObjectStoragePath(f"memory://lake@bk-{uuid.uuid4().hex[:8]}/f")
+        p.write_text("x")
+    assert client.asked == ["lake"] and p.read_text() == "x"  # the store keeps the connection
+
+    async def go() -> Any:
+        with bound_client(FakeAsyncClient()):
+            q = await ObjectStoragePath.connect(_mem() + "/g", conn_id="c")
+        return q._store.connection
+
+    assert trio.run(go).password == SECRET
+    with pytest.raises(UsageError, match="needs a task's client"):
+        trio.run(functools.partial(ObjectStoragePath.connect, _mem(), conn_id="c"))
+
+
 def test_connect_awaits_the_async_client() -> None:
     async def go() -> Any:
         p = await ObjectStoragePath.connect(_mem() + "/f", client=FakeAsyncClient(), conn_id="c")
@@ -141,7 +160,7 @@ def test_connect_awaits_the_async_client() -> None:
 def test_misuse_gets_a_usage_error_naming_the_fix() -> None:
     with pytest.raises(UsageError, match=r"ObjectStoragePath\.connect"):
         ObjectStoragePath("memory://c@b/k", client=FakeAsyncClient()).exists()
-    with pytest.raises(UsageError, match="needs the task's client"):
+    with pytest.raises(UsageError, match="needs a task's client"):
         ObjectStoragePath("memory://c@b/k").exists()
     with pytest.raises(UsageError, match=r"connections work with .*s3"):
         ObjectStoragePath("ftp://b/k", connection=CONN).exists()
@@ -247,6 +266,9 @@ def test_task_under_the_real_supervisor_uses_the_served_connection(
         assert (tmp_path / "store" / "out" / "copy.txt").read_text() == "rows=3"
     else:
         assert value["bytes"] == list(b"\x00\x01binary") and value["conn"] == "lake"
+        # Blocking path code with the async task's client is refused, pointing at connect().
+        assert "ObjectStoragePath.connect" in value["blocked"]
+        assert (tmp_path / "store" / "b.bin").read_bytes() == b"b"
         assert (tmp_path / "store" / "a.bin").read_bytes() == b"\x00\x01binary"
 
 
@@ -258,8 +280,8 @@ LOCAL_BUNDLE = """
     d = bundle.dag("d")
 
     @d.task
-    def write(client, log):
-        p = ObjectStoragePath("memory://lake@bucket/x.json", client=client)
+    def write(log):
+        p = ObjectStoragePath("memory://lake@bucket/x.json")
         p.write_text('{"n": 1}')
         log.info("password is %s", p._store.connection.password)
         return {"read": p.read_text(), "exists": p.exists()}

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ..client.connections import Connection
 from ..errors import UsageError
+from .binding import current_client
 from .options import storage_options
 
 __all__ = ["ObjectStoragePath", "StatResult"]
@@ -55,13 +56,13 @@ class _Store:
     def resolve_connection(self) -> Connection | None:
         if self.conn_id is None or self.connection is not None:
             return self.connection
-        if self.client is None:
+        client = self.client if self.client is not None else current_client()
+        if client is None:
             raise UsageError(
-                f"object storage: {self.protocol}:// with connection {self.conn_id!r} needs the "
-                "task's client: ObjectStoragePath(url, client=client) in a plain def task, "
-                "await ObjectStoragePath.connect(url, client=client) in an async def task"
+                f"object storage: {self.protocol}:// with connection {self.conn_id!r} needs a "
+                "task's client: use the path inside a task, or pass client=, or a connection="
             )
-        result = self.client.get_connection(self.conn_id)
+        result = client.get_connection(self.conn_id)
         if inspect.isawaitable(result):
             close = getattr(result, "close", None)
             if close is not None:
@@ -172,13 +173,22 @@ class ObjectStoragePath:
         cls,
         url: str,
         *,
-        client: Any,
+        client: Any = None,
         conn_id: str | None = None,
         **options: Any,
     ) -> ObjectStoragePath:
-        """A path whose connection is fetched now, with ``await``: for ``async def`` tasks."""
-        path = cls(url, conn_id=conn_id, **options)
+        """A path whose connection is fetched now, with ``await``: for ``async def`` tasks.
+
+        ``client`` defaults to the running task's.
+        """
+        path = cls(url, conn_id=conn_id, client=client, **options)
         if path.conn_id is not None:
+            client = client if client is not None else current_client()
+            if client is None:
+                raise UsageError(
+                    "ObjectStoragePath.connect needs a task's client: call it inside a task "
+                    "or pass client="
+                )
             path._store.connection = await client.get_connection(path.conn_id)
         return path
 
