@@ -18,10 +18,17 @@ import trio_coord.runtime  # noqa: F401  (the client is normally loaded by the r
 from trio_coord.client import Client
 from trio_coord.errors import SupervisorError
 from trio_coord.local import main
+from trio_coord.local import parse as local_parse
 from trio_coord.local.dag_runner import TaskInstanceResult
 from trio_coord.local.options import RunOptions
 from trio_coord.local.queries import Catalogue
-from trio_coord.local.session import NO_FD_PASSING, UNHANDLED, UNSUPPORTED, Session
+from trio_coord.local.session import (
+    NO_FD_PASSING,
+    SUPPORTED,
+    UNHANDLED,
+    UNSUPPORTED,
+    Session,
+)
 from trio_coord.protocol import Reply
 from trio_coord.protocol import messages as m
 from trio_coord.protocol.codec import packb
@@ -102,6 +109,10 @@ def test_the_samples_cover_every_request_kind() -> None:
     kinds = {type(s).TYPE for s in SAMPLES}
     expected = {t for t, c in m.REQUESTS.items() if not c.TERMINAL} - _NOT_FROM_A_TASK
     assert kinds == expected
+
+
+def test_supported_lists_every_request_a_task_can_send() -> None:
+    assert set(m.REQUESTS) - SUPPORTED == _NOT_FROM_A_TASK
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda s: type(s).TYPE)
@@ -308,11 +319,11 @@ DAG_BUNDLE = """
     import trio_coord
 
     bundle = trio_coord.Bundle("queriesdag")
-    d = bundle.dag("d")
+    d = bundle.dag("d", tags=["t1"])
 
     @d.task
-    async def first():
-        return 1
+    async def first(client):
+        return (await client.get_dag()).dag_id
 
     @d.task
     async def second(client):
@@ -320,6 +331,7 @@ DAG_BUNDLE = """
         return {
             "states": await client.get_task_states(),
             "crumbs": [[c["task_id"], c["state"]] for c in crumbs],
+            "dag": (await client.get_dag()).tags,
         }
 
     first >> second
@@ -327,10 +339,19 @@ DAG_BUNDLE = """
 
 
 def test_whole_dag_run_shows_settled_task_instances_to_later_tasks(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A later task sees the earlier one's state; the bundle's DAGs are read once for the run."""
     path = tmp_path / "queries_dag.py"
     path.write_text(textwrap.dedent(DAG_BUNDLE))
+    parses: list[str] = []
+    real = local_parse.run_parse
+
+    async def counting(spec: str, *args: Any, **kw: Any) -> Any:
+        parses.append(spec)
+        return await real(spec, *args, **kw)
+
+    monkeypatch.setattr(local_parse, "run_parse", counting)
     code = main([str(path), "d", "--json", "--timeout", "90", "--run-id", "r1"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
@@ -338,4 +359,7 @@ def test_whole_dag_run_shows_settled_task_instances_to_later_tasks(
     assert by_task["second"]["xcoms"]["return_value"] == {
         "states": {"r1": {"first": "success", "second": "running"}},
         "crumbs": [["first", "success"]],
+        "dag": ["t1"],
     }
+    assert by_task["first"]["xcoms"]["return_value"] == "d"
+    assert len(parses) == 2  # the plan, then the catalogue for both tries' GetDag
