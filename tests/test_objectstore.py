@@ -178,12 +178,16 @@ def test_missing_fsspec_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         p.exists()
 
 
-def test_importing_trio_coord_io_does_not_import_fsspec() -> None:
+def test_importing_trio_coord_io_needs_neither_fsspec_nor_trio() -> None:
+    """A bundle imports it at module level, also where Airflow's DAG processor has no trio."""
     import subprocess
 
-    code = "import sys, trio_coord.io; print('fsspec' in sys.modules)"
+    code = (
+        "import sys; sys.modules['trio'] = None; import trio_coord.io; "
+        "print(str(trio_coord.io.ObjectStoragePath('s3://c@b/k')), 'fsspec' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "s3://b/k False"
 
 
 def test_s3_options_from_an_aws_connection() -> None:

@@ -9,10 +9,12 @@ an unknown backend could send a password where a host belongs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ..client.connections import Connection
 from ..errors import UsageError
+
+if TYPE_CHECKING:  # the client needs trio; a bundle importing this for the DAG processor does not
+    from ..client.connections import Connection
 
 __all__ = ["CONNECTION_PROTOCOLS", "storage_options"]
 

@@ -18,13 +18,15 @@ import posixpath
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..client.connections import Connection
 from ..errors import UsageError
 from .binding import current_client
 from .options import storage_options
+
+if TYPE_CHECKING:  # the client needs trio; a bundle importing this for the DAG processor does not
+    from ..client.connections import Connection
 
 __all__ = ["ObjectStoragePath", "StatResult"]
 
@@ -72,6 +74,8 @@ class _Store:
                 "client from blocking path code; in an async def task create the path with "
                 "await ObjectStoragePath.connect(url, client=client)"
             )
+        from ..client.connections import Connection
+
         if not isinstance(result, Connection):
             raise UsageError(
                 "object storage: client= must be the task's client (its get_connection "
