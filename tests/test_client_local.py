@@ -76,9 +76,10 @@ async def test_rendered_fields_are_recorded_redacted() -> None:
     assert session.rendered_fields == {"sql": "select 1", "api_key": "***"}
 
 
-async def test_kinds_not_emulated_still_fail_with_501() -> None:
-    """A request the local supervisor does not keep, such as GetDag, fails with the 501 API error."""
+async def test_get_dag_without_the_bundle_catalogue_is_a_404() -> None:
+    """Without the supervisor loading the bundle's DAGs, GetDag is the API's 404, saying why."""
     c, _ = local_client()
     with pytest.raises(SupervisorError) as caught:
         await c.get_dag()
-    assert caught.value.status_code == 501
+    assert caught.value.status_code == 404
+    assert "not loaded" in str(caught.value)

@@ -32,7 +32,7 @@ from trio_coord.errors import RemoteProtocolError, UsageError
 from trio_coord.local import main
 from trio_coord.local.logs import Printer, check_log_line, format_record
 from trio_coord.local.options import RunOptions, parse_args
-from trio_coord.local.session import UNSUPPORTED, Session, final_state
+from trio_coord.local.session import NO_FD_PASSING, UNHANDLED, UNSUPPORTED, Session, final_state
 from trio_coord.local.supervisor import EmbeddedSupervisor, Limits
 from trio_coord.protocol import NEED_DATA, CommConnection, Reply, Startup
 from trio_coord.protocol.codec import packb
@@ -47,6 +47,7 @@ from trio_coord.protocol.messages import (
     SetXCom,
     SucceedTask,
     TaskState,
+    UpdateHITLDetail,
     VariableResult,
     XComResult,
 )
@@ -305,7 +306,7 @@ def test_session_answers_like_the_supervisor() -> None:
     assert ask(pull) == (XComResult(key="return_value", value=[1, 2]), None)
     missing = GetXCom(key="other", dag_id="d", run_id=run_id, task_id="up")
     assert ask(missing) == (XComResult(key="other", value=None), None)
-    assert ask(GetDag(dag_id="d")) == (None, UNSUPPORTED)
+    assert ask(GetDag(dag_id="d"))[1].detail["status_code"] == 404  # the DAGs were not loaded
     assert UNSUPPORTED.to_map()["detail"] == {
         "status_code": 501,
         "message": "not supported by trio-coord run",
@@ -482,7 +483,7 @@ async def test_scripted_runtime_is_answered_in_order_and_reported() -> None:
         missing = await rt.request(GetVariable(key="nope"))
         seen["missing"] = missing.error
         seen["in_body"] = missing.error_in_body
-        seen["dag"] = (await rt.request(GetDag(dag_id="d"))).error
+        seen["hitl"] = (await rt.request(UpdateHITLDetail(ti_id=ti.id, chosen_options=["a"]))).error
         await rt.request(
             SetXCom(
                 key="return_value",
@@ -499,7 +500,7 @@ async def test_scripted_runtime_is_answered_in_order_and_reported() -> None:
     report, process, printer, notices = await _supervise(script)
     assert seen["missing"] == ErrorResponse(error="VARIABLE_NOT_FOUND", detail={"key": "nope"})
     assert seen["in_body"] is True
-    assert seen["dag"] == UNSUPPORTED
+    assert seen["hitl"] == UNHANDLED
     assert (report.state, report.note, report.terminal, report.exit_code) == (
         "success",
         None,
@@ -507,7 +508,12 @@ async def test_scripted_runtime_is_answered_in_order_and_reported() -> None:
         0,
     )
     assert report.xcoms == {"return_value": {"x": 1}}
-    assert report.requests == {"GetDag": 1, "GetVariable": 1, "SetXCom": 1, "SucceedTask": 1}
+    assert report.requests == {
+        "GetVariable": 1,
+        "SetXCom": 1,
+        "SucceedTask": 1,
+        "UpdateHITLDetail": 1,
+    }
     assert report.status == 0 and report.defects == [] and notices == []
     assert [line.split(" ", 1)[1] for line in printer.lines] == ["INFO    task: hello"]
     assert process.signals == []
@@ -727,7 +733,7 @@ import os
 import trio
 import trio_coord
 from trio_coord.errors import NotFound, SupervisorError
-from trio_coord.protocol.messages import GetDag, SetRenderedMapIndex
+from trio_coord.protocol.messages import ResendLoggingFD, SetRenderedMapIndex
 
 bundle = trio_coord.Bundle("local_tests")
 d = bundle.dag("d")
@@ -759,7 +765,7 @@ async def connections(client):
 @d.task
 async def unsupported(client):
     try:
-        await client.request(GetDag(dag_id="d"))
+        await client.request(ResendLoggingFD())
     except SupervisorError as exc:
         return [exc.error, exc.status_code, exc.in_body]
 
@@ -888,13 +894,14 @@ def test_connection_from_conn_flag(bundle: str, capsys: pytest.CaptureFixture[st
     }
 
 
-def test_unsupported_request_gets_the_501_error_element(
+def test_resend_logging_fd_is_refused_with_a_clear_error(
     bundle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A catalogue request the local supervisor does not emulate fails with API_SERVER_ERROR 501."""
+    """ResendLoggingFD (meaningless over TCP) is refused with a 400 error element saying why."""
     code, summary, _ = run_json(capsys, bundle, "d", "unsupported")
     assert code == 0
-    assert summary["xcoms"]["return_value"] == ["API_SERVER_ERROR", 501, False]
+    assert summary["xcoms"]["return_value"] == ["API_SERVER_ERROR", 400, False]
+    assert "cannot be passed over TCP" in NO_FD_PASSING.to_map()["detail"]["message"]
 
 
 def test_own_seeded_xcoms_are_cleared_before_the_task_runs(

@@ -41,6 +41,7 @@ from . import dag_run
 from .dag_run import FINISHED, PlannedTask, Temporal, XComStore
 from .logs import Printer
 from .options import RunOptions
+from .queries import Catalogue
 from .session import Report, Session
 from .supervisor import run_local
 from .trigger_rules import RUN, UpstreamStates, decide
@@ -125,6 +126,8 @@ class _DagRun:
         self.skips: dict[str, set[int] | None] = {}
         self.stopped: str | None = None
         self.waiter = _Waiter(opts, printer)
+        #: The bundle's DAGs, once a try made the supervisor read them (shared by later tries).
+        self.catalogue: Catalogue | None = None
 
     # -- the run ------------------------------------------------------------------------
 
@@ -217,7 +220,9 @@ class _DagRun:
                 xcoms=self.store.values,
                 mapped_lengths=self.store.mapped_lengths,
                 reschedule_start=first_start if reschedules else None,
+                task_instances=self.results,
             )
+            session.catalogue = self.catalogue
             started = datetime.datetime.now(_UTC)
             report = await run_try(opts, self.printer, session)
             result.tries += 1
@@ -227,6 +232,7 @@ class _DagRun:
             if report.state in ("failed", "up_for_retry") and report.last_error:
                 result.note = report.last_error if not report.note else report.note
             result.xcoms = dict(report.xcoms)
+            self.catalogue = session.catalogue
             self._record_skips(session)
             next_method, next_kwargs = None, None
             if report.note and report.note.startswith("interrupted by"):

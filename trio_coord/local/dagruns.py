@@ -36,7 +36,11 @@ class LocalDagRuns:
                 return ErrorResponse(error="DAGRUN_ALREADY_EXISTS"), None
             self.triggered.setdefault(key, {})["cleared"] = True
             return OKResponse(ok=True), None
-        self.triggered[key] = {"conf": dict(msg.conf or {})}
+        self.triggered[key] = {
+            "conf": dict(msg.conf or {}),
+            "logical_date": msg.logical_date,
+            "run_after": msg.run_after,
+        }
         return OKResponse(ok=True), None
 
     def state(self, msg: GetDagRunState) -> tuple[Any, Any]:

@@ -26,7 +26,7 @@ import getpass
 import os
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -39,6 +39,7 @@ from ..protocol.messages import (
     ClearAssetStateStoreByUri,
     ClearTaskStateStore,
     ConnectionResult,
+    CreateHITLDetailPayload,
     DagRun,
     DeleteAssetStateStoreByName,
     DeleteAssetStateStoreByUri,
@@ -46,25 +47,40 @@ from ..protocol.messages import (
     DeleteVariable,
     DeleteXCom,
     ErrorResponse,
+    GetAssetByName,
+    GetAssetByUri,
     GetAssetEventByAsset,
     GetAssetEventByAssetAlias,
+    GetAssetsByAlias,
     GetAssetStateStoreByName,
     GetAssetStateStoreByUri,
     GetConnection,
+    GetDag,
+    GetDagRun,
     GetDagRunState,
+    GetDRCount,
+    GetHITLDetailResponse,
+    GetPreviousDagRun,
+    GetPreviousTI,
+    GetPrevSuccessfulDagRun,
+    GetTaskBreadcrumbs,
     GetTaskRescheduleStartDate,
+    GetTaskStates,
     GetTaskStateStore,
+    GetTICount,
     GetVariable,
     GetVariableKeys,
     GetXCom,
     GetXComCount,
     GetXComSequenceItem,
     GetXComSequenceSlice,
+    HITLDetailRequestResult,
     Inbound,
     MaskSecret,
     OKResponse,
     PutVariable,
     Request,
+    ResendLoggingFD,
     SetAssetStateStoreByName,
     SetAssetStateStoreByUri,
     SetRenderedFields,
@@ -79,6 +95,7 @@ from ..protocol.messages import (
     TaskStateStoreResult,
     TIRunContext,
     TriggerDagRun,
+    UpdateHITLDetail,
     ValidateInletsAndOutlets,
     VariableKeysResult,
     VariableResult,
@@ -92,6 +109,7 @@ from ..runtime.masking import Masker
 from .assets import LocalAssets
 from .dagruns import LocalDagRuns
 from .options import RunOptions
+from .queries import Catalogue, LocalQueries, TIState, by_alias
 
 __all__ = [
     "XComKey",
@@ -99,7 +117,9 @@ __all__ = [
     "Report",
     "Session",
     "SUPPORTED",
+    "UNHANDLED",
     "UNSUPPORTED",
+    "NO_FD_PASSING",
     "build_startup_details",
     "describe_exit",
     "final_state",
@@ -112,6 +132,21 @@ Answer: TypeAlias = tuple[Inbound | None, ErrorResponse | None]
 UNSUPPORTED: Final = ErrorResponse(
     error="API_SERVER_ERROR",
     detail={"status_code": 501, "message": "not supported by trio-coord run"},
+)
+
+#: What 1.3.2 answers to the HITL requests it does not handle (protocol.md §12 row 9).
+UNHANDLED: Final = ErrorResponse(
+    error="API_SERVER_ERROR", detail={"status_code": 400, "message": "Unhandled request"}
+)
+
+#: ``ResendLoggingFD`` is refused: its fd passing has no meaning on a TCP log socket.
+NO_FD_PASSING: Final = ErrorResponse(
+    error="API_SERVER_ERROR",
+    detail={
+        "status_code": 400,
+        "message": "ResendLoggingFD is refused by trio-coord run: logs go to the --logs "
+        "socket, and a file descriptor cannot be passed over TCP",
+    },
 )
 
 #: States the supervisor PATCHes the moment it receives their message (§5.7, §7.1 rule 5).
@@ -280,6 +315,8 @@ class Report:
     #: What a ``RetryTask`` carried: the retry policy's reason and delay.
     retry_reason: str | None = None
     retry_delay_seconds: float | None = None
+    #: Human-in-the-loop requests the try created: subject, options, defaults.
+    hitl_requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def status(self) -> int:
@@ -303,6 +340,7 @@ class Session:
         xcoms: dict[XComKey, Any] | None = None,
         mapped_lengths: dict[tuple[str, int], int] | None = None,
         reschedule_start: datetime.datetime | None = None,
+        task_instances: Mapping[tuple[str, int], Any] | None = None,
     ) -> None:
         self.options = opts
         self.details = build_startup_details(opts, now or datetime.datetime.now(_UTC))
@@ -343,6 +381,12 @@ class Session:
         self.outlet_events: list[dict[str, Any]] = []
         self.hints: list[str] = []
         self.skipped_downstream: list[str] = []
+        #: A whole-DAG run's task instances so far: (task_id, index) -> .state/.duration.
+        self.task_instances = task_instances
+        #: The bundle's DAGs and assets, loaded by the supervisor when first needed.
+        self.catalogue: Catalogue | None = None
+        #: Human-in-the-loop requests the try created (shown in the summary).
+        self.hitl_requests: list[dict[str, Any]] = []
 
     # -- recording --------------------------------------------------------------------------
 
@@ -358,6 +402,44 @@ class Session:
         self.defect(f"fatal for the real supervisor: {reason}")
 
     # -- answering --------------------------------------------------------------------------
+
+    def wants_catalogue(self, msg: Request | None) -> bool:
+        """Whether answering ``msg`` needs the bundle's DAGs, which are not loaded yet."""
+        return self.catalogue is None and isinstance(msg, GetDag | GetAssetByName | GetAssetByUri)
+
+    def _catalogue(self) -> Catalogue:
+        if self.catalogue is None:
+            return Catalogue(problem="the bundle's DAGs were not loaded")
+        return self.catalogue
+
+    def queries(self) -> LocalQueries:
+        """The run and task-instance view the DAG-run queries answer from."""
+        ti = self.details.ti
+        own = (ti.task_id, -1 if ti.map_index is None else ti.map_index)
+        instances = [TIState(own[0], own[1], "running")]
+        for (task_id, index), result in (self.task_instances or {}).items():
+            if (task_id, index) != own:
+                state = getattr(result, "state", None)
+                instances.append(
+                    TIState(
+                        task_id,
+                        index,
+                        None if state in (None, "none") else str(state),
+                        getattr(result, "duration", None),
+                    )
+                )
+        return LocalQueries(
+            own=self.details.ti_context.dag_run,
+            triggered=self.dag_runs.triggered,
+            instances=instances,
+        )
+
+    def _create_hitl(self, msg: CreateHITLDetailPayload) -> Answer:
+        fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+        self.hitl_requests.append(
+            {"subject": msg.subject, "options": list(msg.options), "defaults": msg.defaults}
+        )
+        return HITLDetailRequestResult(**fields), None
 
     def answer(self, frame: RequestFrame) -> Answer | None:
         """The reply to one request frame, or None when the supervisor would not reply."""
@@ -627,6 +709,7 @@ class Session:
             skipped_downstream=list(self.skipped_downstream),
             retry_reason=getattr(self.terminal, "retry_reason", None),
             retry_delay_seconds=getattr(self.terminal, "retry_delay_seconds", None),
+            hitl_requests=list(self.hitl_requests),
         )
 
 
@@ -652,6 +735,24 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     GetAssetEventByAssetAlias: lambda s, m: (s.assets.by_alias(m), None),
     TriggerDagRun: lambda s, m: s.dag_runs.trigger(m),
     GetDagRunState: lambda s, m: s.dag_runs.state(m),
+    GetDag: lambda s, m: s._catalogue().dag(
+        m, bundle_name=s.details.bundle_info.name, rel_path=s.details.dag_rel_path
+    ),
+    GetAssetByName: lambda s, m: s._catalogue().asset(m),
+    GetAssetByUri: lambda s, m: s._catalogue().asset(m),
+    GetAssetsByAlias: lambda s, m: by_alias(s.assets.events, m),
+    GetDagRun: lambda s, m: s.queries().dag_run(m),
+    GetDRCount: lambda s, m: s.queries().dr_count(m),
+    GetPreviousDagRun: lambda s, m: s.queries().previous_dag_run(m),
+    GetPrevSuccessfulDagRun: lambda s, m: s.queries().prev_successful_dag_run(),
+    GetPreviousTI: lambda s, m: s.queries().previous_ti(m),
+    GetTICount: lambda s, m: s.queries().ti_count(m),
+    GetTaskStates: lambda s, m: s.queries().task_states(m),
+    GetTaskBreadcrumbs: lambda s, m: s.queries().breadcrumbs(m),
+    CreateHITLDetailPayload: Session._create_hitl,
+    UpdateHITLDetail: lambda s, m: (None, UNHANDLED),
+    GetHITLDetailResponse: lambda s, m: (None, UNHANDLED),
+    ResendLoggingFD: lambda s, m: (None, NO_FD_PASSING),
     **dict.fromkeys(
         (GetTaskStateStore, GetAssetStateStoreByName, GetAssetStateStoreByUri), Session._get_state
     ),

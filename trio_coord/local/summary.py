@@ -55,6 +55,7 @@ def render_text(report: Report, masker: Masker) -> str:
     ]
     rows += [("asset event", _clip(_json(e))) for e in report.outlet_events]
     rows += [("triggered", _clip(line)) for line in report.triggered_runs]
+    rows += [("hitl request", _clip(_json(h))) for h in report.hitl_requests]
     if report.skipped_downstream:
         rows.append(("skipped downstream", ", ".join(report.skipped_downstream)))
     if report.retry_reason is not None:
@@ -94,6 +95,7 @@ def render_json(report: Report, masker: Masker) -> str:
         "outlet_events": report.outlet_events,
         "triggered_runs": report.triggered_runs,
         "skipped_downstream": report.skipped_downstream,
+        "hitl_requests": report.hitl_requests,
         "retry_reason": report.retry_reason,
         "retry_delay_seconds": report.retry_delay_seconds,
         "secrets_masked": report.secrets_masked,

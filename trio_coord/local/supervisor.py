@@ -44,12 +44,15 @@ from ..protocol.framing import NEED_DATA, WIRE_MAX_FRAME_SIZE, FrameDecoder
 from ..protocol.peer import decode_request_frame, encode_first_frame, encode_reply_frame
 from .logs import SUPERVISOR_LEVELS, Printer, check_log_line, try_context
 from .options import DEFAULT_TIMEOUT, RunOptions
+from .queries import Catalogue
 from .session import Report, Session, describe_exit
 from .target import bundle_program
 
 __all__ = ["EmbeddedSupervisor", "Limits", "ProcessLike", "child_command", "run_local"]
 
 _READ_SIZE: Final = 65536
+#: Bound on reading the bundle's DAGs for GetDag and asset lookups (one more bundle import).
+_CATALOGUE_TIMEOUT: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +320,8 @@ class EmbeddedSupervisor:
                     self.session.crash(f"comm: {exc}")
                     self._stop(f"bad frame on the comm socket ({exc})", process, nursery)
                     return
+                if self.session.wants_catalogue(frame.body):
+                    await self._load_catalogue()
                 answer = self.session.answer(frame)
                 if answer is None:
                     self.printer.notice(
@@ -328,6 +333,23 @@ class EmbeddedSupervisor:
                     return
                 if frame.body is not None and frame.body.TERMINAL:
                     nursery.start_soon(self._overtime, process, nursery)
+
+    async def _load_catalogue(self) -> None:
+        """Read the bundle's DAGs (for GetDag and asset lookups) through its parse workload.
+
+        Done at the first such request, not up front: most tries never ask, and the
+        parse starts the bundle once more.
+        """
+        from .parse import run_parse  # parse builds on this module
+
+        spec = self.session.options.bundle
+        target, root = _parse_paths(spec)
+        outcome = await run_parse(
+            spec, target, root, timeout=min(self.limits.run, _CATALOGUE_TIMEOUT)
+        )
+        self.session.catalogue = Catalogue.from_parse_result(
+            outcome.result, outcome.problem or (outcome.log_text() or None)
+        )
 
     async def _send(self, comm: trio.abc.Stream, data: bytes) -> bool:
         with trio.move_on_after(self.limits.write):
@@ -377,6 +399,12 @@ class EmbeddedSupervisor:
             await _lines(stream, line)
         finally:
             await trio.aclose_forcefully(stream)
+
+
+def _parse_paths(spec: str) -> tuple[str, str]:
+    """The file and bundle root a parse request names for ``spec`` (``FILE.py:ATTR`` too)."""
+    target = os.path.abspath(spec.partition(":")[0])
+    return target, os.path.dirname(target)
 
 
 async def _receive(stream: trio.abc.ReceiveStream) -> bytes:

@@ -51,6 +51,7 @@ from ..authoring.params import ParamError
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import LocalProtocolError, SupervisorGone, UsageError
+from ..io.binding import bound_client
 from ..protocol.connection import INLINE_CHECK_ITEMS
 from ..protocol.fields import CheckIncomplete, check_json
 from ..protocol.messages import (
@@ -313,15 +314,17 @@ async def _invoke(
             lambda aclient: fn(*args, **bound, **_inject(inject, ctx, aclient, task_log), **extra),
             client,
         )
-    kwargs = {**bound, **_inject(inject, ctx, client if is_async else SyncClient(client), task_log)}
+    task_client = client if is_async else SyncClient(client)
+    kwargs = {**bound, **_inject(inject, ctx, task_client, task_log)}
     kwargs.update(extra)
-    if is_async:
-        return await fn(*args, **kwargs)
-    # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
-    # failure and exit while it is still running (worker threads are daemons).
-    return await trio.to_thread.run_sync(
-        functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
-    )
+    with bound_client(task_client):  # for ObjectStoragePath made without client=
+        if is_async:
+            return await fn(*args, **kwargs)
+        # abandon_on_cancel: a thread cannot be interrupted; on SIGTERM we report the
+        # failure and exit while it is still running (worker threads are daemons).
+        return await trio.to_thread.run_sync(
+            functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
+        )
 
 
 def _inject(
