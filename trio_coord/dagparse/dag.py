@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ..authoring import Bundle, Dag
+from ..authoring import Bundle, Dag, Task
 from ..authoring.assets import BaseAsset
 from ..authoring.taskflow import finalize_dag
 from ..errors import UsageError
@@ -110,6 +110,19 @@ def _check_acyclic(dag: Dag, down: Mapping[str, list[str]]) -> None:
                 iters.append(iter(sorted(down[nxt])))
 
 
+def _airflow_order(dag: Dag) -> list[Task]:
+    """The tasks in the order Airflow's DAG gets them: a mapped task exists for Airflow
+    only once expanded, so it takes its place at its ``expand`` call, not at its
+    decorator (the export route replays the same events, so both routes agree)."""
+    ids: dict[str, None] = {}
+    for event in dag.events:
+        if event[0] in ("task", "expand") and event[1] in dag.tasks:
+            if dag.tasks[event[1]].is_mapped == (event[0] == "expand"):
+                ids.setdefault(event[1])
+    ids.update(dict.fromkeys(dag.tasks))
+    return [dag.tasks[tid] for tid in ids]
+
+
 def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str, Any]:
     """The DagSerialization v3 document airflow-core 3.3.2 would write for this DAG.
 
@@ -127,7 +140,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     _check_acyclic(dag, down)
     tz = timezone_of(dag.start_date)
     try:
-        tasks = [serialize_task(t, down[t.task_id]) for t in dag.tasks.values()]
+        tasks = [serialize_task(t, down[t.task_id]) for t in _airflow_order(dag)]
         default_args = encode_value(_flag_policy(dag.default_args)) if dag.default_args else None
         params = serialize_params(dag, None)
     except ValueError as exc:
