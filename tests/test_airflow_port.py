@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
-import os
 import re
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from bundle_helpers import run_cli
+from bundle_helpers import run_whole_dag
+from test_bundle_airflow import dagbag
 
 from trio_coord.loader import load_bundle
 
@@ -35,17 +31,6 @@ ALLOWED = [
     re.compile(r"^export_dags\(bundle, globals\(\)\)$"),
     re.compile(r"^$"),
 ]
-
-AIRFLOW_SIDE = r"""
-import json, runpy, sys
-ns = runpy.run_path(sys.argv[1])
-dag = ns["inventory"]()  # the @dag function builds the DAG, as the DAG processor's import does
-print("@@" + json.dumps({
-    "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
-    "mapped": sorted(t.task_id for t in dag.tasks if type(t).__name__.endswith("MappedOperator")),
-    "params": dict(dag.params), "schedule": str(dag.schedule),
-}))
-"""
 
 
 def _code_lines(path: Path) -> list[str]:
@@ -79,38 +64,32 @@ def test_the_diff_check_catches_a_body_change(tmp_path: Path) -> None:
     assert "return len(summary" in text
     edited.write_text(text.replace("return len(summary", "return 1 + len(summary"))
     _changed, others = _not_allowed(ORIGINAL, edited)
-    assert sorted(others) == ['        return 1 + len(summary["low"])', '        return len(summary["low"])']
-
-
-def _airflow_dag() -> dict:  # type: ignore[type-arg]
-    env = {**os.environ, "AIRFLOW_HOME": tempfile.mkdtemp()}
-    proc = subprocess.run(
-        [sys.executable, "-c", AIRFLOW_SIDE, str(ORIGINAL)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert "@@" in proc.stdout, proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("@@", 1)[1])  # type: ignore[no-any-return]
+    assert sorted(others) == [
+        '        return 1 + len(summary["low"])',
+        '        return len(summary["low"])',
+    ]
 
 
 def test_same_task_ids_and_dependencies_as_airflow() -> None:
-    """airflow.sdk's DAG from the original and trio-coord's from the port: same tasks, edges, mapped tasks and params."""
-    original = _airflow_dag()
+    """Airflow's DagBag (airflow.sdk) on the original and trio-coord's DAG from the port: same tasks, edges, mapped tasks."""
+    out = dagbag(ORIGINAL)
+    assert out["errors"] == {}
+    original = out["dags"]["inventory"]["tasks"]
+    assert original["feed_ready"]["type"] == "DecoratedSensorOperator"
     dag = load_bundle(str(PORT)).dags["inventory"]
-    ported = {tid: sorted(t.upstream) for tid, t in dag.tasks.items()}
-    assert ported == original["tasks"]
-    assert sorted(tid for tid, t in dag.tasks.items() if t.is_mapped) == original["mapped"]
-    assert original["mapped"] == ["count_stock"]
-    assert {k: p.default for k, p in dag.params.items()} == original["params"]
+    assert {tid: sorted(t.upstream) for tid, t in dag.tasks.items()} == {
+        tid: t["upstream"] for tid, t in original.items()
+    }
+    mapped = sorted(tid for tid, t in original.items() if t["type"].endswith("MappedOperator"))
+    assert mapped == ["count_stock"]
+    assert sorted(tid for tid, t in dag.tasks.items() if t.is_mapped) == mapped
+    assert dag.tasks["feed_ready"].kind == "sensor" and dag.tasks["route"].kind == "branch"
 
 
 def test_the_port_runs_as_a_whole_dag_locally() -> None:
     """``trio-coord run trio_coord_dag.py inventory --no-wait``: mapped over three warehouses, the audit finds one low, the branch restocks and skips all_good."""
-    proc = run_cli("run", str(PORT), "inventory", "--no-wait", "--json", timeout=600)
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    states = {(t["task_id"], t["map_index"]): t["state"] for t in report["task_instances"]}
+    report, rows, status = run_whole_dag(PORT, "inventory")
+    states = {key: row["state"] for key, row in rows.items()}
     assert states == {
         ("feed_ready", -1): "success",
         ("list_warehouses", -1): "success",
@@ -121,12 +100,12 @@ def test_the_port_runs_as_a_whole_dag_locally() -> None:
         ("restock", -1): "success",
         ("all_good", -1): "skipped",
         ("report", -1): "success",
-    }, proc.stderr[-3000:]
-    xcoms = {t["task_id"]: t["xcoms"] for t in report["task_instances"] if t["map_index"] < 0}
+    }, rows
+    xcoms = {tid: row["xcoms"] for (tid, index), row in rows.items() if index < 0}
     # 7 items a character of the name: only "feed-2026/east" (98) is below the minimum 100.
     assert xcoms["audit.summarize"]["return_value"] == {
         "low": ["feed-2026/east"],
         "needs_restock": True,
     }
     assert xcoms["restock"]["return_value"] == 1
-    assert (report["state"], proc.returncode) == ("success", 0)
+    assert (report["state"], status) == ("success", 0)

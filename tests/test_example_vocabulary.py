@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle_helpers import packed, run_cli
+from bundle_helpers import packed, run_cli, run_whole_dag
 from dagparse_cases import EXPORT_ROUTE_DIFFERENCES, IGNORED_TASK_KEYS, compare
 from oracle import ask, failures
 
@@ -64,9 +64,7 @@ def test_whole_dag_runs_locally_as_airflow_would() -> None:
     """``trio-coord run ... shop_orders --no-wait``: sensor rescheduled then done, mapping
     expanded (literal, upstream output, mapped over mapped), the branch skips ``hold``, the
     deferral resumes in its own function, the run triggers ``shop_report``; the run succeeds."""
-    proc = run_cli("run", str(EXAMPLE), "shop_orders", "--no-wait", "--json", timeout=600)
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    rows = {(t["task_id"], t["map_index"]): t for t in report["task_instances"]}
+    report, rows, status = run_whole_dag(EXAMPLE, "shop_orders")
     states = {key: row["state"] for key, row in rows.items()}
     assert states == {
         ("landing_file", -1): "success",
@@ -81,7 +79,7 @@ def test_whole_dag_runs_locally_as_airflow_would() -> None:
         ("publish", -1): "success",
         ("worth_reporting", -1): "success",
         ("kick_report", -1): "success",
-    }, proc.stderr[-3000:]
+    }, rows
     assert rows[("landing_file", -1)]["tries"] == 2  # one reschedule
     assert rows[("cool_down", -1)]["tries"] == 2  # deferred, then resumed
     assert rows[("cool_down", -1)]["xcoms"]["return_value"] == "cool-down"
@@ -92,4 +90,4 @@ def test_whole_dag_runs_locally_as_airflow_would() -> None:
     assert rows[("total", -1)]["xcoms"]["return_value"] == sum(c * 2.5 for c in counts)
     assert rows[("check", 2)]["xcoms"]["return_value"] == "duplicates: ok"
     assert "trigger_run_id" in rows[("kick_report", -1)]["xcoms"]
-    assert (report["state"], report["status"], proc.returncode) == ("success", 0, 0)
+    assert (report["state"], report["status"], status) == ("success", 0, 0)
