@@ -37,6 +37,7 @@ from trio_coord.local.options import RunOptions, parse_args
 from trio_coord.local.session import Report, Session
 from trio_coord.local.supervisor import run_local
 from trio_coord.local.trigger_rules import UpstreamStates, decide
+from trio_coord.protocol import serde
 from trio_coord.protocol.messages import (
     DeferTask,
     GetXComCount,
@@ -45,7 +46,6 @@ from trio_coord.protocol.messages import (
     SetXCom,
     SucceedTask,
 )
-from trio_coord.protocol import serde
 from trio_coord.protocol.peer import RequestFrame
 from trio_coord.runtime.masking import Masker
 

@@ -15,7 +15,7 @@ from airflow.sdk import PokeReturnValue, dag, task, task_group
 
 @dag(
     schedule="@daily",
-    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
     catchup=False,
     default_args={"owner": "stores", "retries": 2, "retry_delay": datetime.timedelta(minutes=1)},
     params={"minimum": 100},

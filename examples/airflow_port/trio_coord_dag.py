@@ -17,7 +17,7 @@ bundle = Bundle("inventory", version="1.0.0")
 
 @bundle.dag(
     schedule="@daily",
-    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
     catchup=False,
     default_args={"owner": "stores", "retries": 2, "retry_delay": datetime.timedelta(minutes=1)},
     params={"minimum": 100},

@@ -116,9 +116,12 @@ def _airflow_order(dag: Dag) -> list[Task]:
     decorator (the export route replays the same events, so both routes agree)."""
     ids: dict[str, None] = {}
     for event in dag.events:
-        if event[0] in ("task", "expand") and event[1] in dag.tasks:
-            if dag.tasks[event[1]].is_mapped == (event[0] == "expand"):
-                ids.setdefault(event[1])
+        kind, tid = event[0], event[1] if len(event) > 1 else None
+        if kind not in ("task", "expand") or tid not in dag.tasks:
+            continue
+        # A mapped task's "task" event is its decorator; Airflow sees it at "expand".
+        if dag.tasks[tid].is_mapped == (kind == "expand"):
+            ids.setdefault(tid)
     ids.update(dict.fromkeys(dag.tasks))
     return [dag.tasks[tid] for tid in ids]
 

@@ -1,0 +1,29 @@
+"""The native document lists tasks in the order Airflow's DAG gets them."""
+
+from __future__ import annotations
+
+import trio_coord
+from trio_coord.dagparse.dag import serialize_dag
+
+
+def test_a_mapped_task_takes_its_place_at_expand() -> None:
+    """A task decorated first but expanded last comes last, as Airflow (and the export route) create it at expand()."""
+    bundle = trio_coord.Bundle("order")
+    dag = bundle.dag("o")
+
+    @dag.task
+    def early(x: int) -> int:
+        return x
+
+    @dag.task
+    def middle() -> None:
+        return None
+
+    @dag.task
+    def late() -> None:
+        return None
+
+    early.expand(x=[1, 2])
+    document = serialize_dag(dag, fileloc="/o.py", relative_fileloc="o.py")
+    ids = [t["__var"]["task_id"] for t in document["dag"]["tasks"]]
+    assert ids == ["middle", "late", "early"]
