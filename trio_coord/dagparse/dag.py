@@ -229,7 +229,8 @@ def dag_fingerprint(document: Mapping[str, Any]) -> dict[str, Any]:
         tasks[var["task_id"]] = {
             "upstream": [],
             "downstream": sorted(var.get("downstream_task_ids", [])),
-            "queue": var.get("queue", "default"),
+            # A mapped task keeps its options in partial_kwargs, its queue too.
+            "queue": var.get("queue", (var.get("partial_kwargs") or {}).get("queue", "default")),
         }
     for tid, info in tasks.items():
         for d in info["downstream"]:
