@@ -8,9 +8,12 @@ tries would, then asks :func:`trio_coord.local.dag_run.mapped_count`.
 from __future__ import annotations
 
 import datetime
+import functools
+import io
 from typing import Any
 
 import pytest
+import trio
 
 import trio_coord
 from trio_coord.dagparse.dag import serialize_dag
@@ -21,6 +24,13 @@ from trio_coord.local.dag_run import (
     mapped_count,
     plan_dag,
 )
+from trio_coord.local.dag_runner import run_dag
+from trio_coord.local.logs import Printer
+from trio_coord.local.options import RunOptions
+from trio_coord.local.session import Report, Session
+from trio_coord.protocol.messages import SucceedTask
+from trio_coord.protocol.peer import RequestFrame
+from trio_coord.runtime.masking import Masker
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
@@ -106,3 +116,29 @@ def test_missing_upstream_value_cannot_expand() -> None:
     """An unmapped upstream that pushed nothing to map over: the task cannot expand (upstream_failed)."""
     with pytest.raises(MissingMapValues, match="'make'"):
         mapped_count(_plan(_dag())["each"], XComStore())
+
+
+def test_the_runner_expands_from_the_document_and_fails_a_missing_upstream_value() -> None:
+    """The runner asks the real hook: literal ``grid`` and ``kw`` expand to 6 and 2 instances;
+    ``each`` (its upstream pushed no length) and ``again`` below it end upstream_failed."""
+    plan = plan_dag(serialize_dag(_dag(), fileloc="/b.py", relative_fileloc="b.py"))
+    seen: list[tuple[str, int]] = []
+
+    async def fake_try(opts: RunOptions, printer: Printer, session: Session) -> Report:
+        seen.append((opts.task_id, opts.map_index))
+        session.answer(
+            RequestFrame(
+                request_id=1, body=SucceedTask(end_date=START), tag="SucceedTask", problem=None
+            )
+        )
+        return session.report(0, duration=0.0)
+
+    opts = RunOptions(bundle="/b.py", dag_id="m", task_id="", whole_dag=True)
+    printer = Printer(Masker(), logs=io.StringIO(), quiet=True)
+    report = trio.run(functools.partial(run_dag, opts, printer, plan, run_try=fake_try))
+    states = {(t.task_id, t.map_index): t.state for t in report.task_instances}
+    assert sorted(i for tid, i in seen if tid == "grid") == list(range(6))
+    assert sorted(i for tid, i in seen if tid == "kw") == [0, 1]
+    assert states[("each", -1)] == "upstream_failed"
+    assert states[("again", -1)] == "upstream_failed"
+    assert report.state == "failed"
