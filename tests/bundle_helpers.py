@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello_bundle.py"
@@ -244,3 +246,16 @@ def plant(cache: Path, marker: Path, *, forge_with_key: bool) -> int:
         entry.write_bytes(so)
         count += 1
     return count
+
+
+def run_whole_dag(
+    bundle: Path, dag_id: str, timeout: float = 600
+) -> tuple[dict[str, Any], dict[tuple[str, int], dict[str, Any]], int]:
+    """``trio-coord run BUNDLE DAG --no-wait --json``: (the summary, its task instances by
+    ``(task_id, map_index)``, the exit status)."""
+    proc = run_cli("run", str(bundle), dag_id, "--no-wait", "--json", timeout=timeout)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr[-3000:]
+    report: dict[str, Any] = json.loads(lines[-1])
+    rows = {(t["task_id"], t["map_index"]): t for t in report["task_instances"]}
+    return report, rows, proc.returncode

@@ -37,6 +37,7 @@ from trio_coord.local.options import RunOptions, parse_args
 from trio_coord.local.session import Report, Session
 from trio_coord.local.supervisor import run_local
 from trio_coord.local.trigger_rules import UpstreamStates, decide
+from trio_coord.protocol import serde
 from trio_coord.protocol.messages import (
     DeferTask,
     GetXComCount,
@@ -216,32 +217,33 @@ MOMENT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     "moment",
     [
         MOMENT,
-        MOMENT.isoformat(),
         {"__type": "datetime", "__var": MOMENT.timestamp()},
-        {
-            "__classname__": "datetime.datetime",
-            "__version__": 2,
-            "__data__": {"timestamp": MOMENT.timestamp(), "tz": {"__data__": ["UTC"]}},
-        },
+        serde.encode_datetime(MOMENT),
+        serde.encode_datetime(
+            MOMENT, classname="pendulum.datetime.DateTime", zone_class=serde.PENDULUM_ZONE
+        ),
     ],
-    ids=["datetime", "iso", "base-serialization", "serde"],
+    ids=["datetime", "base-serialization", "serde", "serde-pendulum"],
 )
 def test_temporal_moment_accepts_each_wrapping(moment: Any) -> None:
-    """The temporal trigger's moment is read from a datetime, an ISO string, or either serializer's dict."""
-    defer = DeferTask(classpath=TEMPORAL, trigger_kwargs={"moment": moment}, next_method="m")
+    """The temporal trigger's moment is read from a datetime or either serializer's dict; the resumed try gets its own kwargs plus the event."""
+    defer = DeferTask(
+        classpath=TEMPORAL, trigger_kwargs={"moment": moment}, next_method="m", next_kwargs={"a": 1}
+    )
     found = temporal_moment(defer)
     assert not isinstance(found, str)
-    assert found.moment == MOMENT and found.event == moment and not found.end_from_trigger
+    assert found.moment == MOMENT and not found.end_from_trigger
+    assert found.next_kwargs["a"] == 1
+    assert serde.decode(found.next_kwargs["event"]) == MOMENT
 
 
 def test_other_triggers_and_bad_moments_cannot_run_locally() -> None:
-    """Any other trigger, and a naive or missing moment, are explained instead of resolved."""
+    """Any other trigger, and a naive, textual or missing moment, are explained instead of resolved."""
     other = DeferTask(classpath="x.y.FileTrigger", trigger_kwargs={}, next_method="m")
     assert temporal_moment(other) == "trigger FileTrigger cannot run locally"
-    naive = DeferTask(
-        classpath=TEMPORAL, trigger_kwargs={"moment": "2026-01-01T00:00:00"}, next_method="m"
-    )
-    assert "no aware moment" in str(temporal_moment(naive))
+    for bad in ("2026-01-01T00:00:00", MOMENT.replace(tzinfo=None), None):
+        naive = DeferTask(classpath=TEMPORAL, trigger_kwargs={"moment": bad}, next_method="m")
+        assert "no aware moment" in str(temporal_moment(naive))
 
 
 def test_dag_run_state_from_leaves() -> None:
@@ -462,7 +464,7 @@ def test_temporal_deferral_resumes_with_next_method_and_event() -> None:
     resume = tries[1]
     assert resume.next_method == "execute_complete"
     assert resume.next_kwargs is not None and resume.next_kwargs["carried"] == 1
-    assert datetime.datetime.fromisoformat(resume.next_kwargs["event"]).tzinfo is not None
+    assert serde.decode(resume.next_kwargs["event"]).tzinfo is not None
     assert report.task_instances[0].tries == 2
 
 

@@ -6,6 +6,7 @@ import datetime
 import os
 
 import trio_coord
+from trio_coord.protocol import serde
 from trio_coord.protocol.messages import DeferTask, RescheduleTask, SkipDownstreamTasks
 
 bundle = trio_coord.Bundle("local_dag", version="1.0.0")
@@ -139,7 +140,10 @@ def _defer_then_resume(client, context, seconds):
         client.request(
             DeferTask(
                 classpath=TEMPORAL,
-                trigger_kwargs={"moment": _soon(seconds).isoformat(), "end_from_trigger": False},
+                trigger_kwargs={
+                    "moment": serde.encode_datetime(_soon(seconds)),
+                    "end_from_trigger": False,
+                },
                 next_method="execute_complete",
                 next_kwargs={"carried": 1},
             )

@@ -21,7 +21,9 @@ arguments, the export and the native serializer write the mapping for Airflow.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -39,6 +41,7 @@ __all__ = [
     "TaskMapping",
     "expanded_over",
     "has_mapped_dependants",
+    "instance_count",
 ]
 
 #: Airflow's names of the two expand input kinds (``EXPAND_INPUT_TYPE``).
@@ -71,6 +74,16 @@ class TaskMapping:
         if self.kind == LIST_OF_DICTS:
             return [self.kwargs] if isinstance(self.kwargs, XComArg) else []
         return [v for v in self.expand.values() if isinstance(v, XComArg)]
+
+
+def instance_count(lengths: Sequence[int]) -> int:
+    """How many instances an expand input gives, from the length of each of its inputs.
+
+    ``expand`` maps over the inputs' cartesian product; ``expand_kwargs`` has one input,
+    its list. The scheduler and a mapped try must agree on this number, so both the
+    local DAG run and the runtime's element lookup call this one function.
+    """
+    return math.prod(lengths)
 
 
 def expanded_over(task: Task) -> list[Task]:

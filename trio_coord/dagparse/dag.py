@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ..authoring import Bundle, Dag
+from ..authoring import Bundle, Dag, Task
 from ..authoring.assets import BaseAsset
 from ..authoring.taskflow import finalize_dag
 from ..errors import UsageError
@@ -110,6 +110,22 @@ def _check_acyclic(dag: Dag, down: Mapping[str, list[str]]) -> None:
                 iters.append(iter(sorted(down[nxt])))
 
 
+def _airflow_order(dag: Dag) -> list[Task]:
+    """The tasks in the order Airflow's DAG gets them: a mapped task exists for Airflow
+    only once expanded, so it takes its place at its ``expand`` call, not at its
+    decorator (the export route replays the same events, so both routes agree)."""
+    ids: dict[str, None] = {}
+    for event in dag.events:
+        kind, tid = event[0], event[1] if len(event) > 1 else None
+        if kind not in ("task", "expand") or tid not in dag.tasks:
+            continue
+        # A mapped task's "task" event is its decorator; Airflow sees it at "expand".
+        if dag.tasks[tid].is_mapped == (kind == "expand"):
+            ids.setdefault(tid)
+    ids.update(dict.fromkeys(dag.tasks))
+    return [dag.tasks[tid] for tid in ids]
+
+
 def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str, Any]:
     """The DagSerialization v3 document airflow-core 3.3.2 would write for this DAG.
 
@@ -127,7 +143,7 @@ def serialize_dag(dag: Dag, *, fileloc: str, relative_fileloc: str) -> dict[str,
     _check_acyclic(dag, down)
     tz = timezone_of(dag.start_date)
     try:
-        tasks = [serialize_task(t, down[t.task_id]) for t in dag.tasks.values()]
+        tasks = [serialize_task(t, down[t.task_id]) for t in _airflow_order(dag)]
         default_args = encode_value(_flag_policy(dag.default_args)) if dag.default_args else None
         params = serialize_params(dag, None)
     except ValueError as exc:
@@ -213,7 +229,8 @@ def dag_fingerprint(document: Mapping[str, Any]) -> dict[str, Any]:
         tasks[var["task_id"]] = {
             "upstream": [],
             "downstream": sorted(var.get("downstream_task_ids", [])),
-            "queue": var.get("queue", "default"),
+            # A mapped task keeps its options in partial_kwargs, its queue too.
+            "queue": var.get("queue", (var.get("partial_kwargs") or {}).get("queue", "default")),
         }
     for tid, info in tasks.items():
         for d in info["downstream"]:

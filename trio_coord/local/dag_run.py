@@ -17,7 +17,8 @@ The rest are the scheduler's small rules, each a function the runner calls:
   provider's ``DateTimeTrigger`` (which ``TimeDeltaTrigger`` serializes as) can, since
   it does nothing but wait for a moment;
 * :func:`dag_run_state` -- the run's final state from its leaves (``DagRun.update_state``);
-* :func:`mapped_count` -- how many instances a task expands into (the mapping hook).
+* :func:`mapped_count` -- how many instances a mapped task expands into, from its
+  serialized expand input and the values its upstream tasks pushed.
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..authoring.deferral import DATETIME_TRIGGER, temporal_wait_event, temporal_wait_moment
+from ..authoring.mapping import DICT_OF_LISTS, instance_count
+from ..dagparse.mapping import EXPAND_INPUT_ATTR
 from ..errors import UsageError
 from ..protocol.messages import DeferTask
 from .session import XComKey
 
 __all__ = [
     "FINISHED",
+    "MissingMapValues",
     "PlannedTask",
     "TEMPORAL_TRIGGER",
     "XComStore",
@@ -46,7 +51,7 @@ __all__ = [
 ]
 
 #: The trigger a local run can resolve: it only waits for its moment.
-TEMPORAL_TRIGGER: Final = "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
+TEMPORAL_TRIGGER: Final = DATETIME_TRIGGER
 
 #: Task instance states after which nothing more happens in the run.
 FINISHED: Final = frozenset({"success", "skipped", "failed", "upstream_failed", "removed"})
@@ -71,6 +76,8 @@ class PlannedTask:
     retry_exponential_backoff: float = 0.0
     max_retry_delay: float | None = None
     is_setup: bool = False
+    #: The upstream tasks that are mapped (their output is a sequence of instance values).
+    mapped_upstream: frozenset[str] = frozenset()
     #: The task's serialized document (``__var``), for what the plan does not read itself.
     document: Mapping[str, Any] = field(default_factory=dict)
 
@@ -120,6 +127,7 @@ def plan_dag(document: Mapping[str, Any]) -> list[PlannedTask]:
         for down in t.get("downstream_task_ids") or ():
             if down in upstream:
                 upstream[down].append(str(t["task_id"]))
+    mapped = {str(t["task_id"]) for t in raw if t.get("_is_mapped")}
     tasks = {
         str(t["task_id"]): PlannedTask(
             task_id=str(t["task_id"]),
@@ -131,6 +139,7 @@ def plan_dag(document: Mapping[str, Any]) -> list[PlannedTask]:
             retry_exponential_backoff=_backoff(t.get("retry_exponential_backoff")),
             max_retry_delay=_seconds(t.get("max_retry_delay"), None),
             is_setup=bool(t.get("_is_setup") or t.get("is_setup")),
+            mapped_upstream=frozenset(u for u in upstream[str(t["task_id"])] if u in mapped),
             document=t,
         )
         for t in raw
@@ -177,52 +186,33 @@ def retry_delay(
     return delay
 
 
-def _moment(value: Any) -> datetime.datetime | None:
-    """An aware datetime from the forms a moment travels in; None if it is none of them."""
-    if isinstance(value, datetime.datetime):
-        return value if value.tzinfo is not None else None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo is not None else None
-    if isinstance(value, dict):
-        if value.get("__type") == "datetime":  # BaseSerialization: {"__type", "__var": ts}
-            stamp = value.get("__var")
-        elif value.get("__classname__") == "datetime.datetime":  # serde
-            data = value.get("__data__")
-            stamp = data.get("timestamp") if isinstance(data, dict) else None
-        else:
-            return None
-        if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-            return datetime.datetime.fromtimestamp(stamp, datetime.UTC)
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Temporal:
     """A deferral the local run resolves: wait for ``moment``, then resume (or succeed)."""
 
     moment: datetime.datetime
-    #: The event the trigger yields, as it arrived in the trigger's kwargs.
-    event: Any
+    #: The resumed try's ``next_kwargs``: the deferral's own plus the trigger's ``event``.
+    next_kwargs: dict[str, Any]
     #: The trigger itself ends the task successfully (``end_from_trigger=True``).
     end_from_trigger: bool
 
 
 def temporal_moment(defer: DeferTask) -> Temporal | str:
-    """The temporal deferral in ``defer``, or why this run cannot resolve it."""
+    """The temporal deferral in ``defer``, or why this run cannot resolve it.
+
+    The moment and the event are decoded by the authoring layer's own functions, the
+    ones tested against airflow-core, so one piece of code reads a time trigger.
+    """
     name = defer.classpath.rsplit(".", 1)[-1]
     if defer.classpath != TEMPORAL_TRIGGER:
         return f"trigger {name} cannot run locally"
     kwargs = defer.trigger_kwargs
     if not isinstance(kwargs, dict):
         return f"trigger {name}: its kwargs are not a mapping"
-    moment = _moment(kwargs.get("moment", kwargs.get("target_time")))
-    if moment is None:
+    moment = temporal_wait_moment(defer.classpath, kwargs)
+    if not isinstance(moment, datetime.datetime):
         return f"trigger {name}: no aware moment in its kwargs ({kwargs!r})"
-    event = kwargs.get("moment", moment)
+    event = temporal_wait_event(moment, defer.next_kwargs)
     return Temporal(moment, event, kwargs.get("end_from_trigger") is True)
 
 
@@ -244,12 +234,61 @@ def dag_run_state(plan: list[PlannedTask], states: Mapping[tuple[str, int], str]
     return "running"
 
 
+class MissingMapValues(Exception):
+    """A mapped task's upstream finished without the values to count its instances
+    (Airflow marks such a task ``upstream_failed``)."""
+
+
+def _input_length(task: PlannedTask, value: Any, store: XComStore) -> int:
+    """The length of one encoded expand input: a literal, or an upstream's output."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, dict) and value.get("__type") in ("dict", "tuple", "set"):
+        return len(value.get("__var") or ())
+    if isinstance(value, dict) and value.get("__type") == "xcomref":
+        ref = value.get("__var") or {}
+        upstream, key = str(ref.get("task_id")), str(ref.get("key") or "return_value")
+        if upstream in task.mapped_upstream:
+            # A mapped upstream's length is how many of its instances pushed the key.
+            return sum(
+                1
+                for (_d, _r, task_id, index, name) in store.values
+                if task_id == upstream and index >= 0 and name == key
+            )
+        length = store.mapped_lengths.get((upstream, -1))
+        if length is None:
+            raise MissingMapValues(f"upstream {upstream!r} pushed no value to map over")
+        return length
+    raise UsageError(
+        f"task {task.task_id!r}: cannot read its expand input {value!r} (expected a list, "
+        f"a dict or an upstream output)"
+    )
+
+
 def mapped_count(task: PlannedTask, xcom_store: XComStore) -> int | None:
     """How many task instances ``task`` expands into in this run; None: it is not mapped.
 
-    The default treats every task as unmapped. Dynamic task mapping replaces this hook
-    (reading ``task.document`` for the expansion and ``xcom_store.mapped_lengths`` for
-    the upstream lengths); the runner already runs each index and counts a zero-length
-    expansion as skipped.
+    Read as the scheduler does from the serialized expand input: literal inputs count
+    their elements, an unmapped upstream's output the ``mapped_length`` it pushed, a mapped
+    upstream's output the values its instances pushed; the count is
+    :func:`~trio_coord.authoring.mapping.instance_count` of those lengths.
+
+    Raises:
+        MissingMapValues: an upstream the expansion reads left no value to count.
+        UsageError: the document's expand input is not one trio-coord or Airflow writes.
     """
-    return None
+    doc = task.document
+    if not doc.get("_is_mapped"):
+        return None
+    expand = doc.get(str(doc.get("_expand_input_attr") or EXPAND_INPUT_ATTR))
+    if not isinstance(expand, dict):
+        raise UsageError(f"task {task.task_id!r} is mapped but has no expand input")
+    value = expand.get("value")
+    if expand.get("type") == DICT_OF_LISTS:
+        inputs = value.get("__var") if isinstance(value, dict) else None
+        if not isinstance(inputs, dict):
+            raise UsageError(f"task {task.task_id!r}: its expand input is not a dict")
+        values = list(inputs.values())
+    else:
+        values = [value]
+    return instance_count([_input_length(task, v, xcom_store) for v in values])

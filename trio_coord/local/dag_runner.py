@@ -141,7 +141,11 @@ class _DagRun:
                 state, note = verdict
                 self._settle(task.task_id, -1, state, note)
                 continue
-            count = dag_run.mapped_count(task, self.store)
+            try:
+                count = dag_run.mapped_count(task, self.store)
+            except dag_run.MissingMapValues as exc:
+                self._settle(task.task_id, -1, "upstream_failed", f"cannot expand: {exc}")
+                continue
             if count == 0:
                 self._settle(task.task_id, -1, "skipped", "mapped over nothing (0 items)")
                 continue
@@ -269,7 +273,7 @@ class _DagRun:
                     result.state, result.note = "success", "ended by its trigger"
                     return
                 next_method = terminal.next_method
-                next_kwargs = {**terminal.next_kwargs, "event": temporal.event}
+                next_kwargs = temporal.next_kwargs
             else:
                 return
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from ..authoring import Task, XComArg
-from ..authoring.mapping import DICT_OF_LISTS, has_mapped_dependants
+from ..authoring.mapping import DICT_OF_LISTS, has_mapped_dependants, instance_count
 from ..client import Client, SyncClient
 from ..context import TaskContext
 from ..errors import NotFound, SupervisorError
@@ -243,9 +243,7 @@ def element_indexes(lengths: Sequence[int], map_index: int) -> list[int]:
         out[pos] = rest % lengths[pos]
         rest //= lengths[pos]
     if rest:
-        total = 1
-        for n in lengths:
-            total *= n
+        total = instance_count(lengths)
         raise MappingError(f"map index {map_index} is past the {total} mapped instances")
     return out
 
