@@ -123,7 +123,7 @@ def e2e_vocabulary():
         log.info("join got %r", summary)
         return summary["total"]
 
-    @trio_coord.task.sensor(poke_interval=2, timeout=300, mode="reschedule")
+    @trio_coord.task.sensor(poke_interval=2, timeout=900, mode="reschedule")
     def wait_flag(client, log):
         value = client.get_variable(VOCAB_FLAG, default=None)
         log.info("poke: %s=%r", VOCAB_FLAG, value)
