@@ -234,6 +234,24 @@ def test_temporal_moment_accepts_each_wrapping(moment: Any) -> None:
     assert found.moment == MOMENT and found.event == moment and not found.end_from_trigger
 
 
+def test_temporal_moment_reads_what_defer_for_sends() -> None:
+    """defer_for's DeferTask (a serde pendulum DateTime) is a moment the local run can wait for.
+
+    Found by the e2e vocabulary DAG: `trio-coord run` on a whole DAG left a defer_for task
+    `deferred` ("no aware moment in its kwargs") instead of resuming it.
+    """
+    from trio_coord import defer_for
+    from trio_coord.runtime.deferral import defer_message
+
+    before = datetime.datetime.now(datetime.UTC)
+    found = temporal_moment(defer_message(defer_for(30)))
+    assert not isinstance(found, str), found
+    after = datetime.datetime.now(datetime.UTC)
+    delay = datetime.timedelta(seconds=30)
+    assert before + delay - datetime.timedelta(seconds=1) <= found.moment <= after + delay
+    assert not found.end_from_trigger
+
+
 def test_other_triggers_and_bad_moments_cannot_run_locally() -> None:
     """Any other trigger, and a naive or missing moment, are explained instead of resolved."""
     other = DeferTask(classpath="x.y.FileTrigger", trigger_kwargs={}, next_method="m")

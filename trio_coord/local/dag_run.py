@@ -177,6 +177,11 @@ def retry_delay(
     return delay
 
 
+#: The serde class names a moment may carry: defer_for/defer_until send pendulum's, as
+#: Airflow's own temporal sensors do.
+_SERDE_DATETIMES: Final = ("datetime.datetime", "pendulum.datetime.DateTime")
+
+
 def _moment(value: Any) -> datetime.datetime | None:
     """An aware datetime from the forms a moment travels in; None if it is none of them."""
     if isinstance(value, datetime.datetime):
@@ -190,7 +195,7 @@ def _moment(value: Any) -> datetime.datetime | None:
     if isinstance(value, dict):
         if value.get("__type") == "datetime":  # BaseSerialization: {"__type", "__var": ts}
             stamp = value.get("__var")
-        elif value.get("__classname__") == "datetime.datetime":  # serde
+        elif value.get("__classname__") in _SERDE_DATETIMES:  # serde
             data = value.get("__data__")
             stamp = data.get("timestamp") if isinstance(data, dict) else None
         else:
