@@ -319,8 +319,8 @@ def _then(*hooks: Hook) -> Hook:
 VOCAB_FLAG = "e2e_vocab_flag"
 #: Values the vocabulary DAG computes: make_numbers returns [1, 2, 3, 4].
 VOCAB_SQUARES = [1, 4, 9, 16]
-#: How long nap defers (examples/e2e_bundle.py): long enough that the scheduler has seen the
-#: deferring process exit before the resumed try is queued. Airflow 3.3.2 fails a resumed
+#: How long nap defers, and wait_flag's poke interval (examples/e2e_bundle.py): long enough
+#: that the scheduler has seen the previous process exit before the try is queued again. Airflow 3.3.2 fails a resumed
 #: try whose deferring process's exit the LocalExecutor reports after it was queued again
 #: (same try number: "finished with state success, but the task instance's state attribute
 #: is queued"); on a loaded machine that exit was seen 6 s after the task deferred.

@@ -123,8 +123,9 @@ def e2e_vocabulary():
         log.info("join got %r", summary)
         return summary["total"]
 
-    @trio_coord.task.sensor(poke_interval=2, timeout=900, mode="reschedule")
+    @trio_coord.task.sensor(poke_interval=15, timeout=900, mode="reschedule")
     def wait_flag(client, log):
+        """Reschedules every 15 s: a shorter interval races Airflow's scheduler (see nap)."""
         value = client.get_variable(VOCAB_FLAG, default=None)
         log.info("poke: %s=%r", VOCAB_FLAG, value)
         return trio_coord.PokeReturnValue(is_done=value is not None, xcom_value=value)
