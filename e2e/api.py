@@ -116,3 +116,23 @@ class Api:
         return self.get(f"{self.ti_path(dag_id, run_id, task_id)}/xcomEntries/{quote(key)}")[
             "value"
         ]
+
+    # -- mapped instances, runs of a DAG, asset events, state store ----------------------
+
+    def mapped_instances(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every expanded instance of a mapped task, in map index order."""
+        body = self.get(f"{self.ti_path(dag_id, run_id, task_id)}/listMapped", limit=100)
+        return sorted(body["task_instances"], key=lambda ti: ti["map_index"])
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The runs of a DAG (the first hundred)."""
+        return list(self.get(f"/api/v2/dags/{quote(dag_id)}/dagRuns", limit=100)["dag_runs"])
+
+    def asset_events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Asset events, filtered as the API allows (``source_dag_id=``, ``source_run_id=``...)."""
+        return list(self.get("/api/v2/assets/events", limit=100, **filters)["asset_events"])
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """The task state store of an (unmapped) task instance: key -> value."""
+        body = self.get(f"{self.ti_path(dag_id, run_id, task_id)}/state-store")
+        return {e["key"]: e["value"] for e in body["task_state_store"]}

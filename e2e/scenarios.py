@@ -282,6 +282,211 @@ def missing_check(r: Run) -> None:
     )[:200]
 
 
+# -- starting the later scenarios in a staggered way ---------------------------------------
+
+#: The longest a scenario waits for the scheduler's queue to drain before it is unpaused.
+SETTLE_WITHIN_S = 90.0
+
+
+def settle(r: Run) -> None:
+    """Wait until no task instance is ``queued``, so this scenario's tasks start after those.
+
+    Every bundle process must connect within Airflow's 10 s limit; on a loaded machine a
+    burst of cold starts misses it ("process did not connect within timeout"). Unpausing
+    the later scenarios one by one once the queue has drained keeps the burst to what
+    the scheduler already has in hand. Past the bound the scenario starts anyway.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_WITHIN_S:
+        queued = r.api.get("/api/v2/dags/~/dagRuns/~/taskInstances", state="queued", limit=1)
+        if not queued["total_entries"]:
+            break
+        time.sleep(0.5)
+    r.notes["waited for the queue to drain"] = f"{time.monotonic() - started:.1f} s"
+
+
+def _then(*hooks: Hook) -> Hook:
+    def run_all(r: Run) -> None:
+        for hook in hooks:
+            hook(r)
+
+    return run_all
+
+
+# -- e2e_vocabulary: branch, mapping over an output, TaskFlow, reschedule sensor, deferral --
+
+#: The Variable the sensor of e2e_vocabulary waits for (examples/e2e_bundle.py's VOCAB_FLAG).
+VOCAB_FLAG = "e2e_vocab_flag"
+#: Values the vocabulary DAG computes: make_numbers returns [1, 2, 3, 4].
+VOCAB_SQUARES = [1, 4, 9, 16]
+#: How long nap defers, and wait_flag's poke interval (examples/e2e_bundle.py): long enough
+#: that the scheduler has seen the previous process exit before the try is queued again. Airflow 3.3.2 fails a resumed
+#: try whose deferring process's exit the LocalExecutor reports after it was queued again
+#: (same try number: "finished with state success, but the task instance's state attribute
+#: is queued"); on a loaded machine that exit was seen 6 s after the task deferred.
+VOCAB_DEFER_S = 15
+#: Bound on seeing the sensor rescheduled, and then the deferral, while watching the run.
+VOCAB_STATE_WITHIN_S = 180.0
+
+
+def _watch_states(r: Run, task_id: str, wanted: str, seen: set[str]) -> None:
+    """Poll one task's state until it is ``wanted``; every state seen on the way is kept."""
+    deadline = time.monotonic() + VOCAB_STATE_WITHIN_S
+    while True:
+        state = r.ti(task_id)["state"]
+        seen.add(str(state))
+        if state == wanted:
+            return
+        if state in ("success", "failed", "skipped", "upstream_failed"):
+            raise AssertionError(f"{task_id} ended {state!r} before it was seen {wanted!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{task_id} not seen {wanted!r} within {VOCAB_STATE_WITHIN_S:.0f}s "
+                f"(states seen: {sorted(seen)})"
+            )
+        time.sleep(0.25)
+
+
+def vocabulary_during(r: Run) -> None:
+    """The sensor waits for a Variable set only once it was seen ``up_for_reschedule``.
+
+    The deferring task runs after the sensor, so it defers while this hook watches: it must
+    be seen ``deferred`` (the real triggerer then fires the DateTimeTrigger and it resumes).
+    """
+    sensor: set[str] = set()
+    _watch_states(r, "wait_flag", "up_for_reschedule", sensor)
+    r.api.post("/api/v2/variables", {"key": VOCAB_FLAG, "value": r.run_id})
+    r.notes["wait_flag states seen before the flag was set"] = sorted(sensor)
+    nap: set[str] = set()
+    _watch_states(r, "nap", "deferred", nap)
+    r.made["nap_deferred_at"] = time.monotonic()
+
+
+def vocabulary_check(r: Run) -> None:
+    instances = r.api.mapped_instances(r.dag_id, r.run_id, "square")
+    expect_eq([ti["map_index"] for ti in instances], [0, 1, 2, 3], "square's map indexes")
+    expect_eq({ti["state"] for ti in instances}, {"success"}, "square's instance states")
+    for i, expected in enumerate(VOCAB_SQUARES):
+        path = f"{r.api.ti_path(r.dag_id, r.run_id, 'square')}/xcomEntries/return_value"
+        got = r.api.get(path, map_index=i)["value"]
+        expect_eq(got, expected, f"square[{i}]'s return_value XCom")
+    expect_eq(r.xcom("total"), sum(VOCAB_SQUARES), "total's return_value XCom (the reduce)")
+    expect_eq(
+        r.xcom("describe"),
+        {"total": sum(VOCAB_SQUARES), "text": f"sum of squares is {sum(VOCAB_SQUARES)}"},
+        "describe's return_value XCom (TaskFlow: total's value passed in)",
+    )
+    expect_eq(r.xcom("join"), sum(VOCAB_SQUARES), "join's return_value XCom")
+    expect_eq(
+        r.xcom("choose", "skipmixin_key"), {"followed": ["make_numbers"]}, "choose's skipmixin_key"
+    )
+    expect_in(r.log("total"), "squares from 4 instances: [1, 4, 9, 16]", "total's log")
+    sensor_log = r.log("wait_flag")
+    expect_in(sensor_log, f"poke: {VOCAB_FLAG}=None", "wait_flag's log (a poke before the flag)")
+    expect_in(sensor_log, f"poke: {VOCAB_FLAG}={r.run_id!r}", "wait_flag's log (the last poke)")
+    expect_eq(r.xcom("wait_flag"), r.run_id, "wait_flag's return_value XCom (its xcom_value)")
+    nap_log = r.log("nap")
+    expect_in(nap_log, f"deferring to the triggerer for {VOCAB_DEFER_S} s", "nap's log")
+    expect_in(nap_log, "task finished: success", "nap's log (the resumed try)")
+    expect_eq(r.ti("nap")["try_number"], 1, "nap's try number (a resumed try is the same try)")
+    # The triggerer's own lines about this trigger are part of the task's log.
+    expect_in(nap_log, "Trigger fired event", "nap's log (the triggerer's part)")
+
+
+# -- e2e_asset_producer -> e2e_asset_consumer -------------------------------------------
+
+ORDERS_URI = "file:///e2e/orders"
+#: Bound on the asset-scheduled run appearing and finishing after the producer's run.
+CONSUMER_WITHIN_S = 120.0
+
+
+def assets_before(r: Run) -> None:
+    r.api.wait_dag("e2e_asset_consumer", 60)
+    r.api.set_paused("e2e_asset_consumer", False)
+
+
+def assets_check(r: Run) -> None:
+    events = r.api.asset_events(source_dag_id=r.dag_id, source_run_id=r.run_id)
+    expect_eq(len(events), 1, f"asset events from {r.run_id}")
+    event = events[0]
+    expect_eq(event["uri"], ORDERS_URI, "the asset event's URI")
+    expect_eq(event["source_task_id"], "publish_orders", "the asset event's source task")
+    extra = {"rows": 120, "producer_run": r.run_id}
+    expect_eq(event["extra"], extra, "the asset event's extra, as the REST API shows it")
+    deadline = time.monotonic() + CONSUMER_WITHIN_S
+    while True:
+        runs = [
+            x for x in r.api.dag_runs("e2e_asset_consumer") if x["run_type"] == "asset_triggered"
+        ]
+        done = [x for x in runs if x["state"] in ("success", "failed")]
+        if done:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no finished asset-triggered run of e2e_asset_consumer within "
+                f"{CONSUMER_WITHIN_S:.0f}s (runs: {[(x['run_id'], x['state']) for x in runs]})"
+            )
+        time.sleep(0.5)
+    consumer = done[0]
+    expect_eq(consumer["state"], "success", "the asset-triggered run's state")
+    # Read again: the event lists the run it created once that run exists.
+    (event,) = r.api.asset_events(source_dag_id=r.dag_id, source_run_id=r.run_id)
+    created = [(x["dag_id"], x["run_id"]) for x in event["created_dagruns"]]
+    expect_eq(
+        created, [("e2e_asset_consumer", consumer["dag_run_id"])], "the runs the event created"
+    )
+    got = r.api.xcom("e2e_asset_consumer", consumer["dag_run_id"], "read_orders")
+    expect_eq(got, extra, "read_orders' return_value XCom (the extra its inlet read)")
+
+
+# -- e2e_trigger_parent -> e2e_trigger_child --------------------------------------------
+
+
+def trigger_before(r: Run) -> None:
+    r.api.wait_dag("e2e_trigger_child", 60)
+    r.api.set_paused("e2e_trigger_child", False)
+
+
+def trigger_check(r: Run) -> None:
+    child_run_id = r.xcom("kick_child", "trigger_run_id")
+    child = r.api.run("e2e_trigger_child", child_run_id)
+    conf = {"parent_run": r.run_id, "batch": 7}
+    expect_eq(child["state"], "success", f"the triggered run {child_run_id}'s state")
+    expect_eq(child["conf"], conf, "the triggered run's conf")
+    expect_eq(
+        r.api.xcom("e2e_trigger_child", child_run_id, "echo_conf"),
+        conf,
+        "echo_conf's return_value XCom (the conf its task saw)",
+    )
+    # The parent waited: it ended after the child run did.
+    parent_end = _ts(r.ti("kick_child")["end_date"])
+    child_end = _ts(child["end_date"])
+    if parent_end < child_end:
+        raise AssertionError(
+            f"kick_child ended at {parent_end} before the run it waits for ({child_end})"
+        )
+
+
+# -- e2e_state_cursor --------------------------------------------------------------------
+
+
+def cursor_check(r: Run) -> None:
+    cursor = {"offset": 500, "stored_on_try": 1}
+    expect_eq(r.ti("resume_from_cursor")["try_number"], 2, "resume_from_cursor's try number")
+    first = r.log("resume_from_cursor", 1)
+    expect_in(first, "try 1 read cursor None", "resume_from_cursor try 1 log")
+    expect_in(first, "failing try 1 after storing the cursor", "resume_from_cursor try 1 log")
+    expect_in(r.log("resume_from_cursor", 2), f"try 2 read cursor {cursor!r}", "try 2 log")
+    expect_eq(
+        r.xcom("resume_from_cursor"), {"resumed_from": 500, "on_try": 2}, "the return_value XCom"
+    )
+    expect_eq(
+        r.api.task_state(r.dag_id, r.run_id, "resume_from_cursor"),
+        {"cursor": cursor},
+        "the task state store, as the REST API shows it",
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "hello",
@@ -319,5 +524,48 @@ SCENARIOS: tuple[Scenario, ...] = (
         {"never_runs": "failed"},
         "A task whose bundle is not under executables_root fails before it starts; the worker's log says why.",
         check=missing_check,
+    ),
+    Scenario(
+        "vocabulary",
+        "e2e_vocabulary",
+        {
+            "choose": "success",
+            "make_numbers": "success",
+            "not_taken": "skipped",
+            "square": "success",
+            "total": "success",
+            "describe": "success",
+            "join": "success",
+            "wait_flag": "success",
+            "nap": "success",
+        },
+        "A branch skips the other path, a task maps over an upstream output and a reduce sums it, a reschedule sensor and a deferral go through their states.",
+        before=settle,
+        during=vocabulary_during,
+        check=vocabulary_check,
+    ),
+    Scenario(
+        "assets",
+        "e2e_asset_producer",
+        {"publish_orders": "success"},
+        "An outlet's asset event, with its extra, starts the asset-scheduled DAG, whose inlet reads the extra.",
+        before=_then(assets_before, settle),
+        check=assets_check,
+    ),
+    Scenario(
+        "trigger-and-wait",
+        "e2e_trigger_parent",
+        {"kick_child": "success"},
+        "A trigger_dagrun task starts another DAG with conf and waits until that run succeeds.",
+        before=_then(trigger_before, settle),
+        check=trigger_check,
+    ),
+    Scenario(
+        "state-store-cursor",
+        "e2e_state_cursor",
+        {"resume_from_cursor": "success"},
+        "A cursor stored in the task state store by a failed try is read back by the retry.",
+        before=settle,
+        check=cursor_check,
     ),
 )

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import trio
+from bundle_helpers import run_whole_dag
 
 from trio_coord.authoring import TRIGGER_RULES
 from trio_coord.errors import UsageError
@@ -235,6 +236,24 @@ def test_temporal_moment_accepts_each_wrapping(moment: Any) -> None:
     assert found.moment == MOMENT and not found.end_from_trigger
     assert found.next_kwargs["a"] == 1
     assert serde.decode(found.next_kwargs["event"]) == MOMENT
+
+
+def test_temporal_moment_reads_what_defer_for_sends() -> None:
+    """defer_for's DeferTask (a serde pendulum DateTime) is a moment the local run can wait for.
+
+    Found by the e2e vocabulary DAG: `trio-coord run` on a whole DAG left a defer_for task
+    `deferred` ("no aware moment in its kwargs") instead of resuming it.
+    """
+    from trio_coord import defer_for
+    from trio_coord.runtime.deferral import defer_message
+
+    before = datetime.datetime.now(datetime.UTC)
+    found = temporal_moment(defer_message(defer_for(30)))
+    assert not isinstance(found, str), found
+    after = datetime.datetime.now(datetime.UTC)
+    delay = datetime.timedelta(seconds=30)
+    assert before + delay - datetime.timedelta(seconds=1) <= found.moment <= after + delay
+    assert not found.end_from_trigger
 
 
 def test_other_triggers_and_bad_moments_cannot_run_locally() -> None:
@@ -592,3 +611,14 @@ def test_a_retry_delay_beyond_max_wait_stops_with_a_note() -> None:
     (ti,) = report.task_instances
     assert (ti.state, ti.tries) == ("up_for_retry", 1)
     assert "retry of a would wait 600.0 s" in str(ti.note)
+
+
+def test_a_task_state_store_outlives_its_try_in_a_whole_dag_run() -> None:
+    """A cursor stored by a failing try is read back by its retry, as under Airflow (the e2e
+    state-store DAG, run locally)."""
+    bundle = Path(__file__).resolve().parents[1] / "examples" / "e2e_bundle.py"
+    report, rows, status = run_whole_dag(bundle, "e2e_state_cursor")
+    assert status == 0, report
+    row = rows[("resume_from_cursor", -1)]
+    assert (row["state"], row["tries"]) == ("success", 2), row
+    assert row["xcoms"]["return_value"] == {"resumed_from": 500, "on_try": 2}

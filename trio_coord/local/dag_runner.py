@@ -121,6 +121,9 @@ class _DagRun:
         self.plan = plan
         self.by_id = {t.task_id: t for t in plan}
         self.store = XComStore()
+        #: State stores for the whole run: each task instance's, and each asset's.
+        self.task_stores: dict[tuple[str, int], dict[str, Any]] = {}
+        self.asset_stores: dict[tuple[str, str], dict[str, Any]] = {}
         self.results: dict[tuple[str, int], TaskInstanceResult] = {}
         #: Skips requested by SkipDownstreamTasks: task id -> map indexes (None: all).
         self.skips: dict[str, set[int] | None] = {}
@@ -225,6 +228,8 @@ class _DagRun:
                 mapped_lengths=self.store.mapped_lengths,
                 reschedule_start=first_start if reschedules else None,
                 task_instances=self.results,
+                task_store=self.task_stores.setdefault((task.task_id, index), {}),
+                asset_stores=self.asset_stores,
             )
             session.catalogue = self.catalogue
             started = datetime.datetime.now(_UTC)

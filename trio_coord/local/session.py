@@ -341,6 +341,8 @@ class Session:
         mapped_lengths: dict[tuple[str, int], int] | None = None,
         reschedule_start: datetime.datetime | None = None,
         task_instances: Mapping[tuple[str, int], Any] | None = None,
+        task_store: dict[str, Any] | None = None,
+        asset_stores: dict[tuple[str, str], dict[str, Any]] | None = None,
     ) -> None:
         self.options = opts
         self.details = build_startup_details(opts, now or datetime.datetime.now(_UTC))
@@ -368,8 +370,12 @@ class Session:
         self.rendered_fields: dict[str, Any] | None = None
         # State stores, in memory for the run: the try's own, and each asset's, by
         # ("name", name) or ("uri", uri) as the request names it.
-        self.task_store: dict[str, Any] = {}
-        self.asset_stores: dict[tuple[str, str], dict[str, Any]] = {}
+        # A whole-DAG run passes the same dicts to every try, so a task's store outlives its try
+        # (a cursor kept across retries) and an asset's store is shared by the run's tasks.
+        self.task_store: dict[str, Any] = {} if task_store is None else task_store
+        self.asset_stores: dict[tuple[str, str], dict[str, Any]] = (
+            {} if asset_stores is None else asset_stores
+        )
         self.terminal: Request | None = None
         self.defects: list[str] = []
         #: Why the real supervisor would have crashed, if it would (§12 "fatal").
