@@ -40,6 +40,7 @@ __all__ = [
     "PauseTry",
     "TriggerFailed",
     "defer_message",
+    "next_kwargs",
     "pause_for",
     "pause_for_group",
     "resume",
@@ -147,7 +148,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
-def _next_kwargs(ctx: TaskContext) -> dict[str, Any]:
+def next_kwargs(ctx: TaskContext) -> dict[str, Any]:
+    """The resumed try's ``next_kwargs``, serde-decoded."""
     raw = ctx.ti_context.next_kwargs
     if isinstance(raw, str):
         raise FailTask("next_kwargs arrived as an encrypted string, which this runtime cannot read")
@@ -209,7 +211,7 @@ async def resume(task: Task, ctx: TaskContext, invoke: Invoke) -> Any:
         FailTask, SkipTask, TriggerFailed: the try ends that way (see the module doc).
     """
     method = ctx.ti_context.next_method or ""
-    kwargs = _next_kwargs(ctx)
+    kwargs = next_kwargs(ctx)
     if method == TRIGGER_FAIL:
         raise _trigger_failed(task, kwargs)
     fn = task.resumers.get(method)
