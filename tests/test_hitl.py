@@ -9,6 +9,10 @@ serialized with Airflow's own serde), continues with the chosen options and para
 from __future__ import annotations
 
 import datetime
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from airflow_harness.harness import TI_ID, Report, supervise
 from trio_coord import AwaitInput, Param
 from trio_coord.authoring.hitl import hitl_options
 from trio_coord.errors import UsageError
+from trio_coord.local.command import main
 from trio_coord.runtime.hitl import pause_for_input
 
 BUNDLE = f"{Path(__file__).parent / 'airflow_harness' / 'bundle_hitl.py'}:bundle"
@@ -65,7 +70,12 @@ REVIEW_QUESTION = {
     "defaults": ["hold"],
     "multiple": False,
     "params": {
-        "note": {"value": "none", "description": None, "schema": {"type": "string"}, "source": "task"}
+        "note": {
+            "value": "none",
+            "description": None,
+            "schema": {"type": "string"},
+            "source": "task",
+        }
     },
     "assigned_users": [{"id": "u1", "name": "Ada"}],
 }
@@ -114,7 +124,10 @@ def test_answer_outside_the_options_fails_the_try() -> None:
 @pytest.mark.supervisor
 def test_timeout_without_defaults_fails_as_hitl_timeout() -> None:
     """The scheduler's sweep resumes with an error event: HITLTimeoutError, retryable."""
-    event = {"error": "The response timeout has passed without a response.", "error_type": "timeout"}
+    event = {
+        "error": "The response timeout has passed without a response.",
+        "error_type": "timeout",
+    }
     r = _resumed("review", "execute_complete", _resume_kwargs(event))
     assert r.final_state == "failed", r.events()
     assert any("HITLTimeoutError" in e for e in r.events()), r.events()
@@ -246,3 +259,111 @@ def test_await_input_message() -> None:
         AwaitInput("not one")
     with pytest.raises(UsageError, match="reserved"):
         AwaitInput("__fail__")
+
+
+# -- trio-coord run ---------------------------------------------------------------------
+
+
+def _local(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
+    code = main([BUNDLE, "d1", *argv, "--json", "--timeout", "60"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else {}), err
+
+
+def test_local_run_ends_awaiting_input_and_shows_the_question(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, summary, err = _local(capsys, "review")
+    assert summary["state"] == "awaiting_input" and summary["terminal"] == "AwaitInputTask"
+    assert summary["requests"] == {"AwaitInputTask": 1, "CreateHITLDetailPayload": 1}
+    assert code != 0  # not success: the run is not over
+    assert "awaiting input: 'Ship release?' (options: ship, hold, drop)" in err
+
+
+def test_local_run_hitl_answer_resumes_with_it(capsys: pytest.CaptureFixture[str]) -> None:
+    answer = '{"chosen_options": ["ship"], "params_input": {"note": "ok"}}'
+    code, summary, err = _local(capsys, "review", "--hitl-answer", answer)
+    assert (code, summary["state"]) == (0, "success"), err
+    pushed = summary["xcoms"]["return_value"]
+    assert (pushed["chosen_options"], pushed["params_input"]) == (["ship"], {"note": "ok"})
+    assert "resuming in 'execute_complete'" in err
+    code, summary, err = _local(capsys, "asks", "--hitl-answer", "yes")
+    assert (code, summary["xcoms"]["return_value"]) == (0, {"yes": True, "asked": 1}), err
+
+
+def test_local_run_refuses_an_answer_the_question_does_not_offer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _local(capsys, "review", "--hitl-answer", "launch")
+    assert code == 2
+    assert "launch not offered; the options of 'Ship release?' are ship, hold, drop" in err
+    code, _, err = _local(capsys, "review", "--hitl-answer", "ship,hold")
+    assert code == 2 and "accepts a single option" in err
+    code, _, err = _local(capsys, "review", "--hitl-answer", "{bad")
+    assert code == 2 and "OPTION[,OPTION...]" in err
+
+
+def test_local_whole_dag_answers_the_approval(capsys: pytest.CaptureFixture[str]) -> None:
+    """Whole DAG with --hitl-answer Reject: every asking task resumes; the gate skips deploy."""
+    main([BUNDLE, "d1", "--hitl-answer", "Reject", "--json", "--timeout", "120"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    states = {ti["task_id"]: ti["state"] for ti in report["task_instances"]}
+    assert states["gate"] == "success", err
+    assert states["deploy"] == "skipped", err
+    assert states["review"] == "awaiting_input"  # "Reject" is not one of its options
+
+
+# -- what Airflow parses ----------------------------------------------------------------
+
+SERIALIZE = r"""
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+path = Path(sys.argv[1])
+bag = DagBag(dag_folder=str(path), bundle_path=path.parent)
+doc = DagSerialization.to_dict(bag.dags["d1"]) if "d1" in bag.dags else None
+print("@@" + json.dumps({"errors": bag.import_errors, "doc": doc}, default=str))
+"""
+
+EXPORT = """
+import sys
+sys.path.insert(0, {harness!r})
+from bundle_hitl import bundle
+from trio_coord.airflow import export_dags
+export_dags(bundle, globals())
+"""
+
+
+def test_export_and_native_documents_mark_only_the_approval_as_skipping(tmp_path: Path) -> None:
+    """A hitl task is a stub for the scheduler (the question lives in the runtime); the
+    approval task is marked as a SkipMixin operator on both routes."""
+    from airflow_harness import bundle_hitl
+
+    from trio_coord.dagparse import serialize_dag
+
+    path = tmp_path / "hitl_dag.py"
+    path.write_text(EXPORT.format(harness=str(Path(__file__).parent / "airflow_harness")))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-c", SERIALIZE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "@@" in proc.stdout, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("@@", 1)[1])
+    assert out["errors"] == {}
+    tasks = {t["__var"]["task_id"]: t["__var"] for t in out["doc"]["dag"]["tasks"]}
+    assert set(tasks) == {"review", "pick", "gate", "deploy", "asks"}
+    marked = {tid for tid, t in tasks.items() if t.get("_can_skip_downstream")}
+    assert marked == {"gate"}
+    native = serialize_dag(bundle_hitl.d1, fileloc=str(path), relative_fileloc="hitl_dag.py")
+    native_marked = {
+        t["__var"]["task_id"]
+        for t in native["dag"]["tasks"]
+        if t["__var"].get("_can_skip_downstream")
+    }
+    assert native_marked == marked

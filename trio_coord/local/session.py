@@ -39,6 +39,7 @@ from ..protocol.messages import (
     ClearAssetStateStoreByUri,
     ClearTaskStateStore,
     ConnectionResult,
+    CreateHITLDetailPayload,
     DagRun,
     DeleteAssetStateStoreByName,
     DeleteAssetStateStoreByUri,
@@ -91,6 +92,7 @@ from ..protocol.peer import RequestFrame
 from ..runtime.masking import Masker
 from .assets import LocalAssets
 from .dagruns import LocalDagRuns
+from .hitl import LocalHITL
 from .options import RunOptions
 
 __all__ = [
@@ -340,6 +342,7 @@ class Session:
         self.log_lines = 0
         self.assets = LocalAssets()
         self.dag_runs = LocalDagRuns(own=(ti.dag_id, ti.run_id))
+        self.hitl = LocalHITL()
         self.outlet_events: list[dict[str, Any]] = []
         self.hints: list[str] = []
         self.skipped_downstream: list[str] = []
@@ -651,6 +654,7 @@ _HANDLERS: Final[dict[type[Request], Callable[[Session, Any], Answer]]] = {
     GetAssetEventByAsset: lambda s, m: (s.assets.by_asset(m), None),
     GetAssetEventByAssetAlias: lambda s, m: (s.assets.by_alias(m), None),
     TriggerDagRun: lambda s, m: s.dag_runs.trigger(m),
+    CreateHITLDetailPayload: lambda s, m: s.hitl.create(m),
     GetDagRunState: lambda s, m: s.dag_runs.state(m),
     **dict.fromkeys(
         (GetTaskStateStore, GetAssetStateStoreByName, GetAssetStateStoreByUri), Session._get_state
