@@ -36,7 +36,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 import trio
@@ -47,7 +47,7 @@ from ..config import Config
 from ..context import TaskContext
 from ..errors import CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
 from ..protocol.connection import CommConnection, ParseRequest
-from ..protocol.messages import Request, RetryTask, SucceedTask, TaskState
+from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
 from .entry import build_masker_and_pipeline
@@ -184,7 +184,9 @@ class Run:
             )
             set_title(title)
         await nursery.start(channel.run_reader)
-        send = functools.partial(channel.request, timeout=config.request_timeout)
+        send: Callable[..., Awaitable[Inbound | None]] = functools.partial(
+            channel.request, timeout=config.request_timeout
+        )
         tracing = start_tracing(details, self._environ)  # None unless OpenTelemetry applies
         if tracing is not None:
             send = tracing.wrap(send)
