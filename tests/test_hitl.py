@@ -367,3 +367,15 @@ def test_export_and_native_documents_mark_only_the_approval_as_skipping(tmp_path
         if t["__var"].get("_can_skip_downstream")
     }
     assert native_marked == marked
+
+
+def test_await_input_from_a_nursery_pauses_the_try() -> None:
+    """AwaitInput raised in a task's nursery (an exception group) still awaits input;
+    together with an error, the try fails."""
+    from trio_coord.runtime.deferral import PauseTry, pause_for_group
+
+    paused = pause_for_group(BaseExceptionGroup("g", [AwaitInput("later")]))
+    assert isinstance(paused, PauseTry)
+    assert paused.terminal.TYPE == "AwaitInputTask"
+    mixed = pause_for_group(BaseExceptionGroup("g", [AwaitInput("later"), ValueError("x")]))
+    assert isinstance(mixed, RuntimeError)

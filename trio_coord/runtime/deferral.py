@@ -129,15 +129,22 @@ def pause_for(defer: Defer) -> PauseTry:
 def pause_for_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """What ends a try whose task raised an exception group (a nursery's).
 
-    Only deferrals: the try defers to the first. Nothing deferred: the group itself, as
-    before. Both: the deferral cannot be honoured alongside an error, so the try fails.
+    Only deferrals (or ``AwaitInput``): the try pauses for the first. Nothing deferred: the
+    group itself, as before. Both: the pause cannot be honoured alongside an error, so the
+    try fails.
     """
-    deferred, rest = group.split(Defer)
+    from ..authoring.hitl import AwaitInput
+
+    deferred, rest = group.split((Defer, AwaitInput))
     if deferred is None:
         return group
     first = _leaves(deferred)[0]
     if rest is None and isinstance(first, Defer):
         return pause_for(first)
+    if rest is None and isinstance(first, AwaitInput):
+        from .hitl import pause_for_input
+
+        return pause_for_input(first)
     return RuntimeError(f"the task raised Defer together with other exceptions: {rest!r}")
 
 
