@@ -100,8 +100,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         (
             _SERVE,
-            "        return await self._deliver(channel, self._masked(terminal))\n",
-            "        code = await self._deliver(channel, self._masked(terminal))\n"
+            "        return await self._deliver(channel, self._masked(terminal), carrier=carrier)\n",
+            "        code = await self._deliver(channel, self._masked(terminal), carrier=carrier)\n"
             "        if getattr(client, 'push_later', None) is not None:\n"
             "            await client.push_later()\n"
             "        return code\n",
@@ -148,8 +148,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "requests wait for their reply forever (the supervisor drops bodies it cannot decode)",
         (
             _SERVE,
-            "send = functools.partial(channel.request, timeout=config.request_timeout)",
-            "send = functools.partial(channel.request, timeout=math.inf)",
+            "channel.request, timeout=config.request_timeout\n",
+            "channel.request, timeout=math.inf\n",
         ),
     ),
     _m(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .authoring import (
+    AwaitInput,
     Bundle,
     Dag,
     Defer,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Asset",
+    "AwaitInput",
     "AssetAlias",
     "AssetAll",
     "AssetAny",

@@ -196,9 +196,9 @@ def _build_dag(sdk: Any, stub: Any, d: Dag, fileloc: str | None) -> Any:
                         node = make(_trio_coord_task, **_task_kwargs(sdk, t))()
                     else:
                         node = expand_stub(make, t, _task_kwargs(sdk, t), nodes)
-                if t.kind in ("branch", "short_circuit"):
+                if t.kind in ("branch", "short_circuit") or t.kind_options.get("approval") is True:
                     # Marks the stub as a SkipMixin operator, as Airflow's own branch and
-                    # short-circuit operators are: the scheduler then honours the
+                    # short-circuit operators (and the approval operator) are: the scheduler then honours the
                     # followed/skipped XCom the runtime pushes when the task is cleared.
                     node.operator._can_skip_downstream = True
                 nodes[("task", t.task_id)] = node

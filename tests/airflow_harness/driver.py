@@ -337,6 +337,8 @@ ti = TaskInstance(
     dag_version_id=uuid.UUID("019a0000-0000-7000-8000-000000000002"),
     map_index=int(scenario.get("map_index", -1)),
     queue="default" if NATIVE else "trio-coord",
+    # "context_carrier": {"traceparent": ...}: the W3C trace context Airflow hands the try.
+    context_carrier=scenario.get("context_carrier"),
 )
 task_log = workdir / "task.log"
 report: dict[str, Any] = {"workdir": str(workdir)}

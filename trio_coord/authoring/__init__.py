@@ -13,7 +13,8 @@ anywhere. One module per Airflow concept:
 * :mod:`.schedules` -- accepted schedules; :mod:`.validation` -- the option checks;
 * :mod:`.taskflow` -- calling a task binds it (``b(a())``), the module-level ``task`` and
   ``task_group``, ``@bundle.dag`` on a function; :mod:`.context` -- the active DAG.
-* :mod:`.sensors` -- a sensor's options and poke result; :mod:`.deferral` -- ``Defer``.
+* :mod:`.sensors` -- a sensor's options and poke result; :mod:`.deferral` -- ``Defer``;
+  :mod:`.hitl` -- asking a person (``AwaitInput``, the ``hitl`` kind).
 * :mod:`.graph` -- a task's downstream and descendants; :mod:`.params` -- param schemas
   and a run's values; :mod:`.retry_policy` -- ``RetryPolicy`` and its rules.
 """
@@ -24,6 +25,7 @@ from .assets import Asset, AssetAlias, AssetAll, AssetAny
 from .dags import TRIO_COORD_QUEUE, Bundle, Dag, Param
 from .deferral import Defer, Trigger, defer_for, defer_until
 from .groups import TaskGroup
+from .hitl import AwaitInput, HITLRejected, HITLTimeoutError
 from .params import SCHEMA_KEYWORDS
 from .retry_policy import (
     ExceptionRetryPolicy,
@@ -63,6 +65,9 @@ __all__ = [
     "Trigger",
     "defer_for",
     "defer_until",
+    "AwaitInput",
+    "HITLRejected",
+    "HITLTimeoutError",
     "TaskTimeout",
     "RetryPolicy",
     "RetryDecision",

@@ -166,6 +166,13 @@ class Dag:
 
         return self.task.trigger_dagrun(no_conf, task_id=task_id, **options)  # type: ignore[no-any-return]
 
+    def hitl(self, task_id: str, **options: Any) -> Task:
+        """A task that asks a person, without a function of its own:
+        ``dag.hitl("review", subject="Ship it?", options=["yes", "no"])``."""
+        from .hitl import no_body
+
+        return self.task.hitl(no_body, task_id=task_id, **options)  # type: ignore[no-any-return]
+
     def declare_task(
         self,
         func: Callable[..., Any],

@@ -1,5 +1,5 @@
 """``@dag.task`` and its Airflow-named variants: ``.branch``, ``.short_circuit``, ``.sensor``,
-``.trigger_dagrun``.
+``.trigger_dagrun``, ``.hitl``.
 
 Airflow spells a task's *kind* as an attribute of its ``task`` decorator (``@task.branch``,
 ``@task.sensor``); so does trio-coord, on the decorator a DAG or a task group hands out.
@@ -136,3 +136,19 @@ class TaskDecorator:
             **{k: options.pop(k) for k in list(options) if k in kind_keys}
         )
         return self._declare(fn, "trigger_dagrun", kind_options, **options)
+
+    def hitl(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """A task that asks a person and waits for the answer (Airflow's ``HITLOperator``;
+        ``approval=True`` for ``ApprovalOperator``): see :mod:`.hitl`.
+
+        Takes the operator's arguments (``subject``, ``options``, ``body``, ``defaults``,
+        ``multiple``, ``params`` (the form fields), ``assigned_users``,
+        ``response_timeout``; ``fail_on_reject``, ``ignore_downstream_trigger_rules`` with
+        ``approval=True``) besides the usual task options. The function runs first; a string
+        it returns is the question's body, a dict may set ``subject`` and ``body``.
+        """
+        from .hitl import hitl_options
+
+        kind_keys = hitl_options.__kwdefaults__ or {}
+        kind_options = hitl_options(**{k: options.pop(k) for k in list(options) if k in kind_keys})
+        return self._declare(fn, "hitl", kind_options, **options)

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: The kinds of task the decorators declare: ``@dag.task`` and its Airflow-named variants.
-TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor", "trigger_dagrun")
+TASK_KINDS: Final = ("python", "branch", "short_circuit", "sensor", "trigger_dagrun", "hitl")
 
 #: What an ``async def`` task's coroutine runs on (``event_loop=``, trio-coord's own option:
 #: never exported to Airflow). "asyncio" runs it on a fresh asyncio loop in a worker thread.

@@ -141,7 +141,7 @@ def serialize_task(task: Task, downstream: list[str]) -> dict[str, Any]:
     params = _task_params(task)
     if params:
         out["params"] = params
-    if task.kind in SKIPPING_KINDS:
+    if task.kind in SKIPPING_KINDS or task.kind_options.get("approval") is True:
         # The scheduler's NotPreviouslySkippedDep reads the task's skipmixin XCom only
         # for tasks marked so (Python marks every SkipMixin operator).
         out["_can_skip_downstream"] = True

@@ -14,11 +14,12 @@ from ..runtime.masking import Masker
 from ..tracebacks import enable_debug
 from .dag_run import PlannedTask, plan_dag
 from .dag_runner import run_dag
+from .hitl import run_answering
 from .logs import Printer
 from .options import PROG, RunOptions, parse_args
 from .parse import parse_bundle
 from .summary import render_dag_json, render_dag_text, render_json, render_text
-from .supervisor import child_environment, run_local
+from .supervisor import child_environment
 from .target import DESCRIBE_TIMEOUT, BundleLooksBroken, check_ids, describe_bundle
 
 __all__ = ["main", "EXIT_SUCCESS", "EXIT_NOT_SUCCESS", "EXIT_USAGE", "EXIT_IMPORT"]
@@ -72,7 +73,7 @@ def main(argv: Sequence[str]) -> int:
     if opts.whole_dag:
         return _run_whole_dag(opts, printer, masker)
     return _run_and_render(
-        lambda: trio.run(run_local, opts, printer),
+        lambda: trio.run(run_answering, opts, printer),
         render_json if opts.json else render_text,
         masker,
     )
@@ -98,6 +99,9 @@ def _run_and_render(
     """Run the local supervisor, print its summary, and turn what can go wrong into one line."""
     try:
         report = run()
+    except UsageError as exc:  # --hitl-answer does not fit the question asked
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return _EXIT_INTERRUPTED

@@ -36,9 +36,11 @@ from typing import Any, Final
 
 import trio
 
+from ..errors import UsageError
 from ..protocol.messages import DeferTask, RescheduleTask, RetryTask
 from . import dag_run
 from .dag_run import FINISHED, PlannedTask, Temporal, XComStore
+from .hitl import answered
 from .logs import Printer
 from .options import RunOptions
 from .queries import Catalogue
@@ -279,6 +281,16 @@ class _DagRun:
                     return
                 next_method = terminal.next_method
                 next_kwargs = temporal.next_kwargs
+            elif report.state == "awaiting_input":
+                try:
+                    resumed = answered(self.opts, session.hitl, terminal)
+                except UsageError as exc:
+                    result.note = str(exc)
+                    return
+                if resumed is None:
+                    result.note = "awaiting input (answer with --hitl-answer)"
+                    return
+                next_method, next_kwargs = resumed.next_method, resumed.next_kwargs
             else:
                 return
 

@@ -20,6 +20,7 @@ from ..authoring import _check_id
 from ..client import Connection
 from ..errors import RemoteProtocolError, UsageError
 from ..protocol.messages import ConnectionResult
+from .hitl import HITLAnswer, parse_answer
 
 __all__ = [
     "RunOptions",
@@ -65,6 +66,8 @@ class RunOptions:
     #: Resuming a deferred task: the method and its arguments (a whole-DAG run sets them).
     next_method: str | None = None
     next_kwargs: dict[str, Any] | None = None
+    #: ``--hitl-answer``: resume a try that ended awaiting input with this answer.
+    hitl_answer: HITLAnswer | None = None
     #: How often this task instance was rescheduled before this try.
     task_reschedule_count: int = 0
     timeout: float = DEFAULT_TIMEOUT
@@ -188,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="print the summary only")
     p.add_argument(
+        "--hitl-answer",
+        default=None,
+        metavar="ANSWER",
+        help="answer a task that awaits a person: OPTION[,OPTION...] or "
+        '\'{"chosen_options": [...], "params_input": {...}}\'; the task then resumes',
+    )
+    p.add_argument(
         "--debug",
         action="store_true",
         help="show trio-coord's own frames when the bundle fails to import",
@@ -253,6 +263,7 @@ def parse_args(argv: Sequence[str]) -> RunOptions:
         json=ns.json,
         quiet=ns.quiet,
         debug=ns.debug,
+        hitl_answer=None if ns.hitl_answer is None else parse_answer(ns.hitl_answer),
         whole_dag=whole_dag,
         no_wait=ns.no_wait,
         max_wait=ns.max_wait,

@@ -74,7 +74,6 @@ from ..protocol.messages import (
     GetXComCount,
     GetXComSequenceItem,
     GetXComSequenceSlice,
-    HITLDetailRequestResult,
     Inbound,
     MaskSecret,
     OKResponse,
@@ -108,6 +107,7 @@ from ..protocol.peer import RequestFrame
 from ..runtime.masking import Masker
 from .assets import LocalAssets
 from .dagruns import LocalDagRuns
+from .hitl import LocalHITL
 from .options import RunOptions
 from .queries import Catalogue, LocalQueries, TIState, by_alias
 
@@ -384,6 +384,7 @@ class Session:
         self.log_lines = 0
         self.assets = LocalAssets()
         self.dag_runs = LocalDagRuns(own=(ti.dag_id, ti.run_id))
+        self.hitl = LocalHITL()
         self.outlet_events: list[dict[str, Any]] = []
         self.hints: list[str] = []
         self.skipped_downstream: list[str] = []
@@ -441,11 +442,11 @@ class Session:
         )
 
     def _create_hitl(self, msg: CreateHITLDetailPayload) -> Answer:
-        fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+        # Kept for --hitl-answer to check and resume against, and listed in the summary.
         self.hitl_requests.append(
             {"subject": msg.subject, "options": list(msg.options), "defaults": msg.defaults}
         )
-        return HITLDetailRequestResult(**fields), None
+        return self.hitl.create(msg)
 
     def answer(self, frame: RequestFrame) -> Answer | None:
         """The reply to one request frame, or None when the supervisor would not reply."""

@@ -139,4 +139,6 @@ async def after_return(task: Task, ctx: TaskContext, client: Client, value: Any)
         return await _branch(task, ctx, client, value)
     if task.kind == "short_circuit":
         return await _short_circuit(task, ctx, client, value)
-    return False
+    from .hitl import AnswerSkipped  # an approval's "Reject" already skipped downstream
+
+    return isinstance(value, AnswerSkipped)

@@ -40,6 +40,7 @@ __all__ = [
     "PauseTry",
     "TriggerFailed",
     "defer_message",
+    "next_kwargs",
     "pause_for",
     "pause_for_group",
     "resume",
@@ -128,15 +129,22 @@ def pause_for(defer: Defer) -> PauseTry:
 def pause_for_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """What ends a try whose task raised an exception group (a nursery's).
 
-    Only deferrals: the try defers to the first. Nothing deferred: the group itself, as
-    before. Both: the deferral cannot be honoured alongside an error, so the try fails.
+    Only deferrals (or ``AwaitInput``): the try pauses for the first. Nothing deferred: the
+    group itself, as before. Both: the pause cannot be honoured alongside an error, so the
+    try fails.
     """
-    deferred, rest = group.split(Defer)
+    from ..authoring.hitl import AwaitInput
+
+    deferred, rest = group.split((Defer, AwaitInput))
     if deferred is None:
         return group
     first = _leaves(deferred)[0]
     if rest is None and isinstance(first, Defer):
         return pause_for(first)
+    if rest is None and isinstance(first, AwaitInput):
+        from .hitl import pause_for_input
+
+        return pause_for_input(first)
     return RuntimeError(f"the task raised Defer together with other exceptions: {rest!r}")
 
 
@@ -147,7 +155,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
-def _next_kwargs(ctx: TaskContext) -> dict[str, Any]:
+def next_kwargs(ctx: TaskContext) -> dict[str, Any]:
+    """The resumed try's ``next_kwargs``, serde-decoded."""
     raw = ctx.ti_context.next_kwargs
     if isinstance(raw, str):
         raise FailTask("next_kwargs arrived as an encrypted string, which this runtime cannot read")
@@ -209,7 +218,7 @@ async def resume(task: Task, ctx: TaskContext, invoke: Invoke) -> Any:
         FailTask, SkipTask, TriggerFailed: the try ends that way (see the module doc).
     """
     method = ctx.ti_context.next_method or ""
-    kwargs = _next_kwargs(ctx)
+    kwargs = next_kwargs(ctx)
     if method == TRIGGER_FAIL:
         raise _trigger_failed(task, kwargs)
     fn = task.resumers.get(method)

@@ -27,6 +27,7 @@ code is never returned after a delivered ``SucceedTask`` (§12 row 44).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -35,7 +36,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 import trio
@@ -46,7 +47,7 @@ from ..config import Config
 from ..context import TaskContext
 from ..errors import CoordError, RemoteProtocolError, RequestTimeout, SupervisorGone
 from ..protocol.connection import CommConnection, ParseRequest
-from ..protocol.messages import Request, RetryTask, SucceedTask, TaskState
+from ..protocol.messages import Inbound, Request, RetryTask, SucceedTask, TaskState
 from ..protocol.states import State
 from .comm import CommChannel
 from .entry import build_masker_and_pipeline
@@ -56,6 +57,7 @@ from .masking import Masker
 from .parse import ACK_TIMEOUT, answer_parse
 from .proctitle import set_title, task_title
 from .task_runner import run_task
+from .telemetry import start as start_tracing
 from .trace import mark
 
 __all__ = [
@@ -182,22 +184,29 @@ class Run:
             )
             set_title(title)
         await nursery.start(channel.run_reader)
-        send = functools.partial(channel.request, timeout=config.request_timeout)
+        send: Callable[..., Awaitable[Inbound | None]] = functools.partial(
+            channel.request, timeout=config.request_timeout
+        )
+        tracing = start_tracing(details, self._environ)  # None unless OpenTelemetry applies
+        if tracing is not None:
+            send = tracing.wrap(send)
         client = Client(send, details, self._masker, self._environ)
         task = self._bundle.find_task(ti.dag_id, ti.task_id)
         log.info("starting %s.%s (run %s, try %d)", ti.dag_id, ti.task_id, ti.run_id, ti.try_number)
         mark("task called")
+        span = tracing.task_span() if tracing is not None else contextlib.nullcontext()
         try:
-            outcome = await run_task(
-                task,
-                ctx,
-                client,
-                scope=self._task_scope,
-                cancel_reason=lambda: self._cancel_reason,
-                missing=None
-                if task is not None
-                else not_in_bundle(self._bundle, ti.dag_id, ti.task_id),
-            )
+            with span:
+                outcome = await run_task(
+                    task,
+                    ctx,
+                    client,
+                    scope=self._task_scope,
+                    cancel_reason=lambda: self._cancel_reason,
+                    missing=None
+                    if task is not None
+                    else not_in_bundle(self._bundle, ti.dag_id, ti.task_id),
+                )
         except (SupervisorGone, RemoteProtocolError, RequestTimeout) as exc:
             log.error(
                 "%s while the task ran; the task was stopped and no final state could be"
@@ -223,7 +232,8 @@ class Run:
             # null, so a label the task set must be repeated here.
             terminal = dataclasses.replace(terminal, rendered_map_index=client.rendered_map_index)
         mark("task returned")
-        return await self._deliver(channel, self._masked(terminal))
+        carrier = tracing.task_carrier() if tracing is not None else None
+        return await self._deliver(channel, self._masked(terminal), carrier=carrier)
 
     def _unreported(self, broken: CoordError, summary: str) -> str:
         """The last line of a try whose outcome cannot be sent: what happened, in order."""
@@ -253,8 +263,11 @@ class Run:
             terminal = dataclasses.replace(terminal, rendered_map_index=label)
         return terminal
 
-    async def _deliver(self, channel: CommChannel, terminal: Request) -> int:
-        """Send the terminal message and wait for its reply, bounded (§6.1)."""
+    async def _deliver(
+        self, channel: CommChannel, terminal: Request, *, carrier: dict[str, str] | None = None
+    ) -> int:
+        """Send the terminal message and wait for its reply, bounded (§6.1); with the task
+        span's trace carrier, when there is one (Airflow's runner sends it from the span)."""
         config = self._config
         timeout = config.terminal_timeout
         if self.terminating:
@@ -267,7 +280,7 @@ class Run:
             scope.deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
             try:
                 mark("terminal sending")
-                reply = await channel.exchange(terminal, timeout=math.inf)
+                reply = await channel.exchange(terminal, timeout=math.inf, carrier=carrier)
                 mark("terminal replied")
             except CoordError as exc:
                 problem = what_broke(exc)

@@ -12,6 +12,8 @@ returned (value pushed as ``return_value``)   ``SucceedTask`` with ``[]`` outlet
 raised :class:`~trio_coord.SkipTask`          ``TaskState(skipped)``
 raised :class:`~trio_coord.FailTask`          ``TaskState(failed)``, whatever the retries
 raised :class:`~trio_coord.Defer`             ``DeferTask`` (:mod:`.deferral`)
+raised :class:`~trio_coord.AwaitInput`, or    ``AwaitInputTask`` (:mod:`.hitl`)
+a ``hitl`` task's first try
 sensor not done, reschedule mode              ``RescheduleTask`` (:mod:`.sensors`)
 raised anything else, or was cancelled        ``RetryTask`` if ``should_retry``, else
                                               ``TaskState(failed)`` (§9.3)
@@ -46,7 +48,16 @@ from typing import Any
 
 import trio
 
-from ..authoring import Defer, FailTask, RetryAction, RetryDecision, SkipTask, Task, TaskTimeout
+from ..authoring import (
+    AwaitInput,
+    Defer,
+    FailTask,
+    RetryAction,
+    RetryDecision,
+    SkipTask,
+    Task,
+    TaskTimeout,
+)
 from ..authoring.params import ParamError
 from ..client import Client, SyncClient
 from ..context import TaskContext
@@ -60,7 +71,7 @@ from ..protocol.messages import (
     SucceedTask,
     TaskState,
 )
-from . import deferral, sensors
+from . import deferral, hitl, sensors
 from .arguments import call_arguments
 from .assets import TaskAssets, inactive_assets
 from .branching import after_return
@@ -210,6 +221,8 @@ async def _run_task(
                 if task.kind == "trigger_dagrun":
                     await trigger_dagrun(task, client, value)
                     value = None  # the function's value was the conf; the operator returns nothing
+                if task.kind == "hitl" and ctx.ti_context.next_method is None:
+                    raise await hitl.ask(task, client, value)
             if limit.cancelled_caught:
                 raise expired(task)
             # In the task's scope: SIGTERM during a long push (a large value) cancels it too.
@@ -275,6 +288,8 @@ async def _call(
     try:
         if ctx.ti_context.next_method is not None:
             invoke = functools.partial(_invoke, task, ctx, client, task_log, (), {})
+            if task.kind == "hitl":
+                return await hitl.resume(task, ctx, client, invoke)
             return await deferral.resume(task, ctx, invoke)
         # TaskFlow: upstream outputs are pulled here, in the Trio task, whatever runs the body.
         args, bound = await call_arguments(task, client, {})
@@ -286,6 +301,8 @@ async def _call(
         return await invoke(task.fn, task.inject, {})
     except Defer as defer:
         raise deferral.pause_for(defer) from None
+    except AwaitInput as awaiting:
+        raise hitl.pause_for_input(awaiting) from None
     except BaseExceptionGroup as group:  # Defer raised in a nursery of the task's
         raise deferral.pause_for_group(group) from None
 
