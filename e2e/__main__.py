@@ -191,20 +191,25 @@ def write_perf_doc(text: str, when: str, env: str) -> None:
 PERF_NOTES = """\
 ## What the time goes to
 
-*queued -> started* is the same work for all three: the LocalExecutor's worker takes the
-task, asks the Execution API to start it and starts the supervisor. It is Airflow's, and
-trio-coord cannot change it.
+The two columns split the task's time where Airflow records `start_date`, and that point
+is not the same for both kinds of task. A native task's supervisor forks its child and
+tells the Execution API the task started at once, so its *queued -> started* is only the
+LocalExecutor taking the task. A coordinator's supervisor first finds the bundle under
+`executables_root` (it reads the metadata of every executable there), starts the bundle's
+process and waits until both of its connections are accepted, and only then records the
+start: so a trio-coord task's *queued -> started* also holds the process start, and its
+*started -> finished* only the task's run over the protocol. Compare the totals.
 
-*started -> finished* is where the runtimes differ. A native task is forked by its
-supervisor from a process that has imported Airflow already. A trio-coord try cold starts
-a new interpreter and imports Trio, msgpack, trio-coord and the bundle (a few hundred
-milliseconds on this machine); warm, the bundle's warm server forks a process that has all
-of that imported, and the launcher only connects and hands the try over (tens of
-milliseconds). What is left after that is the same for every coordinator runtime: the
-supervisor's own work around a coordinator's process (finding the bundle under
-`executables_root` by reading the metadata of every executable there, checking its
-digest, and on a worker's first such task importing what it imports lazily), which
-`bench/supervised.py --trace` breaks down (see [performance.md](performance.md)).
+Cold, the process start is a new interpreter importing Trio, msgpack, trio-coord and the
+bundle: a few hundred milliseconds one at a time on this machine, and several seconds
+when five start together on two busy cores. Warm, the bundle's launcher only connects
+and hands its try to the warm server, which forks a process that has all of that
+imported already (tens of milliseconds), so the five tries at once no longer compete for
+the CPU to import the same modules. What remains between a warm try and a native one is
+the supervisor's own work around a coordinator process (finding and checking the bundle,
+starting the launcher from a large Python process, accepting its connections), which is
+Airflow's; `python bench/supervised.py --trace` breaks a try down under the same
+supervisor (see [performance.md](performance.md)).
 """
 
 
