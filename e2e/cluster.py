@@ -12,6 +12,12 @@ directory.
 Only the scheduler gets the ``[sdk]`` coordinator settings (it is the only host that runs
 tasks), and only the DAG processor can import trio_coord (it parses the bundle files):
 if either were needed elsewhere, the run would fail.
+
+Unless the cluster is made with ``warm=False``, the scheduler's environment also names a
+warm directory under the cluster's own temporary directory, and ``start_warm`` starts a
+``trio-coord warm`` server there for a packed bundle, with the worker's settings, as
+docs/warm-start.md tells a user to. ``close()`` stops those servers too and checks that
+none of their processes (nor the tries they forked) outlive the run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +43,7 @@ import psutil
 
 from .api import Api, ApiError
 from .venv import clean_env, run_step
+from .warm import WarmError, WarmServer, parse_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,9 +112,13 @@ class Component:
 class Cluster:
     """Set up, start, and always tear down one Airflow deployment (use as a context manager)."""
 
-    def __init__(self, venv: Path) -> None:
+    def __init__(self, venv: Path, *, warm: bool = True) -> None:
         self.venv = venv
+        self.warm = warm
         self.tmp = Path(tempfile.mkdtemp(prefix="trio-coord-e2e-"))
+        # Short: the sockets in it are <warm dir>/<32 hex digits>.sock, at most 107 bytes.
+        self.warm_dir = self.tmp / "w"
+        self.warm_servers: dict[str, WarmServer] = {}
         self.home = self.tmp / "airflow-home"
         self.dags = self.home / "dags"
         self.executables_root = self.tmp / "executable-bundles"
@@ -136,6 +148,21 @@ class Cluster:
             "AIRFLOW__SDK__COORDINATORS": json.dumps(coordinators),
             "AIRFLOW__SDK__QUEUE_TO_COORDINATOR": json.dumps({QUEUE: "trio"}),
         }
+
+    def runtime_env(self) -> dict[str, str]:
+        """What the bundles' processes see of trio-coord's settings, in tries and warm servers.
+
+        The module cache lives inside the throw-away directory, not the user's home; the
+        warm directory is the one ``start_warm`` puts the servers in. A cold cluster says
+        ``TRIO_COORD_WARM=0`` as well, so that no launcher looks for a server at all.
+        """
+        env = {
+            "TRIO_COORD_CACHE_DIR": str(self.tmp / "bundle-cache"),
+            "TRIO_COORD_WARM_DIR": str(self.warm_dir),
+        }
+        if not self.warm:
+            env["TRIO_COORD_WARM"] = "0"
+        return env
 
     def base_env(self) -> dict[str, str]:
         """Settings every component shares: one home, one database, one set of secrets."""
@@ -198,8 +225,7 @@ class Cluster:
         """Migrate the database, start the four components and wait until each is healthy."""
         env = self.base_env()
         self._run_checked("airflow db migrate", ["airflow", "db", "migrate"], env=env)
-        # The bundles' module cache inside the throw-away directory, not the user's home.
-        worker = {**self.coordinator_env(), "TRIO_COORD_CACHE_DIR": str(self.tmp / "bundle-cache")}
+        worker = {**self.coordinator_env(), **self.runtime_env()}
         # --skip-serve-logs: the log servers listen on every interface, and are not needed when
         # the API server reads task logs from the same AIRFLOW_HOME.
         self._spawn("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], {**env, **worker})
@@ -286,11 +312,105 @@ class Cluster:
         if wide:
             raise ClusterError("listening beyond 127.0.0.1: " + ", ".join(wide))
 
+    # -- warm servers (docs/warm-start.md) ----------------------------------------------
+
+    def _warm_cli(self, what: str, *args: str) -> str:
+        """``trio-coord warm ARGS`` from this checkout, with the worker's trio-coord settings.
+
+        The environment is the scheduler's (PATH, the cache and warm directories) plus a
+        PYTHONPATH naming this checkout for the command itself; the server it starts runs
+        the bundle's launcher, which isolates its interpreter from PYTHONPATH.
+        """
+        env = clean_env(
+            PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            PYTHONPATH=str(ROOT),
+            **self.runtime_env(),
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "trio_coord", "warm", *args],
+                cwd=self.tmp,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=MIGRATE_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ClusterError(f"{what}: no answer within {exc.timeout:.0f} s") from None
+        if done.returncode != 0:
+            raise ClusterError(f"{what} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def start_warm(self, name: str) -> WarmServer:
+        """Start the warm server of the packed bundle ``name`` (under executables_root).
+
+        The idle timeout outlasts any e2e run: a server that went away mid-run would turn the
+        rest of the run cold, which the served counts would then report as a failure.
+        """
+        if not self.warm:
+            raise ClusterError("start_warm on a cluster made with warm=False")
+        bundle = self.executables_root / name
+        self._warm_cli(f"trio-coord warm {name}", str(bundle), "--idle-timeout", "7200")
+        status = self.warm_status()
+        server = next((s for s in status.values() if s.bundle == str(bundle)), None)
+        if server is None:
+            raise ClusterError(f"trio-coord warm {name} returned, but --status does not list it")
+        self.warm_servers[name] = server
+        return server
+
+    def warm_status(self) -> dict[str, WarmServer]:
+        """``trio-coord warm --status --json``: the servers answering in the warm directory."""
+        if not self.warm:
+            return {}
+        try:
+            return parse_status(self._warm_cli("trio-coord warm --status", "--status", "--json"))
+        except WarmError as exc:
+            raise ClusterError(str(exc)) from None
+
+    def warm_trees(self) -> list[psutil.Process]:
+        """The warm servers and every process below them (the tries they forked)."""
+        procs = []
+        for s in self.warm_servers.values():
+            with contextlib.suppress(psutil.Error):
+                me = psutil.Process(s.pid)
+                procs += [me, *me.children(recursive=True)]
+        return procs
+
+    def stop_warm(self) -> list[str]:
+        """``trio-coord warm --stop``; what had to be killed rather than exiting on its own.
+
+        A server ends when its running tries do; the components are stopped first, so any
+        try still running has lost its launcher and ends itself. Whatever is left after the
+        grace period is killed and reported.
+        """
+        if not self.warm_servers:
+            return []
+        trees = self.warm_trees()
+        problems = []
+        try:
+            self._warm_cli("trio-coord warm --stop", "--stop")
+        except ClusterError as exc:
+            problems.append(str(exc).splitlines()[0])
+        if not _wait_for(lambda: not any(_alive(p) for p in trees), STOP_GRACE_S):
+            for p in trees:
+                if _alive(p):
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                    problems.append(f"warm:{p.pid}")
+        self._stopped += trees
+        return problems
+
     def processes_matching(self, needle: str) -> list[psutil.Process]:
-        """Processes below any component whose command line mentions ``needle``."""
+        """Processes below any component or warm server whose command line mentions ``needle``.
+
+        A try that starts warm runs in a process forked by the bundle's warm server (its
+        launcher, below the scheduler, waits for it): both are the try's processes.
+        """
         found = []
-        for c in self.components.values():
-            for p in c.tree():
+        trees = [c.tree() for c in self.components.values()] + [self.warm_trees()]
+        for tree in trees:
+            for p in tree:
                 with contextlib.suppress(psutil.Error):
                     if any(needle in part for part in p.cmdline()):
                         found.append(p)
@@ -336,7 +456,7 @@ class Cluster:
         on them, after everything that can be cleaned has been.
         """
         problems = []
-        killed = self.stop()
+        killed = self.stop() + self.stop_warm()
         if killed:
             print(f"e2e: needed SIGKILL: {', '.join(killed)}")
         problems += [f"process {x} survived the teardown" for x in self.survivors()]
@@ -375,9 +495,11 @@ def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
 
 
 @contextlib.contextmanager
-def running_cluster(venv: Path, setup: Callable[[Cluster], None]) -> Iterator[Cluster]:
+def running_cluster(
+    venv: Path, setup: Callable[[Cluster], None], *, warm: bool = True
+) -> Iterator[Cluster]:
     """A started cluster; ``setup`` deploys bundles and DAG files before the components start."""
-    cluster = Cluster(venv)
+    cluster = Cluster(venv, warm=warm)
     problems: list[str] = []
     try:
         setup(cluster)

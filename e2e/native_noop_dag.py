@@ -1,6 +1,6 @@
 """A plain Airflow DAG (no trio-coord): the baseline the e2e run measures trio-coord against.
 
-Its one task does nothing, like ``e2e_noop.noop`` in e2e_bundle.py, so the difference
+Its one task does nothing, like the one of e2e/perf_noop_bundle.py, so the difference
 between the two is the cost of running a task through a packed bundle rather than
 Airflow's own Python task runner.
 """

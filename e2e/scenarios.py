@@ -203,6 +203,9 @@ def sleeper_during(r: Run) -> None:
             f"the task's pid {pid} is not a bundle process under the scheduler ({sorted(pids)})"
         )
     r.made["pid"] = pid
+    # The process the supervisor started and watches: the task's own unless the try started
+    # warm, when it is the bundle's launcher (the task runs in a child of the warm server).
+    r.made["supervised_pid"] = r.ti("sleep_long").get("pid") or pid
     marked = time.monotonic()
     r.api.patch(r.api.ti_path(r.dag_id, r.run_id, "sleep_long"), {"new_state": "failed"})
     while not _process_ended(pid):
@@ -221,7 +224,7 @@ def sleeper_check(r: Run) -> None:
     expect_in(log, "sleeping in pid", "sleep_long's log")
     expect_in(log, "received SIGTERM; cancelling the task", "sleep_long's log")
     expect_in(log, "task stopped: failed: received SIGTERM", "sleep_long's log")
-    pid = r.made["pid"]
+    pid = r.made["supervised_pid"]
     # The run is over as soon as the API marks the task failed; the supervisor writes its
     # verdict on the process a moment later.
     deadline = time.monotonic() + VERDICT_WITHIN_S
