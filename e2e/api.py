@@ -13,6 +13,10 @@ from urllib.parse import quote
 import httpx
 
 REQUEST_TIMEOUT_S = 30.0
+#: An idempotent request answered "Database error" (SQLite busy) is tried this many more times.
+DB_ERROR_RETRIES = 3
+DB_ERROR_PAUSE_S = 1.0
+IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 
 
 class ApiError(RuntimeError):
@@ -27,13 +31,22 @@ class Api:
         self.http = httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            r = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiError(f"{method} {path}: {exc!r}") from exc
-        if r.status_code >= 400:
-            raise ApiError(f"{method} {path}: HTTP {r.status_code}: {r.text[:2000]}")
-        return r.json() if r.content else None
+        # The metadata database is SQLite: a write that meets another component's lock
+        # answers 500 "Database error". An idempotent request is tried again, a bounded
+        # number of times; anything else is reported at once.
+        for attempt in range(DB_ERROR_RETRIES + 1):
+            try:
+                r = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ApiError(f"{method} {path}: {exc!r}") from exc
+            locked = r.status_code == 500 and "Database error" in r.text
+            if locked and method in IDEMPOTENT and attempt < DB_ERROR_RETRIES:
+                time.sleep(DB_ERROR_PAUSE_S)
+                continue
+            if r.status_code >= 400:
+                raise ApiError(f"{method} {path}: HTTP {r.status_code}: {r.text[:2000]}")
+            return r.json() if r.content else None
+        raise ApiError(f"{method} {path}: no answer")  # unreachable: the loop returns or raises
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
