@@ -485,18 +485,21 @@ class RuntimeVsModel(RuleBasedStateMachine):
         else:
             self.task_waits()
 
-    def task_calls(self, call: tuple[str, tuple[Any, ...], bool]) -> None:
+    def task_calls(self, call: s.ClientCall) -> None:
         """The task starts a client call (others may still be in flight)."""
-        method, args, has_default = call
-        model_method = method
-        env_key = f"AIRFLOW_VAR_{args[0].upper()}" if method == "get_variable" else ""
+        name, method, args, kwargs, has_default = call
+        model_name = name
+        env_key = f"AIRFLOW_VAR_{args[0].upper()}" if name == "get_variable" else ""
         if env_key in s.ENVIRON:
             # §9.8: found in the environment; the call's one request is the MaskSecret
             # that tells the supervisor, and the task gets the value only once it is sent.
-            model_method, has_default = "mask_secret", False
+            model_name, has_default = "mask_secret", False
             _count("env_secret_calls")
-        number = self.model.task_call(model_method, has_default=has_default)
-        self._push(Step("call", number, method=method, args=args))
+        _count(f"call_{name}")
+        number = self.model.task_call(model_name, has_default=has_default)
+        self._push(
+            Step("call", number, method=method, args=args, kwargs=tuple(kwargs.items()))
+        )
 
     def task_logs(self, level: str, text: str) -> None:
         """The task logs one line."""

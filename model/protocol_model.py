@@ -48,6 +48,7 @@ __all__ = [
     "ERROR_TYPES",
     "RESPONSE_TYPES",
     "CLIENT_CALLS",
+    "DEFAULTING_CALLS",
     "Phase",
     "split_frames",
     "ModelViolation",
@@ -225,18 +226,66 @@ RESPONSE_TYPES: Final[frozenset[str]] = frozenset(
     }
 )
 
-#: Client method a scripted task calls -> the request it must put on the wire. The names
-#: are the task-facing API; the request types are the spec's (§5.1, §5.2, §5.6).
+#: Client call a scripted task makes -> the request it must put on the wire. The names
+#: are the task-facing API (a call with two request forms, by asset name or by URI, is
+#: listed once per form); the request types are the spec's (§5.1-§5.6). Every request
+#: kind a task can ask for is here; UpdateHITLDetail, GetHITLDetailResponse and
+#: ResendLoggingFD have no task-facing call.
 CLIENT_CALLS: Final[Mapping[str, str]] = {
     "get_variable": "GetVariable",
     "set_variable": "PutVariable",
     "delete_variable": "DeleteVariable",
+    "get_variable_keys": "GetVariableKeys",
     "get_connection": "GetConnection",
     "get_xcom": "GetXCom",
     "set_xcom": "SetXCom",
     "delete_xcom": "DeleteXCom",
+    "get_xcom_count": "GetXComCount",
+    "get_xcom_item": "GetXComSequenceItem",
+    "get_xcom_slice": "GetXComSequenceSlice",
     "mask_secret": "MaskSecret",
+    "get_task_state": "GetTaskStateStore",
+    "set_task_state": "SetTaskStateStore",
+    "delete_task_state": "DeleteTaskStateStore",
+    "clear_task_state": "ClearTaskStateStore",
+    "get_asset_state_by_name": "GetAssetStateStoreByName",
+    "get_asset_state_by_uri": "GetAssetStateStoreByUri",
+    "set_asset_state_by_name": "SetAssetStateStoreByName",
+    "set_asset_state_by_uri": "SetAssetStateStoreByUri",
+    "delete_asset_state_by_name": "DeleteAssetStateStoreByName",
+    "delete_asset_state_by_uri": "DeleteAssetStateStoreByUri",
+    "clear_asset_state_by_name": "ClearAssetStateStoreByName",
+    "clear_asset_state_by_uri": "ClearAssetStateStoreByUri",
+    "get_asset_by_name": "GetAssetByName",
+    "get_asset_by_uri": "GetAssetByUri",
+    "get_assets_by_alias": "GetAssetsByAlias",
+    "get_asset_events": "GetAssetEventByAsset",
+    "get_asset_alias_events": "GetAssetEventByAssetAlias",
+    "validate_inlets_and_outlets": "ValidateInletsAndOutlets",
+    "get_dag": "GetDag",
+    "get_dagrun": "GetDagRun",
+    "get_dagrun_state": "GetDagRunState",
+    "get_dr_count": "GetDRCount",
+    "get_previous_dagrun": "GetPreviousDagRun",
+    "get_prev_successful_dagrun": "GetPrevSuccessfulDagRun",
+    "get_previous_ti": "GetPreviousTI",
+    "get_first_reschedule_date": "GetTaskRescheduleStartDate",
+    "get_ti_count": "GetTICount",
+    "get_task_states": "GetTaskStates",
+    "get_task_breadcrumbs": "GetTaskBreadcrumbs",
+    "trigger_dagrun": "TriggerDagRun",
+    "skip_downstream_tasks": "SkipDownstreamTasks",
+    "set_rendered_fields": "SetRenderedFields",
+    "set_rendered_map_index": "SetRenderedMapIndex",
+    "create_hitl_detail": "CreateHITLDetailPayload",
 }
+
+#: Calls whose not-found answer (an ``ErrorResponse`` body, §3.7 case 1) returns a
+#: default instead of raising: a state store read with nothing stored is "no state yet"
+#: (§5.3), as a variable read with a default is.
+DEFAULTING_CALLS: Final[frozenset[str]] = frozenset(
+    {"get_task_state", "get_asset_state_by_name", "get_asset_state_by_uri"}
+)
 
 
 class ModelViolation(AssertionError):
@@ -881,6 +930,7 @@ class RunModel:
         """The task starts a client call; returns its step number."""
         step = self._next_step
         self._next_step += 1
+        has_default = has_default or method in DEFAULTING_CALLS
         self.owed.append(Expected("call", CLIENT_CALLS[method], step=step, has_default=has_default))
         self.open_steps.add(step)
         return step

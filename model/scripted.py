@@ -55,6 +55,7 @@ class Step:
     number: int = -1
     method: str = ""
     args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
     level: int = logging.INFO
     message: str = ""
     value: Any = None
@@ -105,7 +106,7 @@ def outcome_name(exc: BaseException) -> str:
 
 async def _perform(director: Director, client: Any, step: Step, log: logging.Logger) -> None:
     try:
-        value = await getattr(client, step.method)(*step.args)
+        value = await getattr(client, step.method)(*step.args, **dict(step.kwargs))
     except trio.Cancelled:
         director.report(step.number, Outcome.CANCELLED.value)
         raise
