@@ -100,6 +100,10 @@ class Wire:
     map_index: int = -1
     should_retry: bool = False
     xcom_keys_to_clear: tuple[str, ...] = ()
+    #: A resumed try (§9.7): ``ti_context.next_method`` / ``next_kwargs``.
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
+    task_reschedule_count: int = 0
     now: datetime.datetime = datetime.datetime(2026, 6, 16, 12, 0, 0, tzinfo=_UTC)
 
     # -- the first frame (§4.1) ---------------------------------------------------------
@@ -147,12 +151,12 @@ class Wire:
             "start_date": self.now,
             "ti_context": {
                 "dag_run": run,
-                "task_reschedule_count": 0,
+                "task_reschedule_count": self.task_reschedule_count,
                 "max_tries": 1,
                 "variables": [],
                 "connections": [],
-                "next_method": None,
-                "next_kwargs": None,
+                "next_method": self.next_method,
+                "next_kwargs": self.next_kwargs,
                 "xcom_keys_to_clear": list(self.xcom_keys_to_clear),
                 "should_retry": self.should_retry,
                 "start_date": None,

@@ -76,7 +76,16 @@ from .protocol_model import (
     check_request,
     outcome_of,
 )
-from .scripted import BUNDLE, DIRECTORS, Director, Step
+from .scripted import (
+    BRANCH_DOWNSTREAM,
+    BRANCH_ID,
+    BUNDLE,
+    DIRECTORS,
+    SENSOR_ID,
+    TASK_ID,
+    Director,
+    Step,
+)
 
 __all__ = ["ConnectionVsModel", "RuntimeVsModel", "STATS"]
 
@@ -336,6 +345,17 @@ HANG_BOUND: Final = 4 * (REQUEST_TIMEOUT + TERMINAL_TIMEOUT)
 
 _RUN_IDS = itertools.count()
 
+#: Which scripted task the first frame names (plain most often: its endings are the
+#: richest); "sensor_later" is a sensor's later try, "trigger_failed" a resumed try
+#: whose trigger failed (``next_method == "__fail__"``).
+TASK_CHOICES: Final = ["plain"] * 5 + [
+    "branch",
+    "sensor",
+    "branch",
+    "sensor_later",
+    "trigger_failed",
+]
+
 
 class RuntimeVsModel(RuleBasedStateMachine):
     """The real runtime, running the scripted task, against :class:`RunModel`."""
@@ -368,6 +388,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         map_index=s.map_indexes,
         prompt_terminal=st.sampled_from([False, False, True]),
         broken=st.sampled_from(sorted(BROKEN_STARTUP)),
+        task=st.sampled_from(TASK_CHOICES),
     )
     def start(
         self,
@@ -377,6 +398,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         map_index: int = -1,
         prompt_terminal: bool = False,
         broken: str = "empty dag_id",
+        task: str = "plain",
     ) -> None:
         """The supervisor accepts both connections and sends its first frame.
 
@@ -388,18 +410,35 @@ class RuntimeVsModel(RuleBasedStateMachine):
         self.first_kind = first
         self.prompt_terminal = prompt_terminal
         self.run_id = f"model-run-{next(_RUN_IDS)}"
+        self.task_kind = task
+        _count(f"task_{task}")
+        fail_token = f"<tok{next(self.tokens)}>"
         self.wire = Wire(
+            task_id={"branch": BRANCH_ID, "sensor": SENSOR_ID, "sensor_later": SENSOR_ID}.get(
+                task, TASK_ID
+            ),
             run_id=self.run_id,
             map_index=map_index,
             should_retry=should_retry,
             xcom_keys_to_clear=tuple(clear),
+            task_reschedule_count=1 if task == "sensor_later" else 0,
+            next_method="__fail__" if task == "trigger_failed" else None,
+            next_kwargs=(
+                {"error": f"boom {fail_token}", "traceback": [f"Traceback {fail_token}\n"]}
+                if task == "trigger_failed"
+                else None
+            ),
         )
         self.model = RunModel(
             should_retry=should_retry,
             request_timeout=REQUEST_TIMEOUT,
             terminal_timeout=TERMINAL_TIMEOUT,
             xcom_keys_to_clear=tuple(clear),
+            map_index=map_index,
+            reschedule_lookup=task == "sensor_later",
         )
+        if task == "trigger_failed":
+            self.model.resumed_after_trigger_failure(fail_token)
         self.bodies: dict[int, tuple[str, dict[str, Any]]] = {}
         self.forgotten: list[int] = []
         self.portal = portal = TrioPortal()
@@ -473,10 +512,26 @@ class RuntimeVsModel(RuleBasedStateMachine):
 
     def _task_ends(self, data: st.DataObject, *, waits: bool) -> None:
         """The body ends: it returns, raises, or (with ``waits``) blocks until cancelled."""
-        ways = ["raise", "return", "raise", "return", "unsendable", *(["wait"] if waits else [])]
-        how = data.draw(st.sampled_from(ways))
+        if self.task_kind == "branch":
+            ways = ["branch", "raise", "branch", "defer"]
+        elif self.task_kind.startswith("sensor"):
+            ways = ["poke", "raise", "poke", "defer"]
+        else:
+            ways = ["raise", "return", "raise", "return", "unsendable", "defer"]
+        how = data.draw(st.sampled_from([*ways, *(["wait"] if waits else [])]))
         _count(f"task_ends_{how}")
-        if how == "return":
+        if how == "branch":
+            follow = data.draw(st.lists(st.sampled_from(BRANCH_DOWNSTREAM), unique=True))
+            self.model.task_branches(skips=len(follow) < len(BRANCH_DOWNSTREAM))
+            self._push(Step("return", value=follow))
+        elif how == "poke":
+            done = data.draw(st.booleans())
+            self.model.task_pokes(done)
+            self._push(Step("return", value=done))
+        elif how == "defer":
+            self.model.task_defers()
+            self._push(Step("defer", message=f"defer {self.step_no}"))
+        elif how == "return":
             self.task_returns(data.draw(s.json_values))
         elif how == "unsendable":
             self.task_returns_unsendable(data.draw(s.unsendable_values))
@@ -497,9 +552,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
             _count("env_secret_calls")
         _count(f"call_{name}")
         number = self.model.task_call(model_name, has_default=has_default)
-        self._push(
-            Step("call", number, method=method, args=args, kwargs=tuple(kwargs.items()))
-        )
+        self._push(Step("call", number, method=method, args=args, kwargs=tuple(kwargs.items())))
 
     def task_logs(self, level: str, text: str) -> None:
         """The task logs one line."""
@@ -789,6 +842,13 @@ class RuntimeVsModel(RuleBasedStateMachine):
                 and token in json.dumps(seen.record, default=str)
                 for seen in self.sup.logs_seen
             ), f"the failure {token} was not logged at error with an exception"
+        for token in self.model.must_log_error:
+            assert any(
+                seen.record
+                and seen.record.get("level") in ("error", "critical")
+                and token in json.dumps(seen.record, default=str)
+                for seen in self.sup.logs_seen
+            ), f"{token} (the failed trigger's traceback) was not logged at error"
         named = self.model.must_name
         if named is not None:
             assert any(
