@@ -162,7 +162,7 @@ async def _obey(client: Any, log: logging.Logger, run_id: str) -> Any:
     if final.kind == "return":
         return final.value
     if final.kind == "defer":
-        raise authoring.defer_for(3600, kwargs={"token": final.message})
+        raise authoring.defer_for(3600, kwargs={"token": final.message} if final.message else None)
     if final.raise_kind is RaiseKind.SKIP:
         raise ScriptedSkip(final.message)
     if final.raise_kind is RaiseKind.FAIL:
