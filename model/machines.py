@@ -348,11 +348,12 @@ _RUN_IDS = itertools.count()
 #: Which scripted task the first frame names (plain most often: its endings are the
 #: richest); "sensor_later" is a sensor's later try, "trigger_failed" a resumed try
 #: whose trigger failed (``next_method == "__fail__"``).
-TASK_CHOICES: Final = ["plain"] * 5 + [
+TASK_CHOICES: Final = ["plain"] * 4 + [
     "branch",
     "sensor",
     "branch",
     "sensor_later",
+    "branch",
     "trigger_failed",
 ]
 
@@ -424,7 +425,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
             task_reschedule_count=1 if task == "sensor_later" else 0,
             next_method="__fail__" if task == "trigger_failed" else None,
             next_kwargs=(
-                {"error": f"boom {fail_token}", "traceback": [f"Traceback {fail_token}\n"]}
+                {"error": "boom", "traceback": [f"Traceback {fail_token}\n"]}
                 if task == "trigger_failed"
                 else None
             ),
@@ -521,7 +522,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
     def _task_ends(self, data: st.DataObject, *, waits: bool, special: bool = False) -> None:
         """The body ends: it returns, raises, or (with ``waits``) blocks until cancelled."""
         if self.task_kind == "branch":
-            ways = ["branch", "defer"] if special else ["branch", "raise", "branch", "defer"]
+            ways = ["branch", "branch", "defer"] if special else ["branch", "raise", "defer"]
         elif self.task_kind.startswith("sensor"):
             ways = ["poke", "defer"] if special else ["poke", "raise", "poke", "defer"]
         else:

@@ -186,7 +186,7 @@ async def scripted_branch(client: Any, log: logging.Logger, run_id: str) -> Any:
 _FOREVER = 100 * 365 * 86400.0
 
 
-@_dag.task.sensor(task_id=SENSOR_ID, mode="reschedule", poke_interval=30, timeout=_FOREVER)
+@_dag.task.sensor(task_id=SENSOR_ID, mode="reschedule", poke_interval=30, timeout=_FOREVER)  # type: ignore[untyped-decorator]
 async def scripted_sensor(client: Any, log: logging.Logger, run_id: str) -> Any:
     """A reschedule-mode sensor: a truthy result is done, a falsy one reschedules."""
     return await _obey(client, log, run_id)

@@ -264,15 +264,13 @@ def client_calls(draw: st.DrawFn, *, extended: bool = True) -> ClientCall:
         kwargs["name"] = f"asset_{key}"
     elif name.endswith("_by_uri"):
         kwargs["uri"] = f"s3://bucket/{key}"
-    if name in ("get_variable", "delete_variable", "get_connection", "get_xcom", "delete_xcom"):
+    if (
+        name in ("delete_variable", "get_connection", "get_xcom", "delete_xcom", "get_task_state")
+        or name == "delete_task_state"
+        or name.startswith(("get_asset_s", "delete_asset_s"))
+    ):
         args = (key,)
-    elif name in ("get_task_state", "delete_task_state"):
-        args = (key,)
-    elif name == "set_task_state":
-        args = (key, draw(_store_values))
-    elif name.startswith(("get_asset_state", "delete_asset_state")):
-        args = (key,)
-    elif name.startswith("set_asset_state"):
+    elif name == "set_task_state" or name.startswith("set_asset_state"):
         args = (key, draw(_store_values))
     elif name == "get_variable_keys":
         args = (draw(st.none() | keys),)
