@@ -530,18 +530,11 @@ class RuntimeVsModel(RuleBasedStateMachine):
         how = data.draw(st.sampled_from([*ways, *(["wait"] if waits else [])]))
         _count(f"task_ends_{how}")
         if how == "branch":
-            follow = data.draw(st.lists(st.sampled_from(BRANCH_DOWNSTREAM), unique=True))
-            self.model.task_branches(skips=len(follow) < len(BRANCH_DOWNSTREAM))
-            self._push(Step("return", value=follow))
+            self.task_branches(data.draw(st.lists(st.sampled_from(BRANCH_DOWNSTREAM), unique=True)))
         elif how == "poke":
-            done = data.draw(st.booleans())
-            self.model.task_pokes(done)
-            self._push(Step("return", value=done))
+            self.task_pokes(data.draw(st.booleans()))
         elif how == "defer":
-            self.model.task_defers()
-            # With resume kwargs or none: next_kwargs must be a map either way (§5.7).
-            kwargs = data.draw(st.sampled_from(["", "resume-kwarg"]))
-            self._push(Step("defer", message=kwargs))
+            self.task_defers(with_kwargs=data.draw(st.booleans()))
         elif how == "return":
             self.task_returns(data.draw(s.json_values))
         elif how == "unsendable":
@@ -570,6 +563,27 @@ class RuntimeVsModel(RuleBasedStateMachine):
         token = f"<tok{next(self.tokens)}>"
         self.model.task_log(token, level, "task")
         self._push(Step("log", level=s.LOG_LEVELS[level], message=f"{token} {text}"))
+
+    def task_branches(self, follow: list[str]) -> None:
+        """The branch task returns the downstream ids to follow (the others are skipped)."""
+        self.model.task_branches(skips=len(set(follow)) < len(BRANCH_DOWNSTREAM))
+        self._push(Step("return", value=follow))
+
+    def task_pokes(self, done: bool) -> None:
+        """The sensor's poke returns done or not yet."""
+        self.model.task_pokes(done)
+        self._push(Step("return", value=done))
+
+    def task_defers(self, *, with_kwargs: bool) -> None:
+        """The task defers, with or without resume kwargs (next_kwargs is a map either way)."""
+        self.model.task_defers()
+        self._push(Step("defer", message="resume-kwarg" if with_kwargs else ""))
+
+    def answer_last(self, request_type: str, answer: Answer) -> None:
+        """Answer the newest request, which must be of ``request_type`` (scenario tests)."""
+        rid = max(self.model.in_flight)
+        assert self.bodies[rid][0] == request_type, (self.bodies[rid][0], request_type)
+        self.do_answer(rid, answer)
 
     def task_returns(self, value: Any) -> None:
         """The task returns; a value other than None becomes the return_value XCom."""

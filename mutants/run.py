@@ -315,10 +315,13 @@ COPIED = (
     "tests/conftest.py",
     "tests/test_stateful.py",
 )
-#: The two machines only (test_stateful.py also checks this table, against the real tree).
+#: The two machines, and the scenarios that replay the rarest endings through the
+#: runtime machine (test_stateful.py also checks this table, against the real tree).
 TESTS = (
     "tests/test_stateful.py::TestConnectionVsModel",
     "tests/test_stateful.py::TestRuntimeVsModel",
+    "tests/test_stateful.py::test_branch_skip_refused_fails_the_try",
+    "tests/test_stateful.py::test_deferral_and_reschedule_endings",
 )
 
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from model.machines import STATS, ConnectionVsModel, RuntimeVsModel
+from model.protocol_model import Answer, AnswerKind, FirstFrame
 
 _SPEC = importlib.util.spec_from_file_location(
     "mutants_run", Path(__file__).resolve().parent.parent / "mutants" / "run.py"
@@ -83,3 +84,42 @@ def test_a_stale_mutation_snippet_is_refused(tmp_path: Path) -> None:
     with pytest.raises(mutants.StaleSnippet, match="0 times"):
         mutants.apply(stale, tmp_path)
     assert mutants.check_all(tmp_path) == []
+
+
+def _scenario(task: str, *, should_retry: bool) -> RuntimeVsModel:
+    machine = RuntimeVsModel()
+    machine.start(FirstFrame.STARTUP, should_retry, [], task=task)
+    return machine
+
+
+@pytest.mark.parametrize("should_retry", [False, True])
+def test_branch_skip_refused_fails_the_try(should_retry: bool) -> None:
+    """A branch whose SkipDownstreamTasks gets an error element does not claim success:
+    the machine's judge expects RetryTask or TaskState(failed) by should_retry."""
+    machine = _scenario("branch", should_retry=should_retry)
+    try:
+        machine.task_branches(["left"])
+        machine.answer_last("SetXCom", Answer(AnswerKind.RESULT))
+        machine.answer_last("SkipDownstreamTasks", Answer(AnswerKind.ERROR_ELEMENT))
+        terminal = "RetryTask" if should_retry else "TaskState"
+        machine.answer_last(terminal, Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+
+
+@pytest.mark.parametrize("with_kwargs", [False, True])
+def test_deferral_and_reschedule_endings(with_kwargs: bool) -> None:
+    """DeferTask (next_kwargs a map with or without resume kwargs) and RescheduleTask."""
+    machine = _scenario("plain", should_retry=False)
+    try:
+        machine.task_defers(with_kwargs=with_kwargs)
+        machine.answer_last("DeferTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+    machine = _scenario("sensor_later", should_retry=False)
+    try:
+        machine.answer_last("GetTaskRescheduleStartDate", Answer(AnswerKind.RESULT))
+        machine.task_pokes(False)
+        machine.answer_last("RescheduleTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
