@@ -246,9 +246,10 @@ _store_values = json_values.filter(lambda v: v is not None)
 
 
 @st.composite
-def client_calls(draw: st.DrawFn, *, extended: bool = True) -> ClientCall:
-    """A client call with valid arguments; ``extended=False``: only the original eight."""
-    name = draw(st.sampled_from(CALL_ORDER if extended else CALL_ORDER[:8]))
+def client_calls(draw: st.DrawFn, *, extended: bool = True, only: str | None = None) -> ClientCall:
+    """A client call with valid arguments; ``extended=False``: only the original eight;
+    ``only``: that call."""
+    name = only or draw(st.sampled_from(CALL_ORDER if extended else CALL_ORDER[:8]))
     method = _METHOD_OF.get(name, name)
     key = draw(keys)
     if name == "get_variable" and draw(st.integers(0, 2)) == 0:

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import find, settings
 
+from model import strategies as s
 from model.machines import STATS, ConnectionVsModel, RuntimeVsModel
-from model.protocol_model import Answer, AnswerKind, FirstFrame
+from model.protocol_model import CLIENT_CALLS, Answer, AnswerKind, FirstFrame
 
 _SPEC = importlib.util.spec_from_file_location(
     "mutants_run", Path(__file__).resolve().parent.parent / "mutants" / "run.py"
@@ -121,5 +122,21 @@ def test_deferral_and_reschedule_endings(with_kwargs: bool) -> None:
         machine.answer_last("GetTaskRescheduleStartDate", Answer(AnswerKind.RESULT))
         machine.task_pokes(False)
         machine.answer_last("RescheduleTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+
+
+def test_every_client_call_gets_its_success_body() -> None:
+    """Each typed client call, answered with the catalogue's success body, returns a value
+    in the task (the machine checks each request, each outcome and the end of the run)."""
+    machine = _scenario("plain", should_retry=False)
+    try:
+        for number, name in enumerate(sorted(set(CLIENT_CALLS) - {"get_variable"})):
+            machine.task_calls(find(s.client_calls(only=name), lambda c: True))
+            machine.answer_last(CLIENT_CALLS[name], Answer(AnswerKind.RESULT))
+            outcomes = [o for o, _detail in machine.director.results[number]]
+            assert outcomes == ["VALUE"], (name, machine.director.results[number])
+        machine.task_returns(None)
+        machine.answer_last("SucceedTask", Answer(AnswerKind.EMPTY))
     finally:
         machine.teardown()
