@@ -100,6 +100,10 @@ class Wire:
     map_index: int = -1
     should_retry: bool = False
     xcom_keys_to_clear: tuple[str, ...] = ()
+    #: A resumed try (§9.7): ``ti_context.next_method`` / ``next_kwargs``.
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
+    task_reschedule_count: int = 0
     now: datetime.datetime = datetime.datetime(2026, 6, 16, 12, 0, 0, tzinfo=_UTC)
 
     # -- the first frame (§4.1) ---------------------------------------------------------
@@ -147,12 +151,12 @@ class Wire:
             "start_date": self.now,
             "ti_context": {
                 "dag_run": run,
-                "task_reschedule_count": 0,
+                "task_reschedule_count": self.task_reschedule_count,
                 "max_tries": 1,
                 "variables": [],
                 "connections": [],
-                "next_method": None,
-                "next_kwargs": None,
+                "next_method": self.next_method,
+                "next_kwargs": self.next_kwargs,
                 "xcom_keys_to_clear": list(self.xcom_keys_to_clear),
                 "should_retry": self.should_retry,
                 "start_date": None,
@@ -210,7 +214,71 @@ class Wire:
             return {"key": request.get("key"), "value": {"pulled": [1, "two", None]}, "type": kind}
         if kind == "OKResponse":
             return {"ok": True, "type": kind}
+        built = self._other_result(kind, request)
+        if built is not None:
+            return {**built, "type": kind}
         raise KeyError(f"the fake supervisor does not build {kind} bodies")
+
+    def _dag_run(self) -> dict[str, Any]:
+        run = self.startup_body()["ti_context"]["dag_run"]
+        return dict(run)
+
+    def _asset(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("name") or "model_asset"
+        uri = request.get("uri") or f"s3://bucket/{name}"
+        return {"name": name, "uri": uri, "group": "asset", "extra": {}}
+
+    def _other_result(self, kind: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The success bodies of the catalogue's other results (§5.1-§5.6), each with the
+        keys the spec marks required and plausible values."""
+        now = self.now
+        bodies: dict[str, Any] = {
+            "VariableKeysResult": lambda: {"keys": ["a", "b"], "total_entries": 2},
+            "XComCountResponse": lambda: {"len": 3},
+            "XComSequenceIndexResult": lambda: {"root": {"item": 1}},
+            "XComSequenceSliceResult": lambda: {"root": [1, "two", None]},
+            "TaskStateStoreResult": lambda: {"value": {"stored": 1}},
+            "AssetStateStoreResult": lambda: {"value": [1, 2]},
+            "AssetResult": lambda: self._asset(request),
+            "AssetsByAliasResult": lambda: {"assets": [self._asset({})]},
+            "AssetEventsResult": lambda: {"asset_events": []},
+            "InactiveAssetsResult": lambda: {"inactive_assets": []},
+            "DagResult": lambda: {
+                "dag_id": request.get("dag_id"),
+                "is_paused": False,
+                "bundle_name": "model",
+                "bundle_version": None,
+                "relative_fileloc": "model_bundle.py",
+                "owners": "airflow",
+                "tags": ["t"],
+                "next_dagrun": now,
+            },
+            "DagRunResult": self._dag_run,
+            "DagRunStateResult": lambda: {"state": "running"},
+            "DRCount": lambda: {"count": 2},
+            "PreviousDagRunResult": lambda: {"dag_run": self._dag_run()},
+            "PrevSuccessfulDagRunResult": lambda: {
+                "data_interval_start": now,
+                "data_interval_end": now,
+                "start_date": now,
+                "end_date": None,
+            },
+            "PreviousTIResult": lambda: {"task_instance": None},
+            "TaskRescheduleStartDate": lambda: {"start_date": now},
+            "TICount": lambda: {"count": 4},
+            "TaskStatesResult": lambda: {"task_states": {self.run_id: {"t": "success"}}},
+            "TaskBreadcrumbsResult": lambda: {"breadcrumbs": [{"task_id": "t", "state": None}]},
+            "HITLDetailRequestResult": lambda: {
+                k: request[k]
+                for k in (
+                    "ti_id", "options", "subject", "body", "defaults", "multiple", "params",
+                    "assigned_users",
+                )
+                if k in request
+            },
+        }  # fmt: skip
+        make = bodies.get(kind)
+        return None if make is None else make()
 
     def answer_frame(
         self, request_id: int, request_type: str, request: dict[str, Any], answer: Answer

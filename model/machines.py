@@ -76,7 +76,16 @@ from .protocol_model import (
     check_request,
     outcome_of,
 )
-from .scripted import BUNDLE, DIRECTORS, Director, Step
+from .scripted import (
+    BRANCH_DOWNSTREAM,
+    BRANCH_ID,
+    BUNDLE,
+    DIRECTORS,
+    SENSOR_ID,
+    TASK_ID,
+    Director,
+    Step,
+)
 
 __all__ = ["ConnectionVsModel", "RuntimeVsModel", "STATS"]
 
@@ -336,6 +345,18 @@ HANG_BOUND: Final = 4 * (REQUEST_TIMEOUT + TERMINAL_TIMEOUT)
 
 _RUN_IDS = itertools.count()
 
+#: Which scripted task the first frame names (plain most often: its endings are the
+#: richest); "sensor_later" is a sensor's later try, "trigger_failed" a resumed try
+#: whose trigger failed (``next_method == "__fail__"``).
+TASK_CHOICES: Final = ["plain"] * 4 + [
+    "branch",
+    "sensor",
+    "branch",
+    "sensor_later",
+    "branch",
+    "trigger_failed",
+]
+
 
 class RuntimeVsModel(RuleBasedStateMachine):
     """The real runtime, running the scripted task, against :class:`RunModel`."""
@@ -368,6 +389,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         map_index=s.map_indexes,
         prompt_terminal=st.sampled_from([False, False, True]),
         broken=st.sampled_from(sorted(BROKEN_STARTUP)),
+        task=st.sampled_from(TASK_CHOICES),
     )
     def start(
         self,
@@ -377,6 +399,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         map_index: int = -1,
         prompt_terminal: bool = False,
         broken: str = "empty dag_id",
+        task: str = "plain",
     ) -> None:
         """The supervisor accepts both connections and sends its first frame.
 
@@ -388,18 +411,35 @@ class RuntimeVsModel(RuleBasedStateMachine):
         self.first_kind = first
         self.prompt_terminal = prompt_terminal
         self.run_id = f"model-run-{next(_RUN_IDS)}"
+        self.task_kind = task
+        _count(f"task_{task}")
+        fail_token = f"<tok{next(self.tokens)}>"
         self.wire = Wire(
+            task_id={"branch": BRANCH_ID, "sensor": SENSOR_ID, "sensor_later": SENSOR_ID}.get(
+                task, TASK_ID
+            ),
             run_id=self.run_id,
             map_index=map_index,
             should_retry=should_retry,
             xcom_keys_to_clear=tuple(clear),
+            task_reschedule_count=1 if task == "sensor_later" else 0,
+            next_method="__fail__" if task == "trigger_failed" else None,
+            next_kwargs=(
+                {"error": "boom", "traceback": [f"Traceback {fail_token}\n"]}
+                if task == "trigger_failed"
+                else None
+            ),
         )
         self.model = RunModel(
             should_retry=should_retry,
             request_timeout=REQUEST_TIMEOUT,
             terminal_timeout=TERMINAL_TIMEOUT,
             xcom_keys_to_clear=tuple(clear),
+            map_index=map_index,
+            reschedule_lookup=task == "sensor_later",
         )
+        if task == "trigger_failed":
+            self.model.resumed_after_trigger_failure(fail_token)
         self.bodies: dict[int, tuple[str, dict[str, Any]]] = {}
         self.forgotten: list[int] = []
         self.portal = portal = TrioPortal()
@@ -471,12 +511,31 @@ class RuntimeVsModel(RuleBasedStateMachine):
         once raised an ordinary exception 4 times)."""
         self._task_ends(data, waits=True)
 
-    def _task_ends(self, data: st.DataObject, *, waits: bool) -> None:
+    @precondition(lambda self: self.model.can_finish and self.task_kind != "plain")
+    @rule(data=st.data())
+    def vocabulary_task_ends(self, data: st.DataObject) -> None:
+        """A branch task or a sensor ends the way only it can (a branch choice, a poke
+        result) or defers: a rule of its own, so that these endings, rarer than the plain
+        task's, still meet the supervisor's misbehaviour often in a ``ci`` run."""
+        self._task_ends(data, waits=False, special=True)
+
+    def _task_ends(self, data: st.DataObject, *, waits: bool, special: bool = False) -> None:
         """The body ends: it returns, raises, or (with ``waits``) blocks until cancelled."""
-        ways = ["raise", "return", "raise", "return", "unsendable", *(["wait"] if waits else [])]
-        how = data.draw(st.sampled_from(ways))
+        if self.task_kind == "branch":
+            ways = ["branch", "branch", "defer"] if special else ["branch", "raise", "defer"]
+        elif self.task_kind.startswith("sensor"):
+            ways = ["poke", "defer"] if special else ["poke", "raise", "poke", "defer"]
+        else:
+            ways = ["raise", "return", "defer", "raise", "return", "unsendable"]
+        how = data.draw(st.sampled_from([*ways, *(["wait"] if waits else [])]))
         _count(f"task_ends_{how}")
-        if how == "return":
+        if how == "branch":
+            self.task_branches(data.draw(st.lists(st.sampled_from(BRANCH_DOWNSTREAM), unique=True)))
+        elif how == "poke":
+            self.task_pokes(data.draw(st.booleans()))
+        elif how == "defer":
+            self.task_defers(with_kwargs=data.draw(st.booleans()))
+        elif how == "return":
             self.task_returns(data.draw(s.json_values))
         elif how == "unsendable":
             self.task_returns_unsendable(data.draw(s.unsendable_values))
@@ -485,24 +544,46 @@ class RuntimeVsModel(RuleBasedStateMachine):
         else:
             self.task_waits()
 
-    def task_calls(self, call: tuple[str, tuple[Any, ...], bool]) -> None:
+    def task_calls(self, call: s.ClientCall) -> None:
         """The task starts a client call (others may still be in flight)."""
-        method, args, has_default = call
-        model_method = method
-        env_key = f"AIRFLOW_VAR_{args[0].upper()}" if method == "get_variable" else ""
+        name, method, args, kwargs, has_default = call
+        model_name = name
+        env_key = f"AIRFLOW_VAR_{args[0].upper()}" if name == "get_variable" else ""
         if env_key in s.ENVIRON:
             # §9.8: found in the environment; the call's one request is the MaskSecret
             # that tells the supervisor, and the task gets the value only once it is sent.
-            model_method, has_default = "mask_secret", False
+            model_name, has_default = "mask_secret", False
             _count("env_secret_calls")
-        number = self.model.task_call(model_method, has_default=has_default)
-        self._push(Step("call", number, method=method, args=args))
+        _count(f"call_{name}")
+        number = self.model.task_call(model_name, has_default=has_default)
+        self._push(Step("call", number, method=method, args=args, kwargs=tuple(kwargs.items())))
 
     def task_logs(self, level: str, text: str) -> None:
         """The task logs one line."""
         token = f"<tok{next(self.tokens)}>"
         self.model.task_log(token, level, "task")
         self._push(Step("log", level=s.LOG_LEVELS[level], message=f"{token} {text}"))
+
+    def task_branches(self, follow: list[str]) -> None:
+        """The branch task returns the downstream ids to follow (the others are skipped)."""
+        self.model.task_branches(skips=len(set(follow)) < len(BRANCH_DOWNSTREAM))
+        self._push(Step("return", value=follow))
+
+    def task_pokes(self, done: bool) -> None:
+        """The sensor's poke returns done or not yet."""
+        self.model.task_pokes(done)
+        self._push(Step("return", value=done))
+
+    def task_defers(self, *, with_kwargs: bool) -> None:
+        """The task defers, with or without resume kwargs (next_kwargs is a map either way)."""
+        self.model.task_defers()
+        self._push(Step("defer", message="resume-kwarg" if with_kwargs else ""))
+
+    def answer_last(self, request_type: str, answer: Answer) -> None:
+        """Answer the newest request, which must be of ``request_type`` (scenario tests)."""
+        rid = max(self.model.in_flight)
+        assert self.bodies[rid][0] == request_type, (self.bodies[rid][0], request_type)
+        self.do_answer(rid, answer)
 
     def task_returns(self, value: Any) -> None:
         """The task returns; a value other than None becomes the return_value XCom."""
@@ -786,6 +867,13 @@ class RuntimeVsModel(RuleBasedStateMachine):
                 and token in json.dumps(seen.record, default=str)
                 for seen in self.sup.logs_seen
             ), f"the failure {token} was not logged at error with an exception"
+        for token in self.model.must_log_error:
+            assert any(
+                seen.record
+                and seen.record.get("level") in ("error", "critical")
+                and token in json.dumps(seen.record, default=str)
+                for seen in self.sup.logs_seen
+            ), f"{token} (the failed trigger's traceback) was not logged at error"
         named = self.model.must_name
         if named is not None:
             assert any(

@@ -48,6 +48,7 @@ __all__ = [
     "ERROR_TYPES",
     "RESPONSE_TYPES",
     "CLIENT_CALLS",
+    "DEFAULTING_CALLS",
     "Phase",
     "split_frames",
     "ModelViolation",
@@ -225,18 +226,66 @@ RESPONSE_TYPES: Final[frozenset[str]] = frozenset(
     }
 )
 
-#: Client method a scripted task calls -> the request it must put on the wire. The names
-#: are the task-facing API; the request types are the spec's (§5.1, §5.2, §5.6).
+#: Client call a scripted task makes -> the request it must put on the wire. The names
+#: are the task-facing API (a call with two request forms, by asset name or by URI, is
+#: listed once per form); the request types are the spec's (§5.1-§5.6). Every request
+#: kind a task can ask for is here; UpdateHITLDetail, GetHITLDetailResponse and
+#: ResendLoggingFD have no task-facing call.
 CLIENT_CALLS: Final[Mapping[str, str]] = {
     "get_variable": "GetVariable",
     "set_variable": "PutVariable",
     "delete_variable": "DeleteVariable",
+    "get_variable_keys": "GetVariableKeys",
     "get_connection": "GetConnection",
     "get_xcom": "GetXCom",
     "set_xcom": "SetXCom",
     "delete_xcom": "DeleteXCom",
+    "get_xcom_count": "GetXComCount",
+    "get_xcom_item": "GetXComSequenceItem",
+    "get_xcom_slice": "GetXComSequenceSlice",
     "mask_secret": "MaskSecret",
+    "get_task_state": "GetTaskStateStore",
+    "set_task_state": "SetTaskStateStore",
+    "delete_task_state": "DeleteTaskStateStore",
+    "clear_task_state": "ClearTaskStateStore",
+    "get_asset_state_by_name": "GetAssetStateStoreByName",
+    "get_asset_state_by_uri": "GetAssetStateStoreByUri",
+    "set_asset_state_by_name": "SetAssetStateStoreByName",
+    "set_asset_state_by_uri": "SetAssetStateStoreByUri",
+    "delete_asset_state_by_name": "DeleteAssetStateStoreByName",
+    "delete_asset_state_by_uri": "DeleteAssetStateStoreByUri",
+    "clear_asset_state_by_name": "ClearAssetStateStoreByName",
+    "clear_asset_state_by_uri": "ClearAssetStateStoreByUri",
+    "get_asset_by_name": "GetAssetByName",
+    "get_asset_by_uri": "GetAssetByUri",
+    "get_assets_by_alias": "GetAssetsByAlias",
+    "get_asset_events": "GetAssetEventByAsset",
+    "get_asset_alias_events": "GetAssetEventByAssetAlias",
+    "validate_inlets_and_outlets": "ValidateInletsAndOutlets",
+    "get_dag": "GetDag",
+    "get_dagrun": "GetDagRun",
+    "get_dagrun_state": "GetDagRunState",
+    "get_dr_count": "GetDRCount",
+    "get_previous_dagrun": "GetPreviousDagRun",
+    "get_prev_successful_dagrun": "GetPrevSuccessfulDagRun",
+    "get_previous_ti": "GetPreviousTI",
+    "get_first_reschedule_date": "GetTaskRescheduleStartDate",
+    "get_ti_count": "GetTICount",
+    "get_task_states": "GetTaskStates",
+    "get_task_breadcrumbs": "GetTaskBreadcrumbs",
+    "trigger_dagrun": "TriggerDagRun",
+    "skip_downstream_tasks": "SkipDownstreamTasks",
+    "set_rendered_fields": "SetRenderedFields",
+    "set_rendered_map_index": "SetRenderedMapIndex",
+    "create_hitl_detail": "CreateHITLDetailPayload",
 }
+
+#: Calls whose not-found answer (an ``ErrorResponse`` body, §3.7 case 1) returns a
+#: default instead of raising: a state store read with nothing stored is "no state yet"
+#: (§5.3), as a variable read with a default is.
+DEFAULTING_CALLS: Final[frozenset[str]] = frozenset(
+    {"get_task_state", "get_asset_state_by_name", "get_asset_state_by_uri"}
+)
 
 
 class ModelViolation(AssertionError):
@@ -256,6 +305,9 @@ REQUIRED_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "SucceedTask": frozenset({"end_date"}),
     "TaskState": frozenset({"state"}),
     "RetryTask": frozenset({"end_date"}),
+    "DeferTask": frozenset({"classpath", "next_method"}),
+    "RescheduleTask": frozenset({"reschedule_date", "end_date"}),
+    "SkipDownstreamTasks": frozenset({"tasks"}),
 }
 
 #: The only keys the "(forbid)" models accept (§5.7): anything else is dropped unanswered.
@@ -266,10 +318,25 @@ FORBID_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "RetryTask": frozenset(
         {"end_date", "rendered_map_index", "retry_delay_seconds", "retry_reason", "state", "type"}
     ),
+    "DeferTask": frozenset(
+        {
+            "classpath",
+            "trigger_kwargs",
+            "trigger_timeout",
+            "queue",
+            "next_method",
+            "next_kwargs",
+            "rendered_map_index",
+            "state",
+            "type",
+        }
+    ),
+    "RescheduleTask": frozenset({"reschedule_date", "end_date", "state", "type"}),
+    "SkipDownstreamTasks": frozenset({"tasks", "type"}),
 }
 
 #: Fields typed as aware date-times in the requests above (§3.4: naive is rejected).
-_AWARE_FIELDS: Final = frozenset({"end_date"})
+_AWARE_FIELDS: Final = frozenset({"end_date", "reschedule_date"})
 
 
 def check_request(frame: object) -> list[str]:
@@ -314,6 +381,24 @@ def check_request(frame: object) -> list[str]:
         for name in ("task_outlets", "outlet_events"):
             if type(body.get(name, [])) is not list:
                 problems.append(f"SucceedTask.{name} must be a list (§5.7: null gets HTTP 422)")
+    if kind == "DeferTask":
+        # §5.7 server-side constraints: the supervisor forwards nulls, the API refuses them.
+        if type(body.get("trigger_kwargs")) not in (dict, str):
+            problems.append("DeferTask.trigger_kwargs must be a map or a string (not null)")
+        if type(body.get("next_kwargs")) is not dict:
+            problems.append("DeferTask.next_kwargs must be a map (not null)")
+    if kind == "SkipDownstreamTasks":
+        tasks = body.get("tasks")
+        if type(tasks) is not list or not all(
+            type(t) is str
+            or (
+                type(t) in (list, tuple) and len(t) == 2 and type(t[0]) is str and type(t[1]) is int
+            )
+            for t in tasks
+        ):
+            problems.append(
+                f"SkipDownstreamTasks.tasks is not a list of ids/[id, index]: {tasks!r}"
+            )
     if kind == "TaskState" and body.get("state") not in TASK_STATE_VALUES:
         problems.append(f"TaskState.state {body.get('state')!r} is not failed/skipped/removed")
     if kind in DIRECT_STATE and body.get("state", DIRECT_STATE[kind]) != DIRECT_STATE[kind]:
@@ -756,7 +841,9 @@ class Expected:
     """A request the runtime owes the supervisor, and why."""
 
     #: ``"call"`` (a client call of step ``step``), ``"clear"`` (§9.2), ``"push"`` (the
-    #: return value, §9.4) or ``"terminal"``.
+    #: return value, §9.4), ``"skipmixin"`` (a branch's decision XCom), ``"skip"``
+    #: (SkipDownstreamTasks), ``"reschedule_start"`` (a later sensor try's lookup) or
+    #: ``"terminal"``.
     purpose: str
     request_type: str
     step: int | None = None
@@ -786,6 +873,14 @@ class RunModel:
     #: ``AIRFLOW__LOGGING__LOGGING_LEVEL`` / ``..._NAMESPACE_LEVELS`` the runtime sees.
     global_level: str | None = None
     namespace_levels: str | None = None
+    #: ``ti.map_index``: a mapped instance (>= 0) records its branch decision but never
+    #: sends the skip (the native runner's SkipMixin; its downstream is not expanded yet).
+    map_index: int = -1
+    #: A reschedule-mode sensor on a later try (``task_reschedule_count > 0``): it asks
+    #: for the first try's start (``GetTaskRescheduleStartDate``) before it pokes.
+    reschedule_lookup: bool = False
+    #: A resumed try whose trigger failed (``next_method == "__fail__"``, §9.7).
+    trigger_failed: bool = False
 
     conv: Conversation = field(default_factory=Conversation)
     now: float = 0.0
@@ -817,6 +912,8 @@ class RunModel:
     must_not_log: set[str] = field(default_factory=set)
     #: Tokens of failures that must be logged at error with an ``exception`` field (§9.3).
     must_log_failure: list[str] = field(default_factory=list)
+    #: Tokens that must appear in some error-level record (the trigger's traceback, §9.7).
+    must_log_error: list[str] = field(default_factory=list)
     #: The channel broke while the runtime ran and the logs channel was open: it must say
     #: why it stops with an error-level record (fail closed with a clear log line, §10).
     must_explain: bool = False
@@ -825,6 +922,7 @@ class RunModel:
     logs_open: bool = True
     _next_step: int = 0
     _clear_left: deque[str] = field(default_factory=deque)
+    _trigger_token: str = ""
 
     # -- the supervisor's first frame ---------------------------------------------------
 
@@ -862,8 +960,26 @@ class RunModel:
         if self._clear_left:
             self._clear_left.popleft()
             self.owed.append(Expected("clear", "DeleteXCom"))
+        elif self.trigger_failed:
+            # §9.7: the trigger failed; the body never runs. The native runner raises
+            # TaskDeferralError / TaskDeferralTimeout, ordinary errors, so the server's
+            # should_retry decides like for any failure; the traceback must be logged.
+            if self.logs_open and LEVELS["error"] >= log_threshold(
+                "", self.global_level, self.namespace_levels
+            ):
+                self.must_log_error.append(self._trigger_token)
+            self._fail_terminal()
+        elif self.reschedule_lookup:
+            self.reschedule_lookup = False
+            self.owed.append(Expected("reschedule_start", "GetTaskRescheduleStartDate"))
         else:
             self.task_running = True
+
+    def resumed_after_trigger_failure(self, token: str) -> None:
+        """Before the first frame: this try resumes with ``next_method == "__fail__"`` and
+        a traceback carrying ``token``, which must reach the logs at error level."""
+        self.trigger_failed = True
+        self._trigger_token = token
 
     # -- the task -----------------------------------------------------------------------
 
@@ -881,6 +997,7 @@ class RunModel:
         """The task starts a client call; returns its step number."""
         step = self._next_step
         self._next_step += 1
+        has_default = has_default or method in DEFAULTING_CALLS
         self.owed.append(Expected("call", CLIENT_CALLS[method], step=step, has_default=has_default))
         self.open_steps.add(step)
         return step
@@ -927,6 +1044,47 @@ class RunModel:
             self._owe_terminal("TaskState", "failed")
         else:
             self._fail_terminal()
+
+    def task_branches(self, skips: bool) -> None:
+        """A branch task returns the ids to follow; ``skips``: some direct downstream task
+        is left out.
+
+        §5.7 and §6.2 give the wire: ``SkipDownstreamTasks`` (not terminal), then
+        ``SucceedTask``. The native runner (SkipMixin) first records its decision in the
+        ``skipmixin_key`` XCom (always, for the scheduler's "not previously skipped"
+        rule), and when it skips it does not push ``return_value``. A mapped instance
+        records the XCom but never sends the skip, and then pushes ``return_value``.
+
+        An error reply to the XCom push or to ``SkipDownstreamTasks`` (an error element,
+        a timeout) is, in the native runner, an exception raised out of the operator's
+        ``execute``: an ordinary failure, so ``RetryTask`` or ``TaskState(failed)`` by
+        should_retry (§6.2 rows 4-5), never success. Tasks already skipped stay skipped:
+        the model only requires the try not to claim success.
+        """
+        self.task_running = False
+        self.intended = "success"
+        sends_skip = skips and self.map_index < 0
+        self.owed.append(Expected("skipmixin", "SetXCom", state="skip" if sends_skip else "push"))
+
+    def task_pokes(self, done: bool) -> None:
+        """A reschedule-mode sensor's poke returns: done (truthy) or not yet.
+
+        Done: ``SucceedTask`` (a plain truthy result pushes nothing). Not done:
+        ``RescheduleTask`` (§6.2), state ``up_for_reschedule`` (§5.7, §7).
+        """
+        self.task_running = False
+        if done:
+            self.intended = "success"
+            self._owe_terminal("SucceedTask", "success")
+        else:
+            self.intended = "up_for_reschedule"
+            self._owe_terminal("RescheduleTask", "up_for_reschedule")
+
+    def task_defers(self) -> None:
+        """The task raises a deferral: ``DeferTask``, state ``deferred`` (§5.7, §6.2)."""
+        self.task_running = False
+        self.intended = "deferred"
+        self._owe_terminal("DeferTask", "deferred")
 
     def task_waits(self) -> None:
         """The task blocks until it is cancelled."""
@@ -990,6 +1148,23 @@ class RunModel:
             if allowed == {Outcome.VALUE}:
                 self._owe_terminal("SucceedTask", "success")
             else:  # §9.4: a failed push fails the task
+                self._fail_terminal()
+        elif want.purpose == "skipmixin":
+            if allowed != {Outcome.VALUE}:
+                self._fail_terminal()
+            elif want.state == "skip":
+                self.owed.append(Expected("skip", "SkipDownstreamTasks"))
+            else:
+                self.owed.append(Expected("push", "SetXCom"))
+        elif want.purpose == "skip":
+            if allowed == {Outcome.VALUE}:
+                self._owe_terminal("SucceedTask", "success")
+            else:
+                self._fail_terminal()
+        elif want.purpose == "reschedule_start":
+            if allowed == {Outcome.VALUE}:
+                self.task_running = True
+            else:  # the client call raises before the first poke: an ordinary failure
                 self._fail_terminal()
         elif want.purpose == "clear":
             if allowed == {Outcome.VALUE}:

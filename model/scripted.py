@@ -34,10 +34,27 @@ from trio_coord.errors import (
 
 from .protocol_model import Outcome, RaiseKind
 
-__all__ = ["BUNDLE", "DAG_ID", "TASK_ID", "DIRECTORS", "Director", "Step", "outcome_name"]
+__all__ = [
+    "BUNDLE",
+    "DAG_ID",
+    "TASK_ID",
+    "BRANCH_ID",
+    "SENSOR_ID",
+    "BRANCH_DOWNSTREAM",
+    "DIRECTORS",
+    "Director",
+    "Step",
+    "outcome_name",
+]
 
 DAG_ID = "model_dag"
 TASK_ID = "scripted"
+#: A branch task obeying the director; its "return" step names the branches to follow.
+BRANCH_ID = "scripted_branch"
+#: A reschedule-mode sensor obeying the director; its "return" step is the poke's result.
+SENSOR_ID = "scripted_sensor"
+#: The branch task's direct downstream tasks.
+BRANCH_DOWNSTREAM = ("left", "middle", "right")
 
 BUNDLE = authoring.Bundle("model", version="1.0.0")
 _dag = BUNDLE.dag(DAG_ID)
@@ -50,11 +67,12 @@ DIRECTORS: dict[str, Director] = {}
 class Step:
     """One move of the task."""
 
-    #: ``"call"``, ``"log"``, ``"return"``, ``"raise"`` or ``"wait"``.
+    #: ``"call"``, ``"log"``, ``"return"``, ``"raise"``, ``"defer"`` or ``"wait"``.
     kind: str
     number: int = -1
     method: str = ""
     args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
     level: int = logging.INFO
     message: str = ""
     value: Any = None
@@ -105,7 +123,7 @@ def outcome_name(exc: BaseException) -> str:
 
 async def _perform(director: Director, client: Any, step: Step, log: logging.Logger) -> None:
     try:
-        value = await getattr(client, step.method)(*step.args)
+        value = await getattr(client, step.method)(*step.args, **dict(step.kwargs))
     except trio.Cancelled:
         director.report(step.number, Outcome.CANCELLED.value)
         raise
@@ -122,8 +140,7 @@ class ScriptedSkip(authoring.SkipTask):
     """The script asked to be skipped."""
 
 
-@_dag.task(task_id=TASK_ID)
-async def scripted(client: Any, log: logging.Logger, run_id: str) -> Any:
+async def _obey(client: Any, log: logging.Logger, run_id: str) -> Any:
     """Obey the director's steps until one of them ends the task."""
     director = DIRECTORS[run_id]
     director.started = True
@@ -140,11 +157,44 @@ async def scripted(client: Any, log: logging.Logger, run_id: str) -> Any:
                 final = step
                 break
     # Raise outside the nursery: inside it, trio would wrap the exception in a group.
-    assert final is not None
+    if final is None:
+        raise RuntimeError("the director's channel closed before the task ended")
     if final.kind == "return":
         return final.value
+    if final.kind == "defer":
+        raise authoring.defer_for(3600, kwargs={"token": final.message} if final.message else None)
     if final.raise_kind is RaiseKind.SKIP:
         raise ScriptedSkip(final.message)
     if final.raise_kind is RaiseKind.FAIL:
         raise authoring.FailTask(final.message)
     raise RuntimeError(final.message)
+
+
+@_dag.task(task_id=TASK_ID)
+async def scripted(client: Any, log: logging.Logger, run_id: str) -> Any:
+    """The plain task: its return value is pushed as ``return_value``."""
+    return await _obey(client, log, run_id)
+
+
+@_dag.task.branch(task_id=BRANCH_ID)
+async def scripted_branch(client: Any, log: logging.Logger, run_id: str) -> Any:
+    """A branch task: returns the ids of the downstream tasks to follow."""
+    return await _obey(client, log, run_id)
+
+
+#: A timeout no virtual or wall-clock run reaches: the poke's answer alone decides.
+_FOREVER = 100 * 365 * 86400.0
+
+
+@_dag.task.sensor(task_id=SENSOR_ID, mode="reschedule", poke_interval=30, timeout=_FOREVER)  # type: ignore[untyped-decorator]
+async def scripted_sensor(client: Any, log: logging.Logger, run_id: str) -> Any:
+    """A reschedule-mode sensor: a truthy result is done, a falsy one reschedules."""
+    return await _obey(client, log, run_id)
+
+
+def _noop() -> None:
+    """A downstream task of the branch; never run by the machines."""
+
+
+_downstream = [_dag.task(task_id=name)(_noop) for name in BRANCH_DOWNSTREAM]
+scripted_branch >> _downstream

@@ -51,6 +51,8 @@ __all__ = [
     "unsendable_values",
     "answers_for",
     "client_calls",
+    "ClientCall",
+    "CALL_ORDER",
     "raise_kinds",
     "valid_frames",
     "garbage_frames",
@@ -160,7 +162,10 @@ def answers_for(request_type: str) -> st.SearchStrategy[Answer]:
     if request_type in TERMINAL_TYPES:
         # §5.7: the empty reply after the PATCH, or the error element if it failed.
         return st.sampled_from([Answer(AnswerKind.EMPTY)] * 3 + [Answer(AnswerKind.ERROR_ELEMENT)])
-    options = [Answer(AnswerKind.RESULT)] * 4 + [
+    # SkipDownstreamTasks, whose only failure is an error element, gets as many errors as
+    # results: its error path (the try must fail) is otherwise rarely reached.
+    results = 2 if request_type == "SkipDownstreamTasks" else 4
+    options = [Answer(AnswerKind.RESULT)] * results + [
         Answer(AnswerKind.ERROR_ELEMENT, "API_SERVER_ERROR"),
         Answer(AnswerKind.ERROR_ELEMENT, "GENERIC_ERROR"),
     ]
@@ -173,7 +178,9 @@ def answers_for(request_type: str) -> st.SearchStrategy[Answer]:
     return st.sampled_from(options)
 
 
-#: The client calls, most used first (Hypothesis favours the first of a sampled_from).
+#: The client calls, most used first (Hypothesis favours the first of a sampled_from):
+#: the original eight, whose answers have the richest semantics (defaults, masking, the
+#: environment's secret), then every other request kind a task can ask for.
 CALL_ORDER: Final = (
     "get_variable",
     "set_xcom",
@@ -183,26 +190,118 @@ CALL_ORDER: Final = (
     "set_variable",
     "delete_xcom",
     "delete_variable",
+    "get_variable_keys",
+    "get_xcom_count",
+    "get_xcom_item",
+    "get_xcom_slice",
+    "get_task_state",
+    "set_task_state",
+    "delete_task_state",
+    "clear_task_state",
+    "get_asset_state_by_name",
+    "get_asset_state_by_uri",
+    "set_asset_state_by_name",
+    "set_asset_state_by_uri",
+    "delete_asset_state_by_name",
+    "delete_asset_state_by_uri",
+    "clear_asset_state_by_name",
+    "clear_asset_state_by_uri",
+    "get_asset_by_name",
+    "get_asset_by_uri",
+    "get_assets_by_alias",
+    "get_asset_events",
+    "get_asset_alias_events",
+    "validate_inlets_and_outlets",
+    "get_dag",
+    "get_dagrun",
+    "get_dagrun_state",
+    "get_dr_count",
+    "get_previous_dagrun",
+    "get_prev_successful_dagrun",
+    "get_previous_ti",
+    "get_first_reschedule_date",
+    "get_ti_count",
+    "get_task_states",
+    "get_task_breadcrumbs",
+    "trigger_dagrun",
+    "skip_downstream_tasks",
+    "set_rendered_fields",
+    "set_rendered_map_index",
+    "create_hitl_detail",
 )
 assert set(CALL_ORDER) == set(CLIENT_CALLS)
 
+#: The model's call name -> the client method, where they differ (one method, two forms).
+_METHOD_OF: Final = {
+    "get_asset_by_name": "get_asset",
+    "get_asset_by_uri": "get_asset",
+    **{f"{verb}_asset_state_by_{form}": f"{verb}_asset_state"
+       for verb in ("get", "set", "delete", "clear") for form in ("name", "uri")},
+}  # fmt: skip
+
+#: A client call: the model's name, the client method, its arguments, and has_default.
+ClientCall = tuple[str, str, tuple[Any, ...], dict[str, Any], bool]
+
+_store_values = json_values.filter(lambda v: v is not None)
+
 
 @st.composite
-def client_calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], bool]:
-    """A client call: ``(method, args, has_default)``."""
-    method = draw(st.sampled_from(CALL_ORDER))
+def client_calls(draw: st.DrawFn, *, extended: bool = True, only: str | None = None) -> ClientCall:
+    """A client call with valid arguments; ``extended=False``: only the original eight;
+    ``only``: that call."""
+    name = only or draw(st.sampled_from(CALL_ORDER if extended else CALL_ORDER[:8]))
+    method = _METHOD_OF.get(name, name)
     key = draw(keys)
-    if method == "get_variable" and draw(st.integers(0, 2)) == 0:
+    if name == "get_variable" and draw(st.integers(0, 2)) == 0:
         key = ENV_SECRET_KEY
-    if method == "get_variable":
+    if name == "get_variable":
         if draw(st.booleans()):
-            return method, (key, draw(json_values)), True
-        return method, (key,), False
-    if method in ("set_variable", "set_xcom"):
-        return method, (key, draw(json_values)), False
-    if method == "mask_secret":
-        return method, (draw(secrets),), False
-    return method, (key,), False
+            return name, method, (key, draw(json_values)), {}, True
+        return name, method, (key,), {}, False
+    if name in ("set_variable", "set_xcom"):
+        return name, method, (key, draw(json_values)), {}, False
+    if name == "mask_secret":
+        return name, method, (draw(secrets),), {}, False
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if name.endswith("_by_name"):
+        kwargs["name"] = f"asset_{key}"
+    elif name.endswith("_by_uri"):
+        kwargs["uri"] = f"s3://bucket/{key}"
+    if (
+        name in ("delete_variable", "get_connection", "get_xcom", "delete_xcom", "get_task_state")
+        or name == "delete_task_state"
+        or name.startswith(("get_asset_s", "delete_asset_s"))
+    ):
+        args = (key,)
+    elif name == "set_task_state" or name.startswith("set_asset_state"):
+        args = (key, draw(_store_values))
+    elif name == "get_variable_keys":
+        args = (draw(st.none() | keys),)
+    elif name == "get_xcom_item":
+        args = (draw(st.integers(-3, 5)), key)
+    elif name == "get_xcom_slice":
+        args = (key,)
+        kwargs = {"start": draw(st.none() | st.integers(-3, 3)), "stop": None}
+    elif name in ("get_xcom_count", "get_dagrun_state", "get_task_breadcrumbs"):
+        args = () if name != "get_xcom_count" else (key,)
+    elif name in ("get_assets_by_alias", "get_asset_alias_events"):
+        args = (f"alias_{key}",)
+    elif name == "get_asset_events":
+        kwargs = {"name": f"asset_{key}"}
+    elif name == "trigger_dagrun":
+        args = (f"dag_{key}", f"run_{key}")
+    elif name == "skip_downstream_tasks":
+        args = ([key, (f"{key}_m", draw(st.integers(0, 3)))],)
+    elif name == "set_rendered_fields":
+        args = ({key: draw(st.text(max_size=10))},)
+    elif name == "set_rendered_map_index":
+        args = (f"label {key}",)
+    elif name == "create_hitl_detail":
+        args = (["yes", "no"], f"subject {key}")
+    elif name in ("get_ti_count", "get_task_states", "get_dr_count"):
+        kwargs = {"dag_id": f"dag_{key}"} if name == "get_dr_count" else {"task_ids": [key]}
+    return name, method, args, kwargs, False
 
 
 # -- frames and mutations ------------------------------------------------------------------

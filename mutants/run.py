@@ -63,6 +63,9 @@ _STATES = "trio_coord/protocol/states.py"
 _CONN = "trio_coord/protocol/connection.py"
 _LOGS = "trio_coord/runtime/logs/pipeline.py"
 _FIELDS = "trio_coord/protocol/fields.py"
+_BRANCH = "trio_coord/runtime/branching.py"
+_DEFER = "trio_coord/runtime/deferral.py"
+_SENSORS = "trio_coord/runtime/sensors.py"
 
 #: The table: one realistic bug per row. Snippets are exact (whitespace included).
 MUTATIONS: tuple[Mutation, ...] = (
@@ -236,6 +239,71 @@ MUTATIONS: tuple[Mutation, ...] = (
             'TaskState(state="failed", end_date=_now())',
         ),
     ),
+    _m(
+        "branch_pushes_return_value",
+        "a branch that skipped also pushes its return value (Airflow leaves it out)",
+        (
+            _TR,
+            "            if not await after_return(task, ctx, client, value):\n",
+            "            if not await after_return(task, ctx, client, value) or True:\n",
+        ),
+    ),
+    _m(
+        "skip_error_swallowed",
+        "an error reply to SkipDownstreamTasks is logged and ignored: the try still succeeds",
+        (
+            _BRANCH,
+            "    await client.skip_downstream_tasks(tasks)\n",
+            "    try:\n"
+            "        await client.skip_downstream_tasks(tasks)\n"
+            "    except Exception:\n"
+            '        log.warning("could not skip downstream tasks", exc_info=True)\n',
+        ),
+    ),
+    _m(
+        "skip_before_decision_xcom",
+        "a branch sends SkipDownstreamTasks before recording its decision in skipmixin_key",
+        (
+            _BRANCH,
+            '    await client.set_xcom(SKIPMIXIN_KEY, {"followed": follow})\n'
+            "    return await _skip(client, ctx, skipped)\n",
+            "    sent = await _skip(client, ctx, skipped)\n"
+            '    await client.set_xcom(SKIPMIXIN_KEY, {"followed": follow})\n'
+            "    return sent\n",
+        ),
+    ),
+    _m(
+        "defer_empty_next_kwargs_null",
+        "a Defer without resume kwargs sends next_kwargs null (the API refuses it)",
+        (
+            _DEFER,
+            'next_kwargs=serde.encode(defer.kwargs, "Defer kwargs"),',
+            'next_kwargs=serde.encode(defer.kwargs, "Defer kwargs") or None,',
+        ),
+    ),
+    _m(
+        "reschedule_sent_as_retry",
+        "a reschedule-mode sensor that is not done ends with RetryTask instead of RescheduleTask",
+        (
+            _SENSORS,
+            "from ..protocol.messages import RescheduleTask\n",
+            "from ..protocol.messages import RescheduleTask, RetryTask\n",
+        ),
+        (
+            _SENSORS,
+            "                RescheduleTask(reschedule_date=when, end_date=_now()),\n",
+            "                RetryTask(end_date=_now()),\n",
+        ),
+    ),
+    _m(
+        "trigger_traceback_not_logged",
+        "a resumed try whose trigger failed fails without logging the trigger's traceback",
+        (
+            _DEFER,
+            '        log.error("Trigger failed:\\n%s", text.rstrip("\\n"))\n',
+            "        pass\n",
+        ),
+    ),
 )
 
 #: What a run needs besides the mutated package: the model and the stateful tests.
@@ -247,10 +315,13 @@ COPIED = (
     "tests/conftest.py",
     "tests/test_stateful.py",
 )
-#: The two machines only (test_stateful.py also checks this table, against the real tree).
+#: The two machines, and the scenarios that replay the rarest endings through the
+#: runtime machine (test_stateful.py also checks this table, against the real tree).
 TESTS = (
     "tests/test_stateful.py::TestConnectionVsModel",
     "tests/test_stateful.py::TestRuntimeVsModel",
+    "tests/test_stateful.py::test_branch_skip_refused_fails_the_try",
+    "tests/test_stateful.py::test_deferral_and_reschedule_endings",
 )
 
 

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, find, settings
 
+from model import strategies as s
 from model.machines import STATS, ConnectionVsModel, RuntimeVsModel
+from model.protocol_model import CLIENT_CALLS, Answer, AnswerKind, FirstFrame
 
 _SPEC = importlib.util.spec_from_file_location(
     "mutants_run", Path(__file__).resolve().parent.parent / "mutants" / "run.py"
@@ -83,3 +85,62 @@ def test_a_stale_mutation_snippet_is_refused(tmp_path: Path) -> None:
     with pytest.raises(mutants.StaleSnippet, match="0 times"):
         mutants.apply(stale, tmp_path)
     assert mutants.check_all(tmp_path) == []
+
+
+def _scenario(task: str, *, should_retry: bool) -> RuntimeVsModel:
+    machine = RuntimeVsModel()
+    machine.start(FirstFrame.STARTUP, should_retry, [], task=task)
+    return machine
+
+
+@pytest.mark.parametrize("should_retry", [False, True])
+def test_branch_skip_refused_fails_the_try(should_retry: bool) -> None:
+    """A branch whose SkipDownstreamTasks gets an error element does not claim success:
+    the machine's judge expects RetryTask or TaskState(failed) by should_retry."""
+    machine = _scenario("branch", should_retry=should_retry)
+    try:
+        machine.task_branches(["left"])
+        machine.answer_last("SetXCom", Answer(AnswerKind.RESULT))
+        machine.answer_last("SkipDownstreamTasks", Answer(AnswerKind.ERROR_ELEMENT))
+        terminal = "RetryTask" if should_retry else "TaskState"
+        machine.answer_last(terminal, Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+
+
+@pytest.mark.parametrize("with_kwargs", [False, True])
+def test_deferral_and_reschedule_endings(with_kwargs: bool) -> None:
+    """DeferTask (next_kwargs a map with or without resume kwargs) and RescheduleTask."""
+    machine = _scenario("plain", should_retry=False)
+    try:
+        machine.task_defers(with_kwargs=with_kwargs)
+        machine.answer_last("DeferTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+    machine = _scenario("sensor_later", should_retry=False)
+    try:
+        machine.answer_last("GetTaskRescheduleStartDate", Answer(AnswerKind.RESULT))
+        machine.task_pokes(False)
+        machine.answer_last("RescheduleTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
+
+
+#: ``find`` without its shrink phase: any call of the kind will do.
+_ONCE = settings(database=None, phases=[Phase.generate])
+
+
+def test_every_client_call_gets_its_success_body() -> None:
+    """Each typed client call, answered with the catalogue's success body, returns a value
+    in the task (the machine checks each request, each outcome and the end of the run)."""
+    machine = _scenario("plain", should_retry=False)
+    try:
+        for number, name in enumerate(sorted(set(CLIENT_CALLS) - {"get_variable"})):
+            machine.task_calls(find(s.client_calls(only=name), lambda c: True, settings=_ONCE))
+            machine.answer_last(CLIENT_CALLS[name], Answer(AnswerKind.RESULT))
+            outcomes = [o for o, _detail in machine.director.results[number]]
+            assert outcomes == ["VALUE"], (name, machine.director.results[number])
+        machine.task_returns(None)
+        machine.answer_last("SucceedTask", Answer(AnswerKind.EMPTY))
+    finally:
+        machine.teardown()
