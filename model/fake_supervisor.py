@@ -104,6 +104,8 @@ class Wire:
     next_method: str | None = None
     next_kwargs: dict[str, Any] | None = None
     task_reschedule_count: int = 0
+    #: ``ti.context_carrier``: the W3C carrier of the span the try belongs to (§3.6), or None.
+    context_carrier: dict[str, str] | None = None
     now: datetime.datetime = datetime.datetime(2026, 6, 16, 12, 0, 0, tzinfo=_UTC)
 
     # -- the first frame (§4.1) ---------------------------------------------------------
@@ -143,7 +145,7 @@ class Wire:
                 "dag_version_id": "0190a2e4-0000-7000-8000-00000000b001",
                 "map_index": self.map_index,
                 "hostname": None,
-                "context_carrier": None,
+                "context_carrier": self.context_carrier,
                 "queue": "trio-coord",
             },
             "dag_rel_path": "model_bundle.py",
@@ -324,6 +326,8 @@ class SeenRequest:
     problems: list[str]
     #: The fake supervisor answered it itself, the moment it read it (``auto_answer``).
     auto_answered: bool = False
+    #: The third element (§3.6 trace carrier); None when absent or nil.
+    carrier: Any = None
 
 
 @dataclass
@@ -393,7 +397,8 @@ class FakeSupervisor:
         rid = msg[0] if type(msg) is list and msg else None
         body = msg[1] if type(msg) is list and len(msg) > 1 else None
         kind = body.get("type") if type(body) is dict else None
-        seen = SeenRequest(rid, kind, body, problems)
+        carrier = msg[2] if type(msg) is list and len(msg) > 2 else None
+        seen = SeenRequest(rid, kind, body, problems, carrier=carrier)
         self.requests.append(seen)
         return seen
 

@@ -24,6 +24,7 @@ Tests run them with the ``ci`` settings profile; ``nox -s model`` with ``long``.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import itertools
 import json
 import struct
@@ -73,8 +74,10 @@ from .protocol_model import (
     Phase,
     RaiseKind,
     RunModel,
+    carrier_problems,
     check_request,
     outcome_of,
+    trace_id_of,
 )
 from .scripted import (
     BRANCH_DOWNSTREAM,
@@ -358,6 +361,12 @@ TASK_CHOICES: Final = ["plain"] * 4 + [
 ]
 
 
+#: The startup carrier of a traced try: a W3C traceparent (version, trace id, span id, flags).
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#: The runtime traces only where OpenTelemetry can be imported (an optional extra).
+_CAN_TRACE = importlib.util.find_spec("opentelemetry") is not None
+
+
 class RuntimeVsModel(RuleBasedStateMachine):
     """The real runtime, running the scripted task, against :class:`RunModel`."""
 
@@ -390,6 +399,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
         prompt_terminal=st.sampled_from([False, False, True]),
         broken=st.sampled_from(sorted(BROKEN_STARTUP)),
         task=st.sampled_from(TASK_CHOICES),
+        traced=st.booleans(),
     )
     def start(
         self,
@@ -400,8 +410,12 @@ class RuntimeVsModel(RuleBasedStateMachine):
         prompt_terminal: bool = False,
         broken: str = "empty dag_id",
         task: str = "plain",
+        traced: bool = False,
     ) -> None:
         """The supervisor accepts both connections and sends its first frame.
+
+        With ``traced`` the try belongs to a trace (``ti.context_carrier``, §3.6): where
+        OpenTelemetry is installed, every request must carry a carrier of that trace.
 
         With ``prompt_terminal`` it answers the terminal request the moment it reads it,
         as the real one does when the API server is quick: the runtime then ends within
@@ -423,6 +437,7 @@ class RuntimeVsModel(RuleBasedStateMachine):
             should_retry=should_retry,
             xcom_keys_to_clear=tuple(clear),
             task_reschedule_count=1 if task == "sensor_later" else 0,
+            context_carrier={"traceparent": TRACEPARENT} if traced else None,
             next_method="__fail__" if task == "trigger_failed" else None,
             next_kwargs=(
                 {"error": "boom", "traceback": [f"Traceback {fail_token}\n"]}
@@ -440,6 +455,10 @@ class RuntimeVsModel(RuleBasedStateMachine):
         )
         if task == "trigger_failed":
             self.model.resumed_after_trigger_failure(fail_token)
+        #: The trace every request must carry (§3.6): the startup carrier's, when the runtime
+        #: can trace (OpenTelemetry installed); otherwise none.
+        self.trace_id = trace_id_of(self.wire.context_carrier) if _CAN_TRACE else None
+        _count("traced" if self.trace_id else "untraced")
         self.bodies: dict[int, tuple[str, dict[str, Any]]] = {}
         self.forgotten: list[int] = []
         self.portal = portal = TrioPortal()
@@ -757,6 +776,8 @@ class RuntimeVsModel(RuleBasedStateMachine):
             assert not seen.problems, (
                 f"the supervisor would not answer {seen.body!r}: {seen.problems}"
             )
+            problems = carrier_problems(seen.carrier, self.trace_id)
+            assert not problems, f"{seen.request_type}: {problems}"
             self.model.saw_request(seen.request_id, seen.request_type)
             self.bodies[seen.request_id] = (seen.request_type, seen.body)
             self._check_identity(seen.request_type, seen.body)
@@ -892,6 +913,8 @@ class RuntimeVsModel(RuleBasedStateMachine):
         while self.seen < len(self.sup.requests):
             seen = self.sup.requests[self.seen]
             self.seen += 1
+            problems = carrier_problems(seen.carrier, self.trace_id)
+            assert not problems, f"{seen.request_type}: {problems}"
             self.model.saw_request(seen.request_id, seen.request_type)
 
     @invariant()

@@ -406,6 +406,39 @@ def check_request(frame: object) -> list[str]:
     return problems
 
 
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_id_of(carrier: object) -> str | None:
+    """The trace id of a W3C carrier's ``traceparent`` (§3.6), or None if it has none."""
+    if type(carrier) is not dict:
+        return None
+    m = _TRACEPARENT.match(str(carrier.get("traceparent", "")))
+    return m.group(1) if m else None
+
+
+def carrier_problems(carrier: object, trace_id: str | None) -> list[str]:
+    """What is wrong with a request's third element, given the try's trace (§3.6).
+
+    ``trace_id`` is the trace the runtime's task span belongs to: the one of
+    ``StartupDetails.ti.context_carrier`` when it names one and the runtime traces; then every
+    request is sent inside that span (or a span under it) and carries its carrier. Without a
+    trace the runtime sends nil or nothing: the supervisor must not attach a stranger's context.
+    """
+    if trace_id is None:
+        return (
+            []
+            if carrier is None
+            else [f"a request carries a trace carrier {carrier!r} although the try has no trace"]
+        )
+    got = trace_id_of(carrier)
+    if got is None:
+        return [f"a request of a traced try carries no W3C traceparent: {carrier!r}"]
+    if got != trace_id:
+        return [f"a request carries trace {got}, not the try's trace {trace_id}"]
+    return []
+
+
 def _is_aware(value: object) -> bool:
     if isinstance(value, datetime.datetime):
         return value.tzinfo is not None and value.utcoffset() is not None

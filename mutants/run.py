@@ -70,6 +70,15 @@ _SENSORS = "trio_coord/runtime/sensors.py"
 #: The table: one realistic bug per row. Snippets are exact (whitespace included).
 MUTATIONS: tuple[Mutation, ...] = (
     _m(
+        "trace_carrier_dropped",
+        "the task span is never started: requests of a traced try go out without its carrier",
+        (
+            _SERVE,
+            "tracing = start_tracing(details, self._environ)",
+            "tracing = None",
+        ),
+    ),
+    _m(
         "retry_swapped",
         "should_retry read backwards: RetryTask when the server said no, failed when it said yes",
         (_TR, "if retryable and ctx.should_retry:", "if retryable and not ctx.should_retry:"),
