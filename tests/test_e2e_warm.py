@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 from bundle_helpers import packed, run_cli, scratch
+
+# The e2e harness is a directory of the repository, not an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from e2e import perf
 from e2e.warm import WarmError, WarmServer, parse_status, served_problems
