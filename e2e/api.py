@@ -149,3 +149,25 @@ class Api:
         """The task state store of an (unmapped) task instance: key -> value."""
         body = self.get(f"{self.ti_path(dag_id, run_id, task_id)}/state-store")
         return {e["key"]: e["value"] for e in body["task_state_store"]}
+
+    # -- human in the loop ("Required actions") -----------------------------------------
+
+    def hitl_details(self, dag_id: str, run_id: str, **filters: Any) -> list[dict[str, Any]]:
+        """The questions HITL tasks of a run asked (``task_id=``, ``response_received=``...)."""
+        path = f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/hitlDetails"
+        return list(self.get(path, limit=100, **filters)["hitl_details"])
+
+    def answer_hitl(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen_options: list[str],
+        params_input: dict[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict[str, Any]:
+        """Answer a question as a person would; Airflow then resumes the awaiting task."""
+        body = {"chosen_options": chosen_options, "params_input": params_input or {}}
+        return dict(
+            self.patch(f"{self.ti_path(dag_id, run_id, task_id)}/{map_index}/hitlDetails", body)
+        )

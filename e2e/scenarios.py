@@ -490,6 +490,62 @@ def cursor_check(r: Run) -> None:
     )
 
 
+# -- e2e_hitl: a person answers the question through the REST API ------------------------
+
+#: What the person answers (examples/e2e_bundle.py's ``review`` offers "ship" and "hold").
+HITL_CHOICE = "ship"
+
+
+def hitl_during(r: Run) -> None:
+    """Once ``review`` is parked ``awaiting_input``, find its question and answer it."""
+    seen: set[str] = set()
+    _watch_states(r, "review", "awaiting_input", seen)
+    r.notes["review states seen before awaiting_input"] = sorted(seen)
+    questions = r.api.hitl_details(r.dag_id, r.run_id, task_id="review", response_received=False)
+    expect_eq(len(questions), 1, "open questions of review, as the REST API lists them")
+    q = questions[0]
+    expect_eq(q["subject"], "Ship the e2e release?", "the question's subject")
+    expect_eq(q["options"], ["ship", "hold"], "the question's options")
+    expect_eq(q["multiple"], False, "the question's multiple")
+    body = f"Release candidate of run {r.run_id}: ship it or hold it?"
+    expect_eq(q["body"], body, "the question's body (what the decorated function returned)")
+    if "note" not in (q.get("params") or {}):
+        raise AssertionError(f"the question has no 'note' form field: {q.get('params')!r}")
+    expect_eq(q["task_instance"]["state"], "awaiting_input", "the question's task instance state")
+    note = f"approved by the e2e {secrets.token_hex(3)}"
+    r.made["note"] = note
+    answered = r.api.answer_hitl(r.dag_id, r.run_id, "review", [HITL_CHOICE], {"note": note})
+    expect_eq(answered["chosen_options"], [HITL_CHOICE], "the answer as the API recorded it")
+
+
+def hitl_check(r: Run) -> None:
+    note = r.made["note"]
+    expect_eq(
+        r.xcom("act_on_answer"),
+        {"chosen": HITL_CHOICE, "note": note},
+        "act_on_answer's return_value XCom (what it read from review's answer)",
+    )
+    answer = r.xcom("review")
+    expect_eq(answer["chosen_options"], [HITL_CHOICE], "review's pushed answer: chosen_options")
+    expect_eq(answer["params_input"], {"note": note}, "review's pushed answer: params_input")
+    ti = r.ti("review")
+    # A resumed try keeps its try number: the question and the answer are in one try's log.
+    expect_eq(ti["try_number"], 1, "review's try number (the resumed try is the same try)")
+    log = r.log("review", ti["try_number"])
+    expect_in(log, "Waiting for response to 'Ship the e2e release?'", "review's log")
+    expect_in(log, "Pausing task as AWAITING_INPUT", "review's log")
+    expect_in(log, f"Answered: {[HITL_CHOICE]!r}", "review's log (the resumed try)")
+    expect_in(log, "task finished: success", "review's log (the resumed try)")
+    expect_in(
+        r.log("act_on_answer"),
+        f"the person chose {HITL_CHOICE!r} with note {note!r}",
+        "act_on_answer's log",
+    )
+    (q,) = r.api.hitl_details(r.dag_id, r.run_id, task_id="review")
+    expect_eq(q["response_received"], True, "the question's response_received after the run")
+    expect_eq(q["chosen_options"], [HITL_CHOICE], "the question's chosen_options after the run")
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "hello",
@@ -570,5 +626,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "A cursor stored in the task state store by a failed try is read back by the retry.",
         before=settle,
         check=cursor_check,
+    ),
+    Scenario(
+        "hitl",
+        "e2e_hitl",
+        {"review": "success", "act_on_answer": "success"},
+        "A HITL task waits awaiting_input; a person answers through the REST API and Airflow resumes it with the answer, which the downstream reads.",
+        before=settle,
+        during=hitl_during,
+        check=hitl_check,
     ),
 )

@@ -220,6 +220,31 @@ def resume_from_cursor(client, try_number, log):
     return {"resumed_from": cursor["offset"], "on_try": try_number}
 
 
+# -- human in the loop: a person answers through the REST API, the downstream reads it ----
+
+hitl_dag = bundle.dag("e2e_hitl", start_date=START, tags=["e2e"])
+
+
+@hitl_dag.task.hitl(
+    subject="Ship the e2e release?",
+    options=["ship", "hold"],
+    params={"note": trio_coord.Param("", type="string")},
+)
+def review(run_id):
+    """Asks, then waits in ``awaiting_input``; the resumed try pushes the answer."""
+    return f"Release candidate of run {run_id}: ship it or hold it?"
+
+
+@hitl_dag.task(depends_on=[review])
+def act_on_answer(client, log):
+    """Reads the answer the HITL task pushed and acts on the chosen option."""
+    answer = client.get_xcom(task_id="review")
+    (chosen,) = answer["chosen_options"]
+    note = answer["params_input"].get("note", "")
+    log.info("the person chose %r with note %r", chosen, note)
+    return {"chosen": chosen, "note": note}
+
+
 from trio_coord.airflow import export_dags  # noqa: E402
 
 export_dags(bundle, globals())

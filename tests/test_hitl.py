@@ -156,7 +156,10 @@ def test_decorated_hitl_task_sets_the_body_and_resumes_in_its_function() -> None
     }
     first = _asked("pick", stored)
     assert first.final_state == "awaiting_input", first.events()
-    assert first.api("POST", HITL_PATH)[0]["body"]["body"] == "For run r1: pick any."
+    posted = first.api("POST", HITL_PATH)[0]["body"]
+    assert posted["body"] == "For run r1: pick any."
+    # Airflow 3.3's Execution API answers 422 to a null assigned_users: nobody is [].
+    assert posted["assigned_users"] == []
     assert first.state_patches[0]["timeout"] is None
     r = _resumed("pick", "execute_complete", _resume_kwargs(_answer(["red", "blue"])))
     assert (r.exit_code, r.final_state) == (0, "success"), r.events()
@@ -193,6 +196,9 @@ def test_plain_task_asks_with_the_client_and_await_input() -> None:
     }
     first = _asked("asks", stored)
     assert first.final_state == "awaiting_input", first.events()
+    posted = first.api("POST", HITL_PATH)[0]["body"]
+    # What the 3.3 Execution API accepts: no form fields is {}, nobody assigned is [].
+    assert (posted["params"], posted["assigned_users"]) == ({}, [])
     (patch,) = first.state_patches
     assert (patch["next_method"], patch["next_kwargs"], patch["timeout"]) == (
         "answered",

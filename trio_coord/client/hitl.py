@@ -27,7 +27,12 @@ class HITLMixin(ClientCore):
         params: dict[str, Any] | None = None,
         assigned_users: list[HITLUser] | None = None,
     ) -> HITLDetailRequestResult:
-        """Record a question for a person (what ``HITLOperator`` creates), as stored."""
+        """Record a question for a person (what ``HITLOperator`` creates), as stored.
+
+        No form fields and nobody assigned are sent as ``{}`` and ``[]``, never ``null``:
+        the supervisor forwards the fields as they are, and the Execution API of Airflow
+        3.3 refuses a null ``params`` or ``assigned_users`` (HTTP 422), failing the try.
+        """
         msg = CreateHITLDetailPayload(
             ti_id=self._ti.id,
             options=options,
@@ -35,7 +40,7 @@ class HITLMixin(ClientCore):
             body=body,
             defaults=defaults,
             multiple=multiple,
-            params=params,
-            assigned_users=assigned_users,
+            params={} if params is None else params,
+            assigned_users=[] if assigned_users is None else assigned_users,
         )
         return await self._ask(msg, HITLDetailRequestResult)
