@@ -11,9 +11,14 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The default test run: unit, protocol, real-supervisor and short model/fuzz passes."""
+    """The default test run: unit, protocol, real-supervisor and short model/fuzz passes.
+
+    One worker per CPU (pytest-xdist), a test file per worker at a time: most of the time goes
+    to real supervisor and bundle processes, and a module's expensive fixtures (the oracle's
+    answer) are built once.
+    """
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session
