@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from ..errors import UsageError
+from .validation import check_json_dict
 
 __all__ = [
     "Asset",
@@ -122,14 +123,7 @@ class Asset(BaseAsset):
             raise UsageError(f"asset name {name!r} is reserved by Airflow")
         uri = normalize_uri(_identifier("asset", "uri", uri, empty=False))
         group = _identifier("asset", "group", group, empty=True)
-        if extra is None:
-            extra = {}
-        if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
-            raise UsageError(f"asset {name!r}: extra must be a dict with string keys")
-        try:
-            json.dumps(dict(extra), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"asset {name!r}: extra must be JSON data: {exc}") from None
+        extra = check_json_dict(f"asset {name!r}: extra", {} if extra is None else extra)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "uri", uri)
         object.__setattr__(self, "group", group)

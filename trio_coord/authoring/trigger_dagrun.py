@@ -7,12 +7,10 @@ declared. What the task does when it runs is in ``runtime/trigger_dagrun.py``.
 from __future__ import annotations
 
 import datetime
-import json
-from collections.abc import Mapping
 from typing import Any, Final
 
 from ..errors import UsageError
-from .validation import check_id
+from .validation import check_id, check_json_dict
 
 __all__ = ["DAG_RUN_STATES", "NOW", "no_conf", "trigger_options"]
 
@@ -77,13 +75,7 @@ def trigger_options(
     if trigger_run_id is not None:
         check_id(f"{where}: trigger_run_id", trigger_run_id)
     if conf is not None:
-        if not isinstance(conf, Mapping) or not all(isinstance(k, str) for k in conf):
-            raise UsageError(f"{where}: conf must be a dict with string keys, got {conf!r}")
-        try:
-            json.dumps(dict(conf), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"{where}: conf must be JSON data: {exc}") from None
-        conf = dict(conf)
+        conf = check_json_dict(f"{where}: conf", conf)
     _date(where, "logical_date", logical_date)
     for name, flag in (
         ("reset_dag_run", reset_dag_run),

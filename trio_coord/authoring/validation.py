@@ -23,6 +23,7 @@ __all__ = [
     "WEIGHT_RULES",
     "check_id",
     "check_json_data",
+    "check_json_dict",
     "check_keywords",
     "check_settings",
     "did_you_mean",
@@ -215,6 +216,15 @@ def check_json_data(where: str, value: Any) -> None:
         raise UsageError(
             f"{where} must be JSON data (str, numbers, bool, None, lists, dicts): {exc}"
         ) from None
+
+
+def check_json_dict(where: str, value: Any) -> dict[str, Any]:
+    """A mapping with string keys whose values are JSON data (an asset's extra, a run's conf),
+    as a plain dict."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise UsageError(f"{where} must be a dict with string keys, got {type(value).__name__}")
+    check_json_data(where, dict(value))
+    return dict(value)
 
 
 def check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,13 +20,13 @@ A sync task reads them as a sequence; an async one awaits ``.fetch()``.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import trio
 
 from ..authoring.assets import Asset, AssetAlias
+from ..authoring.validation import check_json_dict
 from ..errors import RemoteProtocolError, UsageError
 from ..protocol.messages import AssetEventsResult, GetAssetEventByAsset
 from ..protocol.models import AssetEventResponse, AssetProfile
@@ -46,16 +46,6 @@ __all__ = [
 ]
 
 _Key = tuple[str, str] | str  # (name, uri) for an asset, the name for an alias
-
-
-def _json_dict(where: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise UsageError(f"{where} must be a dict with string keys, got {type(value).__name__}")
-    try:
-        json.dumps(dict(value), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{where} must be JSON data: {exc}") from None
-    return dict(value)
 
 
 class OutletEventAccessor:
@@ -80,7 +70,7 @@ class OutletEventAccessor:
                 "source_alias_name": self.key,
                 "dest_asset_key": {"name": asset.name, "uri": asset.uri},
                 "dest_asset_extra": dict(asset.extra),
-                "extra": _json_dict("an alias event's extra", extra or {}),
+                "extra": check_json_dict("an alias event's extra", extra or {}),
             }
         )
 
@@ -127,7 +117,7 @@ class OutletEvents(Mapping[Asset | AssetAlias, OutletEventAccessor]):
         out: list[dict[str, Any]] = []
         for key, accessor in self._by_key.items():
             if isinstance(key, tuple):
-                extra = _json_dict(f"outlet_events[{key[0]!r}].extra", accessor.extra)
+                extra = check_json_dict(f"outlet_events[{key[0]!r}].extra", accessor.extra)
                 out.append({"dest_asset_key": {"name": key[0], "uri": key[1]}, "extra": extra})
             out.extend(accessor.alias_events)
         return out
