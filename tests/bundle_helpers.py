@@ -259,3 +259,18 @@ def run_whole_dag(
     report: dict[str, Any] = json.loads(lines[-1])
     rows = {(t["task_id"], t["map_index"]): t for t in report["task_instances"]}
     return report, rows, proc.returncode
+
+
+def run_airflow_script(script: str, *args: str, home: Path | None = None) -> Any:
+    """Run ``script`` (Python source that ends by printing ``@@`` and a JSON document) with
+    Airflow in a fresh ``AIRFLOW_HOME``, and return that document."""
+    env = {**os.environ, "AIRFLOW_HOME": str(home or tempfile.mkdtemp(dir=_scratch))}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "@@" in proc.stdout, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("@@", 1)[1])

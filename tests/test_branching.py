@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from airflow_harness.harness import HERE, TI_ID, Report, supervise
+from bundle_helpers import run_airflow_script
 
 import trio_coord
 from trio_coord.authoring.graph import descendants, downstream, group_roots
@@ -245,24 +246,12 @@ print("@@" + json.dumps({"errors": bag.import_errors, "doc": doc}, default=str))
 
 def test_export_route_marks_branch_and_short_circuit_tasks(tmp_path: Any) -> None:
     """DagBag: branch/short-circuit stubs carry _can_skip_downstream; timeouts and params reach Airflow."""
-    import os
-    import subprocess
-    import sys
 
     from trio_coord.dagparse import serialize_dag
 
     path = tmp_path / "branching_dag.py"
     path.write_text(EXPORT.format(harness=str(HERE)))
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-c", SERIALIZE, str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert "@@" in proc.stdout, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("@@", 1)[1])
+    out = run_airflow_script(SERIALIZE, str(path), home=tmp_path / "home")
     assert out["errors"] == {}
     tasks = {t["__var"]["task_id"]: t["__var"] for t in out["doc"]["dag"]["tasks"]}
     marked = {tid for tid, t in tasks.items() if t.get("_can_skip_downstream")}

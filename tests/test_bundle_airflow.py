@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from bundle_helpers import EXAMPLE, write_bundle
+from bundle_helpers import EXAMPLE, run_airflow_script, write_bundle
 
 DAGBAG = r"""
 import json, os, sys, tempfile
@@ -34,16 +31,7 @@ print("@@" + json.dumps(out))
 
 
 def dagbag(path: Path, *flags: str) -> dict:  # type: ignore[type-arg]
-    env = {**os.environ, "AIRFLOW_HOME": tempfile.mkdtemp()}
-    proc = subprocess.run(
-        [sys.executable, "-c", DAGBAG, str(path), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert "@@" in proc.stdout, proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("@@", 1)[1])  # type: ignore[no-any-return]
+    return run_airflow_script(DAGBAG, str(path), *flags)  # type: ignore[no-any-return]
 
 
 MULTI = '''

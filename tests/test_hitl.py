@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import pendulum
 import pytest
 from airflow.sdk.serde import serialize
 from airflow_harness.harness import TI_ID, Report, supervise
+from bundle_helpers import run_airflow_script
 
 from trio_coord import AwaitInput, Param
 from trio_coord.authoring.hitl import hitl_options
@@ -351,16 +349,7 @@ def test_export_and_native_documents_mark_only_the_approval_as_skipping(tmp_path
 
     path = tmp_path / "hitl_dag.py"
     path.write_text(EXPORT.format(harness=str(Path(__file__).parent / "airflow_harness")))
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-c", SERIALIZE, str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert "@@" in proc.stdout, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("@@", 1)[1])
+    out = run_airflow_script(SERIALIZE, str(path), home=tmp_path / "home")
     assert out["errors"] == {}
     tasks = {t["__var"]["task_id"]: t["__var"] for t in out["doc"]["dag"]["tasks"]}
     assert set(tasks) == {"review", "pick", "gate", "deploy", "asks"}

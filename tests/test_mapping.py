@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import trio
 from airflow_harness.harness import HERE, supervise
+from bundle_helpers import run_airflow_script
 
 from trio_coord import Bundle
 from trio_coord.authoring.mapping import TaskMapping, has_mapped_dependants
@@ -415,16 +414,7 @@ def test_dagbag_sees_mapped_operators_with_the_same_expand_keys(tmp_path: Path) 
         "from bundle_mapping import bundle\n"
         "from trio_coord.airflow import export_dags\nexport_dags(bundle, globals())\n"
     )
-    env = {**os.environ, "AIRFLOW_HOME": tempfile.mkdtemp()}
-    proc = subprocess.run(
-        [sys.executable, "-c", DAGBAG, str(dag_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert "@@" in proc.stdout, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("@@", 1)[1])
+    out = run_airflow_script(DAGBAG, str(dag_file))
     assert out["errors"] == {}
     tasks = out["tasks"]
     assert tasks["d1.make"] == {"mapped": False, "type": "_StubOperator", "upstream": []}
